@@ -1,0 +1,50 @@
+# Every target creates and uses the local virtualenv itself: a fresh clone needs nothing by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LMAO := $(BIN)/lmao
+SHARED ?= ../shared/data
+# Where the IMDB corpus comes from: the shared JSONL when it is there, else the official tarball URL.
+IMDB_SOURCE ?= $(if $(wildcard $(SHARED)/imdb/imdb.jsonl.gz),$(SHARED)/imdb/imdb.jsonl.gz,https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz)
+RUNS ?= runs
+CORPUS ?= corpus
+
+.PHONY: help venv test demo data-imdb-small trial-small bench clean
+
+help:
+	@echo "make demo   - main job: prepare a small IMDB slice and run a small local job end to end"
+	@echo "make test   - run the test suite"
+	@echo "make bench  - benchmarks (full-size, slow)"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+# Small slice of IMDB-1k (protocol split, fewer docs) for the demo and quick local runs.
+$(CORPUS)/imdb-small/.done: $(BIN)/.installed
+	$(LMAO) data imdb $(IMDB_SOURCE) $(CORPUS)/imdb-small --n-train 300 --n-dev 300 --max-pretrain-docs 2000
+	$(LMAO) vectors train $(CORPUS)/imdb-small/pretrain.spacy $(CORPUS)/imdb-small/vectors --dims 50 --epochs 3
+	touch $@
+
+data-imdb-small: $(CORPUS)/imdb-small/.done
+
+trial-small: data-imdb-small
+	$(LMAO) trial lmao-imdb-1k --out $(RUNS)/demo-trial \
+		-P corpus_dir=$(CORPUS)/imdb-small -P width=64 -P depth=2 -P embed_rows=2000 \
+		-P pretrain_epochs=1 -P max_epochs=3
+
+demo: trial-small
+
+bench: venv
+	$(BIN)/python benchmarks/bench_imdb_trial.py
+
+clean:
+	rm -rf $(RUNS) $(CORPUS)
