@@ -1,0 +1,109 @@
+"""Trial parameters: one flat namespace shared by experiment defaults, ``-P name=value`` overrides,
+search spaces and result files. Each name means the same thing everywhere.
+
+An experiment folder's ``defaults.yml`` sets values for these names; ``lmao trial -P name=value``
+overrides them; unknown names are an error (a typo must not silently run the default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Param:
+    type: type
+    default: Any
+    help: str
+    choices: Optional[Tuple[Any, ...]] = None
+
+
+PARAMS: Dict[str, Param] = {
+    # data
+    "corpus_dir": Param(str, "corpus/imdb-1k", "prepared corpus folder (from `lmao data ...`)"),
+    "vectors": Param(str, "", "static vectors (spaCy vectors folder or pipeline); default: CORPUS/vectors"),
+    # architecture (tok2vec = embed -> encode)
+    "width": Param(int, 96, "tok2vec width"),
+    "depth": Param(int, 4, "encoder depth (CNN layers)"),
+    "embed_rows": Param(int, 2000, "hash embedding rows per attribute"),
+    "window_size": Param(int, 1, "CNN window: tokens on each side"),
+    "maxout_pieces": Param(int, 3, "maxout pieces in the encoder"),
+    "static_vectors_input": Param(bool, False, "also feed the static vectors as an input feature"),
+    # pretraining
+    "objective": Param(str, "vectors", "LMAO objective", ("vectors", "characters", "trigram")),
+    "pretrain_loss": Param(str, "cosine", "distance for the vectors/trigram objectives", ("cosine", "L2")),
+    "pretrain_epochs": Param(int, 0, "pretraining epochs used to initialise (0 = baseline, no pretraining)"),
+    "pretrain_max_epochs": Param(int, 3, "epochs of the (cached) pretraining run the checkpoints come from"),
+    "pretrain_max_words": Param(int, 0, "stop pretraining after this many words (0 = no limit)"),
+    "pretrain_save_every_words": Param(int, 0, "extra checkpoint every N words (0 = per epoch only)"),
+    "pretrain_dropout": Param(float, 0.2, "input dropout in pretraining (makes it a cloze task)"),
+    "pretrain_learn_rate": Param(float, 0.001, "Adam learn rate for pretraining"),
+    "pretrain_batch_size": Param(int, 3000, "pretraining batch size in words"),
+    "pretrain_hidden_size": Param(int, 300, "hidden layer of the pretraining output head"),
+    "pretrain_n_characters": Param(int, 4, "first/last N characters for the characters objective"),
+    # fine-tuning
+    "learn_rate": Param(float, 0.001, "Adam learn rate"),
+    "beta1": Param(float, 0.9, "Adam beta1"),
+    "beta2": Param(float, 0.999, "Adam beta2"),
+    "eps": Param(float, 1e-8, "Adam epsilon"),
+    "L2": Param(float, 0.01, "L2 weight decay"),
+    "grad_clip": Param(float, 1.0, "gradient norm clipping"),
+    "dropout": Param(float, 0.1, "dropout while fine-tuning"),
+    "batch_schedule": Param(str, "fixed", "batch size schedule", ("fixed", "compounding")),
+    "batch_size": Param(int, 32, "docs per batch (fixed schedule)"),
+    "batch_start": Param(float, 4.0, "compounding schedule: first batch size"),
+    "batch_stop": Param(float, 32.0, "compounding schedule: largest batch size"),
+    "batch_compound": Param(float, 1.001, "compounding schedule: growth factor per batch"),
+    "max_epochs": Param(int, 10, "fine-tuning epochs at most"),
+    "patience": Param(int, 3, "stop after this many epochs without a better dev score (0 = never)"),
+    "eval_batch_size": Param(int, 128, "docs per batch when evaluating (does not change the score)"),
+    "seed": Param(int, 0, "random seed for everything (pretraining, init, batching)"),
+}
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Convert ``value`` (often a string from the command line) to the param's type, or raise ValueError."""
+    if name not in PARAMS:
+        known = ", ".join(sorted(PARAMS))
+        raise ValueError(f"unknown param {name!r} (known: {known})")
+    spec = PARAMS[name]
+    if spec.type is bool:
+        if isinstance(value, bool):
+            out: Any = value
+        elif str(value).lower() in ("1", "true", "yes", "on"):
+            out = True
+        elif str(value).lower() in ("0", "false", "no", "off"):
+            out = False
+        else:
+            raise ValueError(f"param {name!r}: expected true/false, got {value!r}")
+    else:
+        try:
+            out = spec.type(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"param {name!r}: expected {spec.type.__name__}, got {value!r}") from None
+        if spec.type is int and isinstance(value, float) and value != int(value):
+            raise ValueError(f"param {name!r}: expected an integer, got {value!r}")
+    if spec.choices and out not in spec.choices:
+        raise ValueError(f"param {name!r}: {out!r} is not one of {list(spec.choices)}")
+    return out
+
+
+def resolve(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """Built-in defaults <- experiment defaults <- overrides, every value type-checked."""
+    params = {name: spec.default for name, spec in PARAMS.items()}
+    for source in (defaults, overrides):
+        for name, value in source.items():
+            params[name] = coerce(name, value)
+    return params
+
+
+def parse_assignments(items) -> Dict[str, str]:
+    """Parse ``["width=128", "objective=trigram"]`` from ``-P`` options."""
+    out: Dict[str, str] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"-P expects name=value, got {item!r}")
+        name, value = item.split("=", 1)
+        out[name.strip()] = value.strip()
+    return out
