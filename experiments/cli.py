@@ -40,3 +40,29 @@ def run_reporting_input_errors(func, *args, **kwargs):
         return func(*args, **kwargs)
     except InputError as err:
         fail(str(err))
+
+
+@data_app.command("merge-annotations")
+def data_merge_annotations(
+    inputs: List[Path] = typer.Argument(..., help="Prodigy NER datasets (.jsonl or .jsonl.gz), e.g. one per label"),
+    out: Path = typer.Option(..., "--out", help="Output folder: DocBin shards, merge-report.json, merge-problems.jsonl"),
+    on_conflict: str = typer.Option("fail", "--on-conflict", help="Overlapping spans: fail | keep-longest"),
+    misaligned: str = typer.Option("fail", "--misaligned", help="Spans off token boundaries: fail | skip | expand"),
+    complete: bool = typer.Option(False, "--complete", help="Tokens outside spans are O even when labels lack coverage"),
+    shard_docs: int = typer.Option(1000, "--shard-docs", help="Docs per .spacy shard"),
+    lang: str = typer.Option("en", "--lang", help="spaCy language for tokenizing tasks without 'tokens'"),
+) -> None:
+    """Merge per-label Prodigy datasets by _input_hash into one gold Doc per text (bounded memory)."""
+    from .data.merge_annotations import MISALIGNED, ON_CONFLICT, format_summary, merge_annotations
+
+    if on_conflict not in ON_CONFLICT:
+        fail(f"--on-conflict must be one of {', '.join(ON_CONFLICT)}, got {on_conflict!r}")
+    if misaligned not in MISALIGNED:
+        fail(f"--misaligned must be one of {', '.join(MISALIGNED)}, got {misaligned!r}")
+    if shard_docs < 1:
+        fail(f"--shard-docs must be at least 1, got {shard_docs}")
+    report = run_reporting_input_errors(
+        merge_annotations, inputs, out, on_conflict=on_conflict, misaligned=misaligned,
+        complete=complete, shard_docs=shard_docs, lang=lang,
+    )
+    typer.echo(format_summary(report, out))
