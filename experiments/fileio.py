@@ -28,6 +28,8 @@ def atomic_path(target: PathLike, *, is_dir: bool = False) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp = Path(name)
+    # mkstemp/mkdtemp create private (0600/0700) entries; give the final output the usual umask modes.
+    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~_umask())
     try:
         yield tmp
         if is_dir:
@@ -48,6 +50,12 @@ def atomic_path(target: PathLike, *, is_dir: bool = False) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(target: PathLike, data: Any) -> None:

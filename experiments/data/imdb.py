@@ -1,0 +1,245 @@
+"""IMDB-1k: the protocol's splits of the Maas et al. (2011) reviews, as tokenized DocBins.
+
+Protocol: sort the train reviews by id, shuffle them with a fixed seed, take the first ``n_train`` as the
+training set and the last ``n_dev`` as the development set. The test split is tokenized and kept aside
+(``test.spacy``); only ``lmao trial --final`` reads it. The pretraining corpus is the *text* of the
+train and test reviews (optionally the 50k unlabelled ones too), tokenized once into shards.
+
+Sources: a JSONL(.gz) of ``{"text", "label", "split"}`` rows, an extracted ``aclImdb/`` folder, or the
+official ``aclImdb_v1.tar.gz`` (a local path or the URL, downloaded with a checksum).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Union
+
+import spacy
+from spacy.tokens import Doc
+
+from ..errors import InputError
+from ..fileio import atomic_path, write_json
+from ..progress import progress
+from .docbins import write_docbin, write_shards
+from .download import download
+
+IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+IMDB_CHECKSUM = "md5:7c2ac02c03563afcf9b574c7e56c153a"
+LABELS = {"pos": "POSITIVE", "neg": "NEGATIVE"}
+SPLITS = ("train", "test", "unsup")
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_FILE_NAME = re.compile(r"(?:^|/)(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
+
+
+@dataclass(frozen=True)
+class Review:
+    id: str
+    text: str
+    label: Optional[str]  # "pos", "neg" or None (unsup)
+    split: str
+
+
+def read_jsonl(path: Path) -> Iterator[Review]:
+    """Rows ``{"text", "label", "split"[, "id"]}``; any bad line is an InputError naming the line."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    n = 0
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(path, f"malformed JSON ({err.msg})", line_no) from None
+            yield _review_from_row(row, path, line_no)
+            n += 1
+    if n == 0:
+        raise InputError(path, "empty file: no reviews")
+
+
+def _review_from_row(row: object, path: Path, line_no: int) -> Review:
+    if not isinstance(row, dict):
+        raise InputError(path, f"expected a JSON object, got {type(row).__name__}", line_no)
+    text = row.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(path, "missing or empty 'text'", line_no)
+    split = row.get("split")
+    if split not in SPLITS:
+        raise InputError(path, f"unknown split {split!r} (expected one of {list(SPLITS)})", line_no)
+    label = row.get("label")
+    if split == "unsup":
+        if label is not None:
+            raise InputError(path, f"unsup row has label {label!r} (expected null)", line_no)
+    elif label not in LABELS:
+        raise InputError(path, f"unknown label {label!r} (expected 'pos' or 'neg')", line_no)
+    review_id = str(row.get("id") or f"{split}/{label or 'unsup'}/line{line_no}")
+    return Review(review_id, text, label, split)
+
+
+def _review_from_member(name: str, data: bytes) -> Optional[Review]:
+    match = _FILE_NAME.search(name)
+    if not match:
+        return None
+    folder, label_dir, number, rating = match.groups()
+    split = "unsup" if label_dir == "unsup" else folder
+    label = None if label_dir == "unsup" else label_dir
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(name, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    return Review(f"{folder}/{label_dir}/{number}_{rating}", text, label, split)
+
+
+def read_folder(path: Path) -> Iterator[Review]:
+    """An extracted ``aclImdb/`` folder (or a folder that contains it)."""
+    root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+    files = sorted(root.glob("*/*/*.txt"))
+    if not files:
+        raise InputError(path, "no aclImdb review files (expected train/pos/*.txt, ...)")
+    for file in files:
+        review = _review_from_member(file.relative_to(root).as_posix(), file.read_bytes())
+        if review is not None:
+            yield review
+
+
+def read_tarball(path: Path) -> Iterator[Review]:
+    """The official ``aclImdb_v1.tar.gz``, streamed without extracting to disk."""
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith(".txt"):
+                    handle = tar.extractfile(member)
+                    if handle is None:
+                        continue
+                    review = _review_from_member(member.name, handle.read())
+                    if review is not None:
+                        yield review
+    except tarfile.TarError as err:
+        raise InputError(path, f"not a readable tar archive ({err})") from None
+
+
+def read_reviews(source: Union[str, Path]) -> Iterator[Review]:
+    """Dispatch on the source's form: URL, tarball, folder or JSONL."""
+    source_str = str(source)
+    if source_str.startswith(("http://", "https://")):
+        checksum = IMDB_CHECKSUM if source_str == IMDB_URL else None
+        return read_tarball(download(source_str, checksum=checksum))
+    path = Path(source)
+    if not path.exists():
+        raise InputError(path, "not found (give a JSONL(.gz), an aclImdb/ folder, a .tar.gz or a URL)")
+    if path.is_dir():
+        return read_folder(path)
+    if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        return read_tarball(path)
+    if path.name.endswith((".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")):
+        return read_jsonl(path)
+    raise InputError(path, "unknown file type (expected .jsonl, .jsonl.gz, .tar.gz or a folder)")
+
+
+def split_imdb_1k(train: List[Review], n_train: int, n_dev: int, seed: int) -> Dict[str, List[Review]]:
+    """The protocol's split: sort by id, seeded shuffle, first ``n_train`` / last ``n_dev``."""
+    if n_train + n_dev > len(train):
+        raise ValueError(
+            f"n_train ({n_train}) + n_dev ({n_dev}) exceeds the {len(train)} training reviews"
+        )
+    ordered = sorted(train, key=lambda r: _natural_id(r.id))
+    random.Random(seed).shuffle(ordered)
+    return {"train": ordered[:n_train], "dev": ordered[len(ordered) - n_dev:]}
+
+
+def _natural_id(review_id: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", review_id)]
+
+
+def clean_text(text: str) -> str:
+    """Turn the reviews' HTML line breaks into newlines (the text is otherwise unchanged)."""
+    return _BR.sub("\n", text)
+
+
+def make_docs(nlp, reviews: Iterable[Review], *, desc: str, total: Optional[int] = None) -> Iterator[Doc]:
+    """Tokenize once (batched); labelled reviews carry exclusive POSITIVE/NEGATIVE cats."""
+    reviews = list(reviews) if total is None else reviews
+    total = total if total is not None else len(reviews)  # type: ignore[arg-type]
+    pairs = ((clean_text(r.text), r) for r in reviews)
+    for doc, review in progress(nlp.pipe(pairs, as_tuples=True, batch_size=256), total=total, desc=desc,
+                                unit="doc"):
+        if review.label is not None:
+            doc.cats = {name: float(review.label == key) for key, name in LABELS.items()}
+        doc.user_data["id"] = review.id
+        yield doc
+
+
+def prepare_imdb(
+    source: Union[str, Path],
+    out_dir: Union[str, Path],
+    *,
+    n_train: int = 1000,
+    n_dev: int = 10000,
+    seed: int = 0,
+    include_unsup: bool = False,
+    max_pretrain_docs: int = 0,
+    n_test: int = 0,
+    lang: str = "en",
+) -> Dict[str, object]:
+    """Write ``train.spacy``, ``dev.spacy``, ``test.spacy``, ``pretrain/`` shards and ``manifest.json``.
+
+    The whole folder appears at once (built under a temporary name) or not at all.
+    """
+    reviews: Dict[str, List[Review]] = {split: [] for split in SPLITS}
+    for review in read_reviews(source):
+        reviews[review.split].append(review)
+    if not reviews["train"]:
+        raise InputError(source, "no reviews in the train split")
+    splits = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
+    nlp = spacy.blank(lang)
+    pretrain_reviews = reviews["train"] + reviews["test"] + (reviews["unsup"] if include_unsup else [])
+    pretrain_reviews.sort(key=lambda r: _natural_id(r.id))
+    random.Random(seed).shuffle(pretrain_reviews)  # mixed order: pretraining batches see both labels
+    if max_pretrain_docs:
+        pretrain_reviews = pretrain_reviews[:max_pretrain_docs]
+    test = reviews["test"]
+    if n_test:  # a seeded sample of the test split, for small runs; 0 keeps all of it
+        test = sorted(test, key=lambda r: _natural_id(r.id))
+        random.Random(seed).shuffle(test)
+        test = test[:n_test]
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        counts = {
+            "train": write_docbin(make_docs(nlp, splits["train"], desc="train"), tmp / "train.spacy"),
+            "dev": write_docbin(make_docs(nlp, splits["dev"], desc="dev"), tmp / "dev.spacy"),
+            "test": write_docbin(make_docs(nlp, test, desc="test"), tmp / "test.spacy"),
+        }
+        words = {"pretrain": 0}
+
+        def pretrain_docs() -> Iterator[Doc]:
+            unlabelled = (Review(r.id, r.text, None, r.split) for r in pretrain_reviews)
+            for doc in make_docs(nlp, unlabelled, desc="pretrain", total=len(pretrain_reviews)):
+                words["pretrain"] += len(doc)
+                yield doc
+
+        counts["pretrain"] = write_shards(pretrain_docs(), tmp / "pretrain")
+        manifest = {
+            "kind": "imdb",
+            "task": "textcat",
+            "labels": sorted(LABELS.values()),
+            "source": str(source),
+            "seed": seed,
+            "n_train": n_train,
+            "n_dev": n_dev,
+            "include_unsup": include_unsup,
+            "max_pretrain_docs": max_pretrain_docs,
+            "n_test": n_test,
+            "docs": counts,
+            "pretrain_words": words["pretrain"],
+            "train_ids_head": [r.id for r in splits["train"][:5]],
+            "dev_ids_head": [r.id for r in splits["dev"][:5]],
+        }
+        write_json(tmp / "manifest.json", manifest)
+    return manifest

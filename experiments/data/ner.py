@@ -1,0 +1,295 @@
+"""NER corpora in, train/dev(/test) DocBins out.
+
+Accepted forms (detected from the path):
+- spaCy ``.spacy`` files, or folders of ``.spacy`` shards (e.g. ``lmao data merge-annotations`` output);
+- CoNLL-2012 ``*_gold_conll`` files or folders of them (OntoNotes 5.0: the NE column holds bracketed
+  ``(PERSON*`` ... ``*)`` spans);
+- IOB/BIO CoNLL column files (token first, tag last; CoNLL-2003 and WNUT-17 style; whitespace-only
+  lines break sentences; ``-DOCSTART-`` lines are skipped);
+- Prodigy JSONL(.gz) with ``spans`` (accepted answers only).
+Each bad line is an ``InputError`` naming the file, the line and the problem.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import spacy
+from spacy.tokens import Doc
+from spacy.training import biluo_tags_to_spans, iob_to_biluo
+from spacy.vocab import Vocab
+
+from ..errors import InputError
+from ..fileio import atomic_path, write_json
+from .docbins import read_docs, write_docbin, write_shards
+
+PathLike = Union[str, Path]
+_IOB_TAG = re.compile(r"^(O|[BIES]-\S+|[BILU]-\S+)$")
+CONLL2012_NE_COLUMN = 10
+CONLL2012_MIN_COLUMNS = 12
+
+Sentence = Tuple[List[str], List[str], int]  # words, IOB tags, first line number
+
+
+def detect_format(path: Path) -> str:
+    name = path.name
+    if path.is_dir():
+        if any(path.rglob("*.spacy")):
+            return "spacy"
+        if any(path.rglob("*gold_conll")):
+            return "conll2012"
+        raise InputError(path, "folder holds neither .spacy shards nor *_gold_conll files")
+    if name.endswith(".spacy"):
+        return "spacy"
+    if name.endswith("gold_conll"):
+        return "conll2012"
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        return "prodigy"
+    return "iob"
+
+
+def read_ner_docs(path: PathLike, vocab: Vocab, *, n_sents: int = 1) -> Iterator[Doc]:
+    """Docs with gold ``ents`` from any accepted form; ``n_sents`` sentences are grouped per doc."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    fmt = detect_format(path)
+    if fmt == "spacy":
+        yield from read_docs(path, vocab)
+    elif fmt == "prodigy":
+        from .prodigy import read_prodigy_ner
+
+        yield from read_prodigy_ner(path, spacy.blank("en", vocab=vocab))
+    else:
+        files = sorted(path.rglob("*gold_conll")) if path.is_dir() else [path]
+        for file in files:
+            sentences = read_conll2012(file) if fmt == "conll2012" else read_iob(file)
+            yield from _group_docs(vocab, file, sentences, n_sents)
+
+
+def _group_docs(vocab: Vocab, file: Path, sentences: Iterable[Sentence], n_sents: int) -> Iterator[Doc]:
+    group: List[Sentence] = []
+    for sentence in sentences:
+        group.append(sentence)
+        if len(group) >= n_sents:
+            yield _doc_from_sentences(vocab, file, group)
+            group = []
+    if group:
+        yield _doc_from_sentences(vocab, file, group)
+
+
+def _doc_from_sentences(vocab: Vocab, file: Path, group: Sequence[Sentence]) -> Doc:
+    words = [w for sentence in group for w in sentence[0]]
+    tags = [t for sentence in group for t in sentence[1]]
+    sent_starts = [i == 0 for sentence in group for i in range(len(sentence[0]))]
+    doc = Doc(vocab, words=words, sent_starts=sent_starts)
+    try:
+        doc.ents = biluo_tags_to_spans(doc, iob_to_biluo(tags))
+    except ValueError as err:
+        raise InputError(file, f"entity tags do not form valid spans ({err})", group[0][2]) from None
+    return doc
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+
+
+def read_iob(path: Path) -> Iterator[Sentence]:
+    """Column files: token in the first column, IOB/BIO tag in the last; one consistent column count."""
+    words: List[str] = []
+    tags: List[str] = []
+    start = 0
+    n_columns: Optional[int] = None
+    n_sentences = 0
+    with _open_text(path) as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                if words:
+                    yield words, tags, start
+                    n_sentences += 1
+                words, tags = [], []
+                continue
+            columns = line.rstrip("\n").split("\t") if "\t" in line else line.split()
+            columns = [c.strip() for c in columns]
+            if columns[0] == "-DOCSTART-":
+                continue
+            if len(columns) < 2:
+                raise InputError(path, f"expected 'token<TAB>tag', found {len(columns)} column", line_no)
+            if n_columns is None:
+                n_columns = len(columns)
+            elif len(columns) != n_columns:
+                raise InputError(
+                    path, f"wrong column count: {len(columns)} columns, the file started with {n_columns}",
+                    line_no)
+            tag = columns[-1]
+            if not _IOB_TAG.match(tag):
+                raise InputError(path, f"bad NER tag {tag!r} (expected O, B-TYPE or I-TYPE)", line_no)
+            if not words:
+                start = line_no
+            words.append(columns[0])
+            tags.append(_to_iob(tag))
+    if words:
+        yield words, tags, start
+        n_sentences += 1
+    if n_sentences == 0:
+        raise InputError(path, "empty file: no sentences")
+
+
+def _to_iob(tag: str) -> str:
+    """BILUO/IOBES tags -> IOB, so one converter handles every scheme."""
+    if tag == "O":
+        return tag
+    prefix, label = tag.split("-", 1)
+    return ("B-" if prefix in ("B", "U", "S") else "I-") + label
+
+
+def read_conll2012(path: Path) -> Iterator[Sentence]:
+    """OntoNotes ``*_gold_conll``: word in column 3, bracketed named entities in column 10."""
+    words: List[str] = []
+    tags: List[str] = []
+    start = 0
+    open_label: Optional[str] = None
+    n_sentences = 0
+    with _open_text(path) as f:
+        for line_no, line in enumerate(f, start=1):
+            if line.startswith("#"):
+                continue
+            if not line.strip():
+                if open_label is not None:
+                    raise InputError(path, f"entity ({open_label} is not closed before the sentence ends",
+                                     line_no)
+                if words:
+                    yield words, tags, start
+                    n_sentences += 1
+                words, tags = [], []
+                continue
+            columns = line.split()
+            if len(columns) < CONLL2012_MIN_COLUMNS:
+                raise InputError(path, f"wrong column count: {len(columns)} columns, CoNLL-2012 has at "
+                                       f"least {CONLL2012_MIN_COLUMNS}", line_no)
+            if not words:
+                start = line_no
+            cell = columns[CONLL2012_NE_COLUMN]
+            words.append(columns[3])
+            if cell.startswith("("):
+                if open_label is not None:
+                    raise InputError(path, f"nested entity {cell!r} inside ({open_label}", line_no)
+                label = cell[1:].rstrip("*)")
+                if not label:
+                    raise InputError(path, f"entity bracket {cell!r} has no label", line_no)
+                tags.append(f"B-{label}")
+                open_label = None if cell.endswith(")") else label
+            elif cell == "*":
+                tags.append(f"I-{open_label}" if open_label else "O")
+            elif cell == "*)":
+                if open_label is None:
+                    raise InputError(path, "entity closes with '*)' but none is open", line_no)
+                tags.append(f"I-{open_label}")
+                open_label = None
+            else:
+                raise InputError(path, f"bad named-entity cell {cell!r}", line_no)
+    if open_label is not None:
+        raise InputError(path, f"entity ({open_label} is not closed at the end of the file")
+    if words:
+        yield words, tags, start
+        n_sentences += 1
+    if n_sentences == 0:
+        raise InputError(path, "empty file: no sentences")
+
+
+def read_raw_texts(path: Path) -> Iterator[str]:
+    """Raw text for pretraining: ``.txt`` (one doc per line) or JSONL(.gz) rows with ``text`` (or Reddit's
+    ``body``)."""
+    with _open_text(path) as f:
+        is_jsonl = path.name.endswith((".jsonl", ".jsonl.gz"))
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            if not is_jsonl:
+                yield line.rstrip("\n")
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(path, f"malformed JSON ({err.msg})", line_no) from None
+            text = row.get("text", row.get("body")) if isinstance(row, dict) else None
+            if not isinstance(text, str):
+                raise InputError(path, "row has no 'text' (or 'body') string", line_no)
+            yield text
+
+
+def prepare_ner(
+    train: PathLike,
+    dev: PathLike,
+    out_dir: PathLike,
+    *,
+    test: Optional[PathLike] = None,
+    raw: Optional[PathLike] = None,
+    n_sents: int = 1,
+    max_train_docs: int = 0,
+    max_dev_docs: int = 0,
+    max_pretrain_docs: int = 0,
+    lang: str = "en",
+) -> Dict[str, object]:
+    """Write ``train.spacy``, ``dev.spacy`` (``test.spacy``), ``pretrain/`` shards and ``manifest.json``.
+
+    Without ``raw``, the pretraining corpus is the text of the train and dev docs (no labels): enough to
+    exercise the pipeline; real runs pass a large raw-text corpus (the protocol used Reddit comments).
+    """
+    nlp = spacy.blank(lang)
+    out_dir = Path(out_dir)
+    labels: Dict[str, int] = {}
+
+    def take(docs: Iterator[Doc], limit: int) -> List[Doc]:
+        out: List[Doc] = []
+        for doc in docs:
+            if limit and len(out) >= limit:
+                break
+            for ent in doc.ents:
+                labels[ent.label_] = labels.get(ent.label_, 0) + 1
+            out.append(doc)
+        return out
+
+    train_docs = take(read_ner_docs(train, nlp.vocab, n_sents=n_sents), max_train_docs)
+    dev_docs = take(read_ner_docs(dev, nlp.vocab, n_sents=n_sents), max_dev_docs)
+    test_docs = take(read_ner_docs(test, nlp.vocab, n_sents=n_sents), 0) if test else None
+    if not train_docs:
+        raise InputError(train, "no training documents")
+    if not dev_docs:
+        raise InputError(dev, "no development documents")
+    if raw:
+        raw_texts: Iterable[str] = read_raw_texts(Path(raw))
+    else:
+        raw_texts = (doc.text for doc in train_docs + dev_docs)
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        counts = {"train": write_docbin(train_docs, tmp / "train.spacy"),
+                  "dev": write_docbin(dev_docs, tmp / "dev.spacy")}
+        if test_docs is not None:
+            counts["test"] = write_docbin(test_docs, tmp / "test.spacy")
+        words = {"pretrain": 0}
+
+        def pretrain_docs() -> Iterator[Doc]:
+            for i, doc in enumerate(nlp.pipe(raw_texts, batch_size=256)):
+                if max_pretrain_docs and i >= max_pretrain_docs:
+                    break
+                words["pretrain"] += len(doc)
+                yield doc
+
+        counts["pretrain"] = write_shards(pretrain_docs(), tmp / "pretrain")
+        manifest = {
+            "kind": "ner",
+            "task": "ner",
+            "labels": sorted(labels),
+            "label_counts": dict(sorted(labels.items())),
+            "sources": {"train": str(train), "dev": str(dev), "test": str(test) if test else None,
+                        "raw": str(raw) if raw else None},
+            "n_sents": n_sents,
+            "docs": counts,
+            "pretrain_words": words["pretrain"],
+        }
+        write_json(tmp / "manifest.json", manifest)
+    return manifest
