@@ -1,0 +1,1 @@
+"""Corpora in, tokenized spaCy DocBins out. Every reader raises ``InputError`` naming file, line and problem."""
