@@ -1,0 +1,344 @@
+"""Trial outputs and caches on GCS (``gs://bucket/prefix``) or a local folder, published atomically.
+
+An *entry* is a folder of files published as a unit. Readers trust an entry only once its marker
+``_COMPLETE`` exists; the marker holds the manifest (every file with size and sha256). Publishing never
+overwrites a published entry:
+
+- **GCS**: the files go under a fresh data folder ``<prefix>/data-<time>-<id>/``, then the marker
+  ``<prefix>/_COMPLETE`` is created with ``if_generation_match=0`` (GCS refuses it with 412 when it
+  exists). The loser of a race deletes its own data folder and gets :class:`AlreadyPublishedError`;
+  the winner's files were never touched. Readers follow the marker to its data folder.
+- **local path**: the files are copied to a temporary folder beside the target, the marker is written
+  last, and the folder is renamed onto the target (``rename`` fails when the target is a non-empty
+  folder, so a second publisher cannot overwrite either).
+
+A downloaded or local entry is a plain folder with the entry's files plus the ``_COMPLETE`` manifest.
+
+Credentials are Google's defaults (Workload Identity on GKE, ``gcloud auth application-default login``
+on a laptop); ``STORAGE_EMULATOR_HOST`` points the client at an emulator (the tests do this).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import functools
+import hashlib
+import json
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+PathLike = Union[str, Path]
+GS_SCHEME = "gs://"
+MARKER = "_COMPLETE"
+MANIFEST_VERSION = 1
+
+
+class StorageError(RuntimeError):
+    """An entry that cannot be read or written as asked; the message names the location."""
+
+
+class AlreadyPublishedError(StorageError):
+    """The entry was already published (by someone else): nothing of ours replaced it."""
+
+
+class IncompleteEntryError(StorageError):
+    """No ``_COMPLETE`` marker: the entry is missing or still being written; do not use it."""
+
+
+@dataclass(frozen=True)
+class GsUrl:
+    """A parsed ``gs://bucket/prefix`` (prefix without leading or trailing slash, may be empty)."""
+
+    bucket: str
+    prefix: str
+
+    def key(self, *parts: str) -> str:
+        """Object name under the prefix: ``key("a", "b.json")`` -> ``prefix/a/b.json``."""
+        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
+
+    def __str__(self) -> str:
+        return f"{GS_SCHEME}{self.bucket}/{self.prefix}" if self.prefix else f"{GS_SCHEME}{self.bucket}"
+
+
+def is_gs_url(url: PathLike) -> bool:
+    return isinstance(url, str) and url.startswith(GS_SCHEME)
+
+
+def parse_gs_url(url: str) -> GsUrl:
+    """Split ``gs://bucket/some/prefix``; raises ValueError naming the URL when it is not one."""
+    if not is_gs_url(url):
+        raise ValueError(f"{url!r}: not a GCS URL (expected gs://bucket/prefix)")
+    bucket, _, prefix = url[len(GS_SCHEME) :].partition("/")
+    if not bucket or any(c in bucket for c in " /\\"):
+        raise ValueError(f"{url!r}: missing or invalid bucket name")
+    prefix = prefix.strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise ValueError(f"{url!r}: prefix has empty, '.' or '..' segments")
+    return GsUrl(bucket, prefix)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_client(emulator: Optional[str]) -> Any:
+    from google.cloud import storage
+
+    if emulator:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project="emulator", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def gcs_client() -> Any:
+    """A shared ``google.cloud.storage.Client`` (one per emulator host, honours STORAGE_EMULATOR_HOST)."""
+    return _cached_client(os.environ.get("STORAGE_EMULATOR_HOST"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Manifests
+# --------------------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _local_files(local_dir: Path) -> List[str]:
+    """Relative POSIX paths of the regular files under ``local_dir`` (sorted, marker excluded)."""
+    if not local_dir.is_dir():
+        raise StorageError(f"{local_dir}: not a folder")
+    files = []
+    for path in sorted(local_dir.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        rel = path.relative_to(local_dir).as_posix()
+        if rel != MARKER:
+            files.append(rel)
+    return files
+
+
+def build_manifest(local_dir: Path, data: Optional[str] = None) -> Dict[str, Any]:
+    """The marker's content for ``local_dir``: every file with size and sha256, who and when."""
+    files = {
+        rel: {"size": (local_dir / rel).stat().st_size, "sha256": _sha256(local_dir / rel)}
+        for rel in _local_files(local_dir)
+    }
+    manifest: Dict[str, Any] = {
+        "version": MANIFEST_VERSION,
+        "files": files,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+    }
+    if data is not None:
+        manifest["data"] = data
+    return manifest
+
+
+def _parse_manifest(text: Union[str, bytes], where: str) -> Dict[str, Any]:
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise StorageError(f"{where}:{err.lineno}: invalid manifest JSON ({err.msg})") from err
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise StorageError(f"{where}: manifest has no 'files' mapping")
+    for rel in manifest["files"]:
+        parts = PurePosixPath(rel).parts
+        if PurePosixPath(rel).is_absolute() or ".." in parts or not parts:
+            raise StorageError(f"{where}: unsafe file name in manifest: {rel!r}")
+    return manifest
+
+
+def _verify_files(local_dir: Path, manifest: Dict[str, Any], where: str) -> None:
+    for rel, meta in manifest["files"].items():
+        path = local_dir / rel
+        if not path.is_file():
+            raise StorageError(f"{where}: {rel} is listed in the manifest but missing")
+        if path.stat().st_size != meta["size"] or _sha256(path) != meta["sha256"]:
+            raise StorageError(f"{where}: {rel} does not match its manifest size/sha256")
+
+
+# --------------------------------------------------------------------------------------------------
+# Local folders
+# --------------------------------------------------------------------------------------------------
+
+
+def _rename_into_place(tmp: Path, target: Path, where: str) -> None:
+    """Rename the finished folder onto ``target``; fails (and cleans up) if target has content."""
+    try:
+        os.rename(tmp, target)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if target.exists():
+            raise AlreadyPublishedError(f"{where}: already exists, not overwritten") from err
+        raise
+
+
+def _tmp_dir_beside(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+
+
+def _publish_local(local_dir: Path, target: Path) -> Dict[str, Any]:
+    if (target / MARKER).exists():
+        raise AlreadyPublishedError(f"{target}: already published, not overwritten")
+    tmp = _tmp_dir_beside(target)
+    try:
+        for rel in _local_files(local_dir):
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(local_dir / rel, tmp / rel)
+        manifest = build_manifest(tmp)
+        (tmp / MARKER).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _rename_into_place(tmp, target, str(target))
+    return manifest
+
+
+def adopt_local(built_dir: Path, target: Path, manifest: Optional[Dict[str, Any]] = None) -> None:
+    """Write the marker into ``built_dir`` and rename it onto ``target`` (no copy: same filesystem).
+
+    Raises AlreadyPublishedError if ``target`` already holds an entry (``built_dir`` is removed).
+    """
+    manifest = manifest or build_manifest(built_dir)
+    (built_dir / MARKER).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _rename_into_place(built_dir, target, str(target))
+
+
+# --------------------------------------------------------------------------------------------------
+# GCS
+# --------------------------------------------------------------------------------------------------
+
+
+def _is_precondition_failed(err: Exception) -> bool:
+    from google.api_core import exceptions
+
+    return isinstance(err, exceptions.PreconditionFailed)
+
+
+def read_manifest(url: PathLike) -> Dict[str, Any]:
+    """The manifest of a published entry; raises IncompleteEntryError if it is not (yet) complete."""
+    if is_gs_url(url):
+        from google.api_core import exceptions
+
+        gs = parse_gs_url(str(url))
+        blob = gcs_client().bucket(gs.bucket).blob(gs.key(MARKER))
+        try:
+            text = blob.download_as_bytes()
+        except exceptions.NotFound as err:
+            raise IncompleteEntryError(f"{url}: no {MARKER} marker (missing or incomplete)") from err
+        return _parse_manifest(text, f"{url}/{MARKER}")
+    marker = Path(url) / MARKER
+    if not marker.is_file():
+        raise IncompleteEntryError(f"{url}: no {MARKER} marker (missing or incomplete)")
+    return _parse_manifest(marker.read_text(encoding="utf-8"), str(marker))
+
+
+def is_complete(url: PathLike) -> bool:
+    """True when the entry at ``url`` has its ``_COMPLETE`` marker (and so may be read)."""
+    try:
+        read_manifest(url)
+    except IncompleteEntryError:
+        return False
+    return True
+
+
+def _publish_gcs(local_dir: Path, gs: GsUrl) -> Dict[str, Any]:
+    bucket = gcs_client().bucket(gs.bucket)
+    marker = bucket.blob(gs.key(MARKER))
+    if marker.exists():
+        raise AlreadyPublishedError(f"{gs}: already published, not overwritten")
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    data = f"data-{stamp}-{uuid.uuid4().hex[:8]}"
+    manifest = build_manifest(local_dir, data=data)
+    uploaded = []
+    try:
+        for rel in manifest["files"]:
+            blob = bucket.blob(gs.key(data, rel))
+            blob.upload_from_filename(str(local_dir / rel), if_generation_match=0)
+            uploaded.append(blob)
+        body = json.dumps(manifest, indent=2, sort_keys=True)
+        marker.upload_from_string(body, content_type="application/json", if_generation_match=0)
+    except Exception as err:
+        for blob in uploaded:  # our own, uniquely named data: nobody else references it
+            with contextlib.suppress(Exception):
+                blob.delete()
+        if _is_precondition_failed(err):
+            raise AlreadyPublishedError(f"{gs}: published by someone else first") from err
+        raise
+    return manifest
+
+
+def _download_gcs(gs: GsUrl, manifest: Dict[str, Any], tmp: Path) -> None:
+    bucket = gcs_client().bucket(gs.bucket)
+    data = manifest.get("data", "")
+    for rel in manifest["files"]:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        bucket.blob(gs.key(data, rel)).download_to_filename(str(tmp / rel))
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------------
+
+
+def upload_tree(local_dir: PathLike, url: PathLike) -> Dict[str, Any]:
+    """Publish the files under ``local_dir`` as one entry at ``url`` (gs://bucket/prefix or a path).
+
+    Returns the manifest. Raises AlreadyPublishedError when an entry is already there (or another
+    publisher wins the race), leaving that entry untouched.
+    """
+    local = Path(local_dir)
+    if is_gs_url(url):
+        _local_files(local)  # fail early with a clear message if local_dir is not a folder
+        return _publish_gcs(local, parse_gs_url(str(url)))
+    return _publish_local(local, Path(url))
+
+
+def download_tree(url: PathLike, local_dir: PathLike) -> Dict[str, Any]:
+    """Copy the published entry at ``url`` into ``local_dir`` (which must not exist or be empty).
+
+    Only complete entries are read (IncompleteEntryError otherwise); every file is checked against
+    the manifest, and ``local_dir`` appears all at once (temporary folder, then rename).
+    """
+    target = Path(local_dir)
+    manifest = read_manifest(url)
+    tmp = _tmp_dir_beside(target)
+    try:
+        if is_gs_url(url):
+            _download_gcs(parse_gs_url(str(url)), manifest, tmp)
+        else:
+            for rel in manifest["files"]:
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(Path(url) / rel, tmp / rel)
+        _verify_files(tmp, manifest, str(url))
+        (tmp / MARKER).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _rename_into_place(tmp, target, str(target))
+    return manifest
+
+
+def list_complete(url: PathLike) -> Iterator[str]:
+    """URLs (or paths) of the complete entries anywhere under ``url``, e.g. all trials of a sweep."""
+    if is_gs_url(url):
+        gs = parse_gs_url(str(url))
+        prefix = gs.key() + "/" if gs.prefix else ""
+        for blob in gcs_client().list_blobs(gs.bucket, prefix=prefix):
+            if blob.name == MARKER or blob.name.endswith("/" + MARKER):
+                yield f"{GS_SCHEME}{gs.bucket}/{blob.name[: -len(MARKER)].rstrip('/')}".rstrip("/")
+        return
+    for marker in sorted(Path(url).rglob(MARKER)):
+        if not any(part.startswith(".") for part in marker.relative_to(url).parts):
+            yield str(marker.parent)

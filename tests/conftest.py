@@ -1,0 +1,3 @@
+"""Shared pytest setup: plugins every test module can use."""
+
+pytest_plugins = ["tests.gcs_emulator"]
