@@ -66,3 +66,31 @@ def data_merge_annotations(
         complete=complete, shard_docs=shard_docs, lang=lang,
     )
     typer.echo(format_summary(report, out))
+
+
+@app.command("report")
+def report(
+    runs: Optional[List[str]] = typer.Argument(None, help="Runs folders or result files (default: runs/ when no source is given)"),
+    study: Optional[str] = typer.Option(None, "--study", help="Optuna study name (default: every study in --storage)"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (sqlite:///..., postgresql://...)"),
+    gcs: Optional[List[str]] = typer.Option(None, "--gcs", help="gs://bucket/prefix holding */results.json (repeatable)"),
+    polyaxon_project: Optional[List[str]] = typer.Option(None, "--polyaxon-project", help="Polyaxon owner/project (repeatable)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: analysis/results)"),
+    top_k: int = typer.Option(5, "--top-k", help="Trials in the mean/CI sample when the best config has no seed repeats"),
+    no_readmes: bool = typer.Option(False, "--no-readmes", help="Do not update the experiment folders' READMEs"),
+) -> None:
+    """Comparison tables and plots from raw trial results, into analysis/results/ and the experiment READMEs."""
+    from analysis.cli import run_report
+    from analysis.report import REPO_ROOT
+
+    if top_k < 1:
+        fail(f"--top-k must be at least 1, got {top_k}")
+    for url in gcs or []:
+        if not url.startswith("gs://"):
+            fail(f"--gcs expects gs://bucket/prefix, got {url!r}")
+    code = run_report(
+        runs or [], study=study, storage=storage, gcs=gcs or [], polyaxon_projects=polyaxon_project or [],
+        out=out or REPO_ROOT / "analysis" / "results", readme_root=None if no_readmes else REPO_ROOT,
+        top_k=top_k, echo=typer.echo,
+    )
+    raise typer.Exit(code)

@@ -1,0 +1,436 @@
+"""Load trial result files from any mix of sources into pandas tables.
+
+Every result file ends up in exactly one place: the trials table (``completed`` and ``pruned`` trials),
+or the skipped table with the reason (unreadable JSON, wrong schema, or a partial trial: ``running`` /
+``failed``). Nothing is dropped silently.
+
+Pruned trials are kept: their epochs are in the per-epoch table and they count in sweep progress, but they
+are never "best" candidates and never enter a mean/CI (their scores stop early, by design of the pruner).
+
+Columns of the trials table: ``source`` (where the file came from), the top-level scalars of the schema,
+``params.<name>`` for every param, ``pretraining.<key>``, ``data.<key>``, ``study`` / ``search`` /
+``trial_number`` when a source knows them, and the derived ``setting`` (label), ``setting_order``,
+``objective`` (None = baseline), ``amount`` and ``amount_unit`` (pretraining epochs, or words seen for NER).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import pandas as pd
+
+RESULTS_FILE = "results.json"
+SUPPORTED_SCHEMA = 1
+REQUIRED_KEYS = ("experiment", "task", "status", "params", "epochs")
+OBJECTIVE_ORDER = {"vectors": 0, "trigram": 1, "characters": 2}
+TOP_LEVEL = (
+    "experiment", "task", "status", "error", "seed", "metric", "best_epoch", "best_dev_score",
+    "model_size_bytes", "inference_words_per_second", "final_evaluation", "test_score",
+    "git_commit", "host", "device", "started_at", "finished_at", "wall_seconds", "model_dir",
+)
+META_KEYS = ("study", "search", "trial_number")
+
+
+@dataclass
+class RawResult:
+    """One result file as read from a source, before validation."""
+
+    source: str  # shown in tables/manifest: a path relative to cwd, gs:// URL, optuna:/polyaxon: id
+    key: str  # identity for de-duplication (absolute path or URL)
+    data: Optional[Any] = None
+    error: Optional[str] = None
+    meta: Dict[str, Any] = field(default_factory=dict)
+    meta_rank: int = 0  # metadata from a higher rank wins when one file comes from two sources
+
+
+@dataclass
+class Loaded:
+    """The loaded runs: one row per trial, one row per (trial, epoch), and what was skipped and why."""
+
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    skipped: pd.DataFrame
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.trials.empty
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def display_path(path: Path) -> str:
+    """A path relative to the working directory when below it (stable across checkouts)."""
+    path = path.resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _study_from(rel_parts: Sequence[str], root_name: str) -> Optional[str]:
+    """``<root>/<study>/trial-0001/results.json``: the folder above the trial folder names the study
+    (the root itself when it is the study folder)."""
+    if len(rel_parts) >= 3:
+        return rel_parts[-3]
+    return (root_name or None) if len(rel_parts) == 2 else None
+
+
+def parse_json_bytes(raw: bytes) -> Tuple[Optional[Any], Optional[str]]:
+    try:
+        return json.loads(raw.decode("utf-8")), None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"unreadable JSON: {err}"
+
+
+def read_file(path: Path, meta: Optional[Dict[str, Any]] = None, rank: int = 0) -> RawResult:
+    """Read one local result file (a ``results.json`` or its folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    out = RawResult(source=display_path(path), key=str(path.resolve()), meta=dict(meta or {}), meta_rank=rank)
+    try:
+        out.data, out.error = parse_json_bytes(path.read_bytes())
+    except OSError as err:
+        out.error = f"cannot read: {err.strerror or err}"
+    return out
+
+
+def read_local(roots: Iterable[Path]) -> Tuple[List[RawResult], List[str]]:
+    """Every ``results.json`` below each root (a folder, or one result file); notes for missing roots."""
+    found: List[RawResult] = []
+    notes: List[str] = []
+    for root in roots:
+        root = Path(root)
+        if not root.exists():
+            notes.append(f"runs folder not found: {root}")
+            continue
+        if root.is_file():
+            found.append(read_file(root))
+            continue
+        for path in sorted(root.rglob(RESULTS_FILE)):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(root).parts
+            study = _study_from(rel, root.resolve().name)
+            found.append(read_file(path, {"study": study} if study else {}))
+    return found, notes
+
+
+def split_gcs_url(url: str) -> Tuple[str, str]:
+    if not url.startswith("gs://"):
+        raise ValueError(f"not a gs:// URL: {url!r}")
+    bucket, _, prefix = url[len("gs://"):].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {url!r}")
+    return bucket, prefix.strip("/")
+
+
+def read_gcs(url: str, client: Any = None) -> List[RawResult]:
+    """Every ``*/results.json`` under a ``gs://bucket/prefix`` (honours ``STORAGE_EMULATOR_HOST``)."""
+    if client is None:
+        from google.cloud import storage
+
+        client = storage.Client()
+    bucket, prefix = split_gcs_url(url)
+    found: List[RawResult] = []
+    list_prefix = f"{prefix}/" if prefix else None
+    names = sorted(
+        blob.name for blob in client.list_blobs(bucket, prefix=list_prefix)
+        if blob.name == RESULTS_FILE or blob.name.endswith("/" + RESULTS_FILE)
+    )
+    for name in names:
+        source = f"gs://{bucket}/{name}"
+        rel = name[len(list_prefix):].split("/") if list_prefix else name.split("/")
+        study = _study_from(rel, prefix.rsplit("/", 1)[-1])
+        item = RawResult(source=source, key=source, meta={"study": study} if study else {})
+        try:
+            item.data, item.error = parse_json_bytes(client.bucket(bucket).blob(name).download_as_bytes())
+        except Exception as err:  # network or permission errors: list the file, keep going
+            item.error = f"cannot download: {type(err).__name__}: {err}"
+        found.append(item)
+    return found
+
+
+def read_result_dir(location: str, meta: Dict[str, Any], rank: int, gcs_client: Any = None) -> RawResult:
+    """A result folder named by a sweep (local path or gs:// URL)."""
+    if location.startswith("gs://"):
+        bucket, prefix = split_gcs_url(location)
+        name = prefix if prefix.endswith(RESULTS_FILE) else f"{prefix}/{RESULTS_FILE}".lstrip("/")
+        source = f"gs://{bucket}/{name}"
+        item = RawResult(source=source, key=source, meta=meta, meta_rank=rank)
+        try:
+            if gcs_client is None:
+                from google.cloud import storage
+
+                gcs_client = storage.Client()
+            item.data, item.error = parse_json_bytes(gcs_client.bucket(bucket).blob(name).download_as_bytes())
+        except Exception as err:
+            item.error = f"cannot download: {type(err).__name__}: {err}"
+        return item
+    return read_file(Path(location), meta, rank)
+
+
+def _search_of(attrs: Dict[str, Any]) -> Optional[str]:
+    for name in ("search", "sampler", "search_method"):
+        if attrs.get(name):
+            return str(attrs[name])
+    return None
+
+
+def read_optuna(storage: str, study_name: Optional[str] = None, gcs_client: Any = None) -> List[RawResult]:
+    """Trials of one Optuna study (or every study in the storage), via each trial's ``result_dir`` attr."""
+    import optuna
+
+    names = [study_name] if study_name else sorted(optuna.get_all_study_names(storage=storage))
+    found: List[RawResult] = []
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        search = _search_of(study.user_attrs) or _search_of(study.system_attrs)
+        for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+            meta = {"study": name, "trial_number": trial.number}
+            if search or _search_of(trial.user_attrs):
+                meta["search"] = _search_of(trial.user_attrs) or search
+            result_dir = trial.user_attrs.get("result_dir")
+            if result_dir:
+                found.append(read_result_dir(str(result_dir), meta, rank=2, gcs_client=gcs_client))
+            elif isinstance(trial.user_attrs.get("results"), dict):
+                source = f"optuna:{name}/{trial.number}"
+                found.append(RawResult(source, source, trial.user_attrs["results"], meta=meta, meta_rank=2))
+            else:
+                source = f"optuna:{name}/{trial.number}"
+                reason = f"no result_dir user attr (trial state {trial.state.name})"
+                found.append(RawResult(source, source, error=reason, meta=meta, meta_rank=2))
+    return found
+
+
+def _artifact_candidates(run_uuid: str, lineage: Iterable[Any]) -> List[str]:
+    """Paths where a run's results.json may sit: lineage entries first, then the usual places."""
+    out: List[str] = []
+    for entry in lineage:
+        path = str(getattr(entry, "path", "") or "")
+        if not path.endswith(RESULTS_FILE):
+            continue
+        if run_uuid and f"{run_uuid}/" in path:
+            out.append(path.split(f"{run_uuid}/", 1)[1])
+        out.append(path)
+    out += [RESULTS_FILE, f"outputs/{RESULTS_FILE}", f"assets/{RESULTS_FILE}"]
+    return list(dict.fromkeys(out))
+
+
+def read_polyaxon(project: str, client_cls: Any = None, page_size: int = 100) -> List[RawResult]:
+    """Runs of a Polyaxon project (``owner/project``): each run's ``results.json`` artifact, else its
+    ``results`` output."""
+    import tempfile
+
+    if client_cls is None:
+        from polyaxon.client import RunClient as client_cls  # noqa: N813
+    owner, _, name = project.rpartition("/")
+    lister = client_cls(owner=owner or None, project=name)
+    runs: List[Any] = []
+    offset = 0
+    while True:
+        page = lister.list(limit=page_size, offset=offset, sort="created_at")
+        results = list(getattr(page, "results", None) or [])
+        runs += results
+        if len(results) < page_size or not getattr(page, "next", None):
+            break
+        offset += page_size
+    found: List[RawResult] = []
+    for run in sorted(runs, key=lambda r: (str(getattr(r, "created_at", "")), str(r.uuid))):
+        source = f"polyaxon:{project}/{run.uuid}"
+        outputs = getattr(run, "outputs", None) or {}
+        inputs = getattr(run, "inputs", None) or {}
+        meta = {"study": f"polyaxon:{project}", "search": _search_of(inputs) or _search_of(outputs)}
+        item = RawResult(source, source, meta={k: v for k, v in meta.items() if v}, meta_rank=1)
+        client = client_cls(owner=owner or None, project=name, run_uuid=run.uuid)
+        try:
+            lineage = getattr(client.get_artifacts_lineage(limit=1000), "results", None) or []
+        except Exception:
+            lineage = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for candidate in _artifact_candidates(str(run.uuid), lineage):
+                try:
+                    local = client.download_artifact(path=candidate, path_to=tmp)
+                except Exception:
+                    continue
+                if local and Path(local).is_file():
+                    item.data, item.error = parse_json_bytes(Path(local).read_bytes())
+                    break
+        if item.data is None and item.error is None:
+            results = outputs.get("results")
+            if isinstance(results, str):
+                item.data, item.error = parse_json_bytes(results.encode("utf-8"))
+            elif isinstance(results, dict):
+                item.data = results
+            else:
+                item.error = f"no {RESULTS_FILE} artifact and no 'results' output (run status {run.status})"
+        found.append(item)
+    return found
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def words_label(n: float) -> str:
+    """50_002_345 -> '50M': two significant figures, so runs that overshoot a word budget group together."""
+    if n <= 0:
+        return "0"
+    for factor, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1, "")):
+        if n >= factor:
+            value = float(f"{n / factor:.2g}")
+            return f"{value:g}{suffix}"
+    return f"{n:g}"
+
+
+def round_words(n: float) -> float:
+    """Two significant figures (the grouping unit for words-based pretraining amounts)."""
+    return float(f"{n:.2g}") if n > 0 else 0.0
+
+
+def setting_label(objective: Optional[str], amount: float, unit: str = "epochs") -> str:
+    """'baseline', '1 epoch (vectors)', '50M words (trigram)'."""
+    if not objective or not amount:
+        return "baseline"
+    if unit == "words":
+        return f"{words_label(amount)} words ({objective})"
+    return f"{amount:g} epoch{'s' if amount != 1 else ''} ({objective})"
+
+
+def pretraining_setting(task: str, params: Dict[str, Any], pretraining: Dict[str, Any]) -> Dict[str, Any]:
+    """Which column/row a trial belongs to: baseline, or (objective, amount in epochs or words)."""
+    epochs = params.get("pretrain_epochs", pretraining.get("epochs")) or 0
+    words = pretraining.get("words_seen") or 0
+    objective = pretraining.get("objective") or (params.get("objective") if epochs else None)
+    if task == "ner" and words:
+        amount, unit = round_words(words), "words"
+    else:
+        amount, unit = float(epochs), "epochs"
+    if not objective or not amount:
+        return {"setting": "baseline", "setting_order": (0, 0, 0.0), "objective": None,
+                "amount": 0.0, "amount_unit": unit}
+    label = setting_label(objective, amount, unit)
+    order = (1, OBJECTIVE_ORDER.get(objective, 9), amount)
+    return {"setting": label, "setting_order": order, "objective": objective, "amount": amount,
+            "amount_unit": unit}
+
+
+def check(data: Any) -> Optional[str]:
+    """Why a parsed result file cannot be used (None = usable)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    version = data.get("schema_version", SUPPORTED_SCHEMA)
+    if version != SUPPORTED_SCHEMA:
+        return f"unsupported schema_version {version!r}"
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        return f"missing keys: {', '.join(missing)}"
+    status = data["status"]
+    if status == "running":
+        return "partial: trial still running"
+    if status == "failed":
+        return f"partial: trial failed ({data.get('error') or 'no error message'})"
+    if status not in ("completed", "pruned"):
+        return f"unknown status {status!r}"
+    if not isinstance(data["epochs"], list) or not isinstance(data["params"], dict):
+        return "malformed epochs/params"
+    if status == "completed" and not isinstance(data.get("best_dev_score"), (int, float)):
+        return "completed but no best_dev_score"
+    return None
+
+
+def trial_row(item: RawResult) -> Dict[str, Any]:
+    data = item.data
+    row: Dict[str, Any] = {"source": item.source}
+    row.update({key: data.get(key) for key in TOP_LEVEL})
+    row.update({f"params.{k}": v for k, v in sorted(data["params"].items())})
+    pretraining = data.get("pretraining") or {}
+    row.update({f"pretraining.{k}": v for k, v in sorted(pretraining.items())})
+    row.update({f"data.{k}": v for k, v in sorted((data.get("data") or {}).items())})
+    row.update({key: item.meta.get(key) for key in META_KEYS})
+    if not row["search"] and data.get("search"):
+        row["search"] = str(data["search"])
+    row.update(pretraining_setting(str(data["task"]), data["params"], pretraining))
+    return row
+
+
+def epoch_rows(item: RawResult, trial: Dict[str, Any]) -> List[Dict[str, Any]]:
+    rows = []
+    for epoch in item.data["epochs"]:
+        if not isinstance(epoch, dict) or "epoch" not in epoch:
+            continue
+        rows.append({
+            "source": item.source, "experiment": trial["experiment"], "task": trial["task"],
+            "status": trial["status"], "setting": trial["setting"], "setting_order": trial["setting_order"],
+            "seed": trial["seed"], "epoch": int(epoch["epoch"]), "dev_score": epoch.get("dev_score"),
+            "train_loss": epoch.get("train_loss"), "seconds": epoch.get("seconds"),
+        })
+    return rows
+
+
+def merge(items: Iterable[RawResult]) -> List[RawResult]:
+    """One entry per result file even when two sources name it (e.g. the runs folder and the study)."""
+    by_key: Dict[str, RawResult] = {}
+    for item in items:
+        old = by_key.get(item.key)
+        if old is None:
+            by_key[item.key] = item
+            continue
+        low, high = sorted((old, item), key=lambda r: r.meta_rank)
+        meta = {**low.meta, **{k: v for k, v in high.meta.items() if v is not None}}
+        keep = old if old.data is not None or item.data is None else item
+        keep.meta, keep.meta_rank = meta, high.meta_rank
+        by_key[item.key] = keep
+    return [by_key[key] for key in sorted(by_key)]
+
+
+def tabulate(items: Iterable[RawResult], notes: Sequence[str] = ()) -> Loaded:
+    """Validate and flatten: trials, per-epoch rows and skipped files, all in a stable order."""
+    trials, epochs, skipped = [], [], []
+    for item in merge(items):
+        reason = item.error or check(item.data)
+        if reason:
+            skipped.append({"source": item.source, "reason": reason})
+            continue
+        row = trial_row(item)
+        trials.append(row)
+        epochs += epoch_rows(item, row)
+    trial_df = pd.DataFrame(trials)
+    if not trial_df.empty:
+        trial_df = trial_df.sort_values(["experiment", "task", "source"], kind="stable").reset_index(drop=True)
+    epoch_df = pd.DataFrame(epochs, columns=[
+        "source", "experiment", "task", "status", "setting", "setting_order", "seed", "epoch", "dev_score",
+        "train_loss", "seconds"])
+    if not epoch_df.empty:
+        epoch_df = epoch_df.sort_values(["experiment", "task", "source", "epoch"], kind="stable")
+        epoch_df = epoch_df.reset_index(drop=True)
+    skipped_df = pd.DataFrame(skipped, columns=["source", "reason"]).sort_values("source", kind="stable")
+    return Loaded(trial_df, epoch_df, skipped_df.reset_index(drop=True), list(notes))
+
+
+def load_all(
+    runs: Sequence[os.PathLike] = (),
+    *,
+    storage: Optional[str] = None,
+    study: Optional[str] = None,
+    gcs: Sequence[str] = (),
+    polyaxon_projects: Sequence[str] = (),
+    gcs_client: Any = None,
+    polyaxon_client_cls: Any = None,
+) -> Loaded:
+    """Read every source given and return one set of tables."""
+    items, notes = read_local([Path(p) for p in runs])
+    if storage:
+        items += read_optuna(storage, study, gcs_client=gcs_client)
+    elif study:
+        notes.append(f"--study {study} ignored: no --storage given")
+    for url in gcs:
+        items += read_gcs(url, client=gcs_client)
+    for project in polyaxon_projects:
+        items += read_polyaxon(project, client_cls=polyaxon_client_cls)
+    return tabulate(items, notes)

@@ -1,0 +1,301 @@
+"""Comparison tables: one per (experiment, task), as markdown (for READMEs) and CSV (numbers).
+
+- Text classification (IMDB-1k style): rows = pretraining settings, columns = best trial, mean ± std and
+  95% bootstrap CI over a stated sample (see ``analysis.stats``), n trials, model size, the original's
+  number where there is one.
+- NER (OntoNotes style): rows = fine-tuning epochs, columns = pretraining settings. An epoch cell is the
+  dev F of the setting's best trial at that epoch (the original table shows one model's curve); the
+  "best" row is that trial's best epoch; the rows below it are the same honesty numbers as above.
+
+Scores are printed as percentages with one decimal, like the original tables; the CSVs keep four.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import reference
+from .load import OBJECTIVE_ORDER, setting_label
+from .stats import TOP_K, Comparison, Summary, compare, completed, summarize
+
+DASH = "—"
+
+
+def pct(value: Optional[float], digits: int = 1) -> str:
+    """A fraction as a percentage string, or a dash when missing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return DASH
+    return f"{100 * value:.{digits}f}"
+
+
+def mean_std(s: Summary) -> str:
+    return f"{pct(s.mean)} ± {pct(s.std)}" if not np.isnan(s.std) else f"{pct(s.mean)} ± {DASH}"
+
+
+def ci(s: Summary) -> str:
+    return DASH if np.isnan(s.ci_low) else f"[{pct(s.ci_low)}, {pct(s.ci_high)}]"
+
+
+def size_mb(value: Optional[float]) -> str:
+    return DASH if value is None else f"{value / 1e6:.1f}"
+
+
+def r4(value: Optional[float], scale: float = 100.0) -> Optional[float]:
+    """A CSV number: percent (or raw with scale=1) rounded to 4 decimals, None when missing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return round(float(value) * scale, 4)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub pipe table (no dependency on ``tabulate``)."""
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |",
+             "|" + "|".join("---" for _ in df.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def ordered_settings(trials: pd.DataFrame) -> List[str]:
+    """Settings in table order: baseline, then by objective and amount."""
+    firsts = trials.drop_duplicates("setting")
+    return [row.setting for row in sorted(firsts.itertuples(), key=lambda r: tuple(r.setting_order))]
+
+
+def significance_lines(comparisons: Sequence[Comparison]) -> List[str]:
+    """One markdown bullet per setting against the baseline, naming the test."""
+    lines = []
+    for c in comparisons:
+        if c.test == "none":
+            lines.append(f"- {c.setting} vs baseline: no test ({c.note}; {c.n_setting} vs {c.n_baseline}).")
+            continue
+        what = "mean paired difference" if c.test == "paired t-test" else "difference of medians"
+        diff = f"{100 * c.difference:+.2f} points ({what})"
+        stat = DASH if np.isnan(c.statistic) else f"{c.statistic:.2f}"
+        p = "n/a (differences have no variance)" if np.isnan(c.p_value) else f"{c.p_value:.3g}"
+        if c.test == "paired t-test":
+            detail = f"paired t-test over {c.n_setting} pairs ({c.note}): t = {stat}, p = {p}"
+        else:
+            detail = (f"Mann-Whitney U, two-sided, over {c.n_setting} vs {c.n_baseline} completed trials "
+                      f"({c.note}): U = {stat}, p = {p}")
+        lines.append(f"- {c.setting} vs baseline: {diff}; {detail}.")
+    return lines
+
+
+@dataclass
+class Table:
+    """A rendered table for one (experiment, task) and what fed it."""
+
+    name: str
+    experiment: str
+    task: str
+    title: str
+    markdown: str
+    csv: pd.DataFrame
+    extra_csv: Dict[str, pd.DataFrame] = field(default_factory=dict)
+    sources: List[str] = field(default_factory=list)  # completed trials behind the numbers
+    pruned_sources: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+
+def _comparisons(trials: pd.DataFrame, settings: Sequence[str]) -> List[Comparison]:
+    if "baseline" not in settings:
+        return []
+    return [compare(trials, s) for s in settings if s != "baseline"]
+
+
+def _footer(trials: pd.DataFrame, top_k: int) -> List[str]:
+    done = completed(trials)
+    notes = [
+        f"{len(done)} completed trials, {int((trials['status'] == 'pruned').sum())} pruned (pruned trials "
+        "are never best candidates and enter no mean/CI).",
+        f"mean ± std and 95% CI (percentile bootstrap of the mean; the {top_k} best trials when the best "
+        "config has no seed repeats) are over the sample named in *sample*; top-k samples are chosen on "
+        "dev, so they are optimistic like *best*.",
+    ]
+    data_cols = [c for c in ("data.train_docs", "data.dev_docs") if c in trials]
+    if len(data_cols) == 2:
+        sizes = sorted({(int(a), int(b)) for a, b in trials[data_cols].dropna().itertuples(index=False)})
+        if sizes:
+            notes.append("data: " + "; ".join(f"{a} train / {b} dev docs" for a, b in sizes) + ".")
+    return notes
+
+
+def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
+                  top_k: int = TOP_K) -> Table:
+    """Rows = pretraining settings (see module doc)."""
+    with_ref = experiment == reference.IMDB_REFERENCE_EXPERIMENT
+    info = trials.drop_duplicates("setting").set_index("setting")
+    specs = [(s, _none(info.loc[s, "objective"]), float(info.loc[s, "amount"]), str(info.loc[s, "amount_unit"]))
+             for s in ordered_settings(trials)]
+    if with_ref:  # the original's rows we have no runs for still show, with n trials = 0
+        ours = {(objective, amount) for _, objective, amount, _ in specs}
+        specs += [(setting_label(objective, epochs), objective, epochs, "epochs")
+                  for objective, epochs in reference.IMDB if (objective, epochs) not in ours]
+        specs.sort(key=lambda spec: (spec[1] is not None, OBJECTIVE_ORDER.get(spec[1], 9), spec[2]))
+    settings = [spec[0] for spec in specs]
+    summaries = {s: summarize(trials, s, top_k) for s in settings}
+    comparisons = _comparisons(trials, [s for s in settings if summaries.get(s)])
+    md_rows, csv_rows = [], []
+    for s, objective, amount, unit in specs:
+        sm = summaries[s]
+        ref = reference.IMDB.get((objective, amount)) if with_ref else None
+        n_pruned = int(((trials["setting"] == s) & (trials["status"] == "pruned")).sum())
+        row = {
+            "pretraining": s,
+            "best": pct(sm.best) if sm else DASH,
+            "mean ± std": mean_std(sm) if sm else DASH,
+            "95% CI": ci(sm) if sm else DASH,
+            "sample": sm.basis if sm else DASH,
+            "n trials": sm.n if sm else 0,
+            "pruned": n_pruned,
+            "size (MB)": size_mb(sm.model_size_bytes) if sm else DASH,
+        }
+        if with_ref:
+            row[reference.IMDB_LABEL] = DASH if ref is None else f"{ref:.1f}"
+        md_rows.append(row)
+        comp = next((c for c in comparisons if c.setting == s), None)
+        csv_rows.append({
+            "setting": s, "objective": objective, "amount": amount,
+            "amount_unit": unit,
+            "n_trials": sm.n if sm else 0, "n_pruned": n_pruned,
+            "best": r4(sm.best) if sm else None, "mean": r4(sm.mean) if sm else None,
+            "std": r4(sm.std) if sm else None, "ci_low": r4(sm.ci_low) if sm else None,
+            "ci_high": r4(sm.ci_high) if sm else None, "sample": sm.basis if sm else None,
+            "model_size_bytes": sm.model_size_bytes if sm else None,
+            "inference_words_per_second": sm.inference_words_per_second if sm else None,
+            "best_source": sm.best_source if sm else None,
+            "original": ref,
+            "test": comp.test if comp else None, "difference": r4(comp.difference) if comp else None,
+            "statistic": r4(comp.statistic, 1) if comp else None, "p_value": r4(comp.p_value, 1) if comp else None,
+        })
+    metric = _metric(trials)
+    lines = [f"### {experiment}: dev {metric} by pretraining setting", "", to_markdown(pd.DataFrame(md_rows)), ""]
+    lines += _significance_block(comparisons)
+    lines += [f"- {n}" for n in _footer(trials, top_k)]
+    if with_ref:
+        lines.append(f"- {reference.SOURCE_NOTE}")
+    return Table(name, experiment, task, f"{experiment} ({task})", "\n".join(lines) + "\n",
+                 pd.DataFrame(csv_rows), sources=sorted(completed(trials)["source"].astype(str)),
+                 pruned_sources=sorted(trials.loc[trials["status"] == "pruned", "source"].astype(str)))
+
+
+def _none(value):
+    """pandas may hold a missing objective as NaN; the reference keys use None."""
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _metric(trials: pd.DataFrame) -> str:
+    metrics = sorted(set(trials["metric"].dropna().astype(str)))
+    return "/".join(metrics) if metrics else "score"
+
+
+def _significance_block(comparisons: Sequence[Comparison]) -> List[str]:
+    if not comparisons:
+        return ["Significance vs baseline: no baseline trials, no test.", ""]
+    return ["Significance vs baseline:", ""] + significance_lines(comparisons) + [""]
+
+
+def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment: str, task: str,
+              top_k: int = TOP_K) -> Table:
+    """Rows = fine-tuning epochs + best + honesty rows; columns = settings (+ the original's)."""
+    settings = ordered_settings(trials)
+    summaries = {s: summarize(trials, s, top_k) for s in settings}
+    comparisons = _comparisons(trials, [s for s in settings if summaries.get(s)])
+    with_ref = experiment == reference.NER_REFERENCE_EXPERIMENT
+    done_epochs = epochs[epochs["status"] == "completed"]
+    curves: Dict[str, Dict[int, float]] = {}
+    for s in settings:
+        sm = summaries[s]
+        if sm is None:
+            curves[s] = {}
+            continue
+        rows = done_epochs[done_epochs["source"] == sm.best_source]
+        curves[s] = {int(e): float(v) for e, v in zip(rows["epoch"], rows["dev_score"]) if v is not None}
+    epoch_ids = sorted({e for c in curves.values() for e in c} | (set(reference.NER_EPOCHS) if with_ref else set()))
+    ref_cols = [f"original {c}" for c in reference.NER_COLUMNS] if with_ref else []
+
+    def ref_cells(key: str) -> Dict[str, str]:
+        values = reference.NER.get(key, {})
+        return {f"original {c}": f"{values[c]:.1f}" if c in values else "" for c in reference.NER_COLUMNS}
+
+    md_rows = []
+    for e in epoch_ids:
+        row = {"epoch": str(e), **{s: pct(curves[s].get(e)) for s in settings}}
+        md_rows.append({**row, **(ref_cells(str(e)) if with_ref else {})})
+    honesty = [
+        ("best", lambda sm: pct(sm.best)),
+        ("mean ± std", mean_std), ("95% CI", ci), ("sample", lambda sm: sm.basis),
+        ("n trials", lambda sm: str(sm.n)), ("size (MB)", lambda sm: size_mb(sm.model_size_bytes)),
+    ]
+    for label, fmt in honesty:
+        row = {"epoch": label, **{s: fmt(summaries[s]) if summaries[s] else DASH for s in settings}}
+        if label == "n trials":
+            row.update({s: "0" for s in settings if not summaries[s]})
+        refs = ref_cells("best") if label == "best" and with_ref else {c: "" for c in ref_cols}
+        md_rows.append({**row, **refs})
+    md = pd.DataFrame(md_rows, columns=["epoch", *settings, *ref_cols])
+
+    long_rows = []
+    for s in settings:
+        sub = done_epochs[done_epochs["setting"] == s]
+        for e in sorted(set(sub["epoch"].astype(int))):
+            vals = sub.loc[sub["epoch"] == e, "dev_score"].dropna().to_numpy(dtype=float)
+            long_rows.append({
+                "setting": s, "epoch": e, "best_trial": r4(curves[s].get(e)), "mean": r4(vals.mean()),
+                "std": r4(vals.std(ddof=1)) if len(vals) > 1 else None, "n_trials": len(vals),
+            })
+    summary_rows = []
+    for s in settings:
+        sm = summaries[s]
+        comp = next((c for c in comparisons if c.setting == s), None)
+        first = trials[trials["setting"] == s].iloc[0]
+        summary_rows.append({
+            "setting": s, "objective": _none(first["objective"]), "amount": float(first["amount"]),
+            "amount_unit": first["amount_unit"], "n_trials": sm.n if sm else 0,
+            "n_pruned": int(((trials["setting"] == s) & (trials["status"] == "pruned")).sum()),
+            "best": r4(sm.best) if sm else None, "mean": r4(sm.mean) if sm else None,
+            "std": r4(sm.std) if sm else None, "ci_low": r4(sm.ci_low) if sm else None,
+            "ci_high": r4(sm.ci_high) if sm else None, "sample": sm.basis if sm else None,
+            "model_size_bytes": sm.model_size_bytes if sm else None,
+            "inference_words_per_second": sm.inference_words_per_second if sm else None,
+            "best_source": sm.best_source if sm else None,
+            "test": comp.test if comp else None, "difference": r4(comp.difference) if comp else None,
+            "statistic": r4(comp.statistic, 1) if comp else None, "p_value": r4(comp.p_value, 1) if comp else None,
+        })
+    metric = _metric(trials)
+    lines = [f"### {experiment}: dev {metric} per fine-tuning epoch (best trial of each setting)", "",
+             to_markdown(md), ""]
+    lines += _significance_block(comparisons)
+    lines.append("- Epoch rows: the dev score of each setting's best trial (by best epoch) after that epoch; "
+                 "per-epoch means over all completed trials are in the `-epochs.csv` file and the learning "
+                 "curves plot.")
+    lines += [f"- {n}" for n in _footer(trials, top_k)]
+    if with_ref:
+        lines.append(f"- {reference.SOURCE_NOTE} T = trigram objective.")
+    return Table(name, experiment, task, f"{experiment} ({task})", "\n".join(lines) + "\n",
+                 pd.DataFrame(summary_rows), extra_csv={"epochs": pd.DataFrame(long_rows)},
+                 sources=sorted(completed(trials)["source"].astype(str)),
+                 pruned_sources=sorted(trials.loc[trials["status"] == "pruned", "source"].astype(str)))
+
+
+def build_tables(trials: pd.DataFrame, epochs: pd.DataFrame, top_k: int = TOP_K) -> List[Table]:
+    """One table per (experiment, task), NER-style for ``task == "ner"``, settings-style otherwise."""
+    tables = []
+    groups = sorted(trials.groupby(["experiment", "task"]).groups)
+    experiments = [e for e, _ in groups]
+    for experiment, task in groups:
+        sub = trials[(trials["experiment"] == experiment) & (trials["task"] == task)]
+        name = experiment if experiments.count(experiment) == 1 else f"{experiment}-{task}"
+        if task == "ner":
+            ep = epochs[(epochs["experiment"] == experiment) & (epochs["task"] == task)]
+            tables.append(ner_table(sub, ep, name, experiment, task, top_k))
+        else:
+            tables.append(textcat_table(sub, name, experiment, task, top_k))
+    return tables
