@@ -16,6 +16,7 @@ help:
 	@echo "make demo   - main job: prepare a small IMDB slice and run a small local job end to end"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - benchmarks (full-size, slow)"
+	@echo "make report - tables and plots from the trial results in RUNS (default runs/)"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +49,8 @@ bench: venv
 
 clean:
 	rm -rf $(RUNS) $(CORPUS)
+
+# Comparison tables and plots from the raw trial results: analysis/results/ and the experiment READMEs.
+.PHONY: report
+report: venv
+	$(LMAO) report $(RUNS) $(REPORT_ARGS)
