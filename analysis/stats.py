@@ -61,8 +61,12 @@ def config_key(row: pd.Series, drop_seed: bool, drop_pretraining: bool) -> Tuple
         name = str(col)[len("params."):]
         if (drop_seed and name == "seed") or (drop_pretraining and is_pretraining_param(name)):
             continue
-        if isinstance(value, float) and np.isnan(value):
-            continue
+        value = value.item() if hasattr(value, "item") else value  # numpy scalar -> Python
+        if isinstance(value, float):
+            if np.isnan(value):
+                continue
+            if value.is_integer():  # an int column that pandas widened to float
+                value = int(value)
         out.append((name, repr(value)))
     return tuple(out)
 

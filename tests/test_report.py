@@ -1,0 +1,411 @@
+"""``lmao report`` / ``analysis``: synthetic result files with known values -> exact table cells, CI
+bounds, skipped-file reporting, README markers, plots, determinism, the no-runs message, and the
+Optuna, GCS (real local emulator) and Polyaxon (fake client) loaders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from analysis import build_report, load_all
+from analysis.load import words_label
+from analysis.report import END, START, replace_section, update_readme
+from analysis.stats import bootstrap_ci
+from analysis.tables import build_tables
+
+
+def result(
+    experiment: str = "lmao-imdb-1k",
+    *,
+    curve: Sequence[float],
+    seed: int = 0,
+    pretrain_epochs: int = 0,
+    objective: Optional[str] = None,
+    words: int = 0,
+    status: str = "completed",
+    width: int = 96,
+    learn_rate: float = 0.001,
+    size: int = 4_000_000,
+    speed: float = 30_000.0,
+    minute: int = 0,
+) -> Dict[str, Any]:
+    """A schema-v1 result dict whose best score is max(curve)."""
+    task = "ner" if "ner" in experiment else "textcat"
+    best = int(np.argmax(curve))
+    return {
+        "schema_version": 1, "experiment": experiment, "task": task, "status": status, "error": None,
+        "params": {"width": width, "depth": 4, "learn_rate": learn_rate, "seed": seed,
+                   "pretrain_epochs": pretrain_epochs, "objective": objective or "vectors"},
+        "seed": seed, "metric": "ents_f" if task == "ner" else "accuracy",
+        "pretraining": {"objective": objective, "epochs": pretrain_epochs, "words_seen": words},
+        "epochs": [{"epoch": i + 1, "train_loss": 1.0 / (i + 1), "dev_score": s, "seconds": 1.0}
+                   for i, s in enumerate(curve)],
+        "best_epoch": best + 1, "best_dev_score": float(curve[best]) if status == "completed" else None,
+        "model_size_bytes": size, "inference_words_per_second": speed,
+        "data": {"train_docs": 1000, "dev_docs": 10000},
+        "started_at": f"2026-01-01T10:{minute:02d}:00+00:00", "finished_at": f"2026-01-01T11:{minute:02d}:00+00:00",
+        "wall_seconds": 3600.0,
+    }
+
+
+def write(root: Path, name: str, data: Any) -> Path:
+    path = root / name / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    return path
+
+
+BASE = [0.80, 0.82, 0.84]  # baseline, seeds 0-2
+PRE1 = [0.82, 0.86, 0.87]  # 1 epoch vectors, same config and seeds: differences 2, 4, 3 points
+
+
+def imdb_runs(root: Path) -> Path:
+    for seed, (b, p) in enumerate(zip(BASE, PRE1)):
+        write(root, f"sweep/base-{seed}", result(curve=[b - 0.05, b], seed=seed, size=2_000_000, minute=seed))
+        write(root, f"sweep/pre1-{seed}", result(curve=[p - 0.05, p, p - 0.01], seed=seed, pretrain_epochs=1,
+                                                  objective="vectors", size=3_000_000, minute=10 + seed))
+    # pruned at a high early score: must not become "best" nor enter a mean
+    write(root, "sweep/pre2-pruned", result(curve=[0.99], pretrain_epochs=2, objective="vectors",
+                                            status="pruned", minute=20))
+    # unusable files: listed as skipped, never dropped silently
+    write(root, "sweep/broken", '{"schema_version": 1, "status": "compl')
+    write(root, "sweep/running", result(curve=[0.9], status="running"))
+    failed = result(curve=[0.9], status="failed")
+    failed["error"] = "CUDA out of memory"
+    write(root, "sweep/failed", failed)
+    write(root, "sweep/old-schema", {**result(curve=[0.9]), "schema_version": 7})
+    write(root, "sweep/no-epochs", {k: v for k, v in result(curve=[0.9]).items() if k != "epochs"})
+    return root
+
+
+NER_CURVES = {
+    # setting -> list of (seed, words, objective, curve)
+    "baseline": [(0, 0, None, [0.70, 0.75, 0.78]), (1, 0, None, [0.69, 0.74, 0.77])],
+    "50M words (vectors)": [(0, 50_001_234, "vectors", [0.74, 0.77, 0.79]),
+                            (1, 49_990_000, "vectors", [0.73, 0.76, 0.785])],
+    "50M words (trigram)": [(0, 50_000_000, "trigram", [0.75, 0.78, 0.775])],
+}
+
+
+def ner_runs(root: Path) -> Path:
+    for setting, runs in NER_CURVES.items():
+        for seed, words, objective, curve in runs:
+            tag = setting.split()[0] + (objective or "base")
+            write(root, f"ner/{tag}-{seed}", result("ontonotes-ner", curve=curve, seed=seed, words=words,
+                                                     objective=objective, pretrain_epochs=1 if words else 0))
+    return root
+
+
+def md_rows(markdown: str) -> Dict[str, List[str]]:
+    """First markdown table in ``markdown``: first cell -> the row's cells (header under 'header')."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    rows = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines if not line.startswith("|---")]
+    return {"header": rows[0], **{row[0]: row for row in rows[1:]}}
+
+
+def cell(markdown: str, row: str, column: str) -> str:
+    rows = md_rows(markdown)
+    return rows[row][rows["header"].index(column)]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One full report over IMDB + NER runs (plots included), shared by the assertions below."""
+    root = tmp_path_factory.mktemp("runs")
+    imdb_runs(root)
+    ner_runs(root)
+    readmes = tmp_path_factory.mktemp("repo")
+    (readmes / "lmao-imdb-1k").mkdir()
+    (readmes / "lmao-imdb-1k" / "README.md").write_text(
+        f"# IMDB\n\nintro\n\n{START}\nold table\n{END}\n\nfooter text\n", encoding="utf-8")
+    out = tmp_path_factory.mktemp("out") / "results"
+    loaded = load_all([root])
+    res = build_report(loaded, out, readme_root=readmes, inputs=[str(root)])
+    return SimpleNamespace(root=root, out=out, loaded=loaded, result=res, readmes=readmes)
+
+
+def test_imdb_table_cells(report):
+    md = (report.out / "lmao-imdb-1k.md").read_text()
+    assert cell(md, "baseline", "best") == "84.0"
+    assert cell(md, "baseline", "mean ± std") == "82.0 ± 2.0"
+    assert cell(md, "baseline", "sample") == "3 seeds of best config"
+    assert cell(md, "baseline", "n trials") == "3"
+    assert cell(md, "baseline", "size (MB)") == "2.0"
+    assert cell(md, "baseline", "original (best of 50)") == "86.8"
+    assert cell(md, "1 epoch (vectors)", "best") == "87.0"
+    assert cell(md, "1 epoch (vectors)", "mean ± std") == "85.0 ± 2.6"
+    assert cell(md, "1 epoch (vectors)", "size (MB)") == "3.0"
+    assert cell(md, "1 epoch (vectors)", "original (best of 50)") == "87.5"
+    # the pruned 99% trial is neither best nor counted
+    assert cell(md, "2 epochs (vectors)", "best") == "—"
+    assert cell(md, "2 epochs (vectors)", "n trials") == "0"
+    assert cell(md, "2 epochs (vectors)", "pruned") == "1"
+    # an original row we have no runs for still shows the original's number
+    assert cell(md, "3 epochs (vectors)", "original (best of 50)") == "86.5"
+    assert cell(md, "3 epochs (vectors)", "n trials") == "0"
+    assert list(md_rows(md))[1:] == ["baseline", "1 epoch (vectors)", "2 epochs (vectors)", "3 epochs (vectors)"]
+    csv = pd.read_csv(report.out / "lmao-imdb-1k.csv").set_index("setting")
+    assert csv.loc["1 epoch (vectors)", "best"] == pytest.approx(87.0)
+    assert csv.loc["baseline", "mean"] == pytest.approx(82.0)
+    assert csv.loc["baseline", "std"] == pytest.approx(2.0)
+    assert csv.loc["1 epoch (vectors)", "n_trials"] == 3
+
+
+def test_significance_is_paired_over_seeds(report):
+    md = (report.out / "lmao-imdb-1k.md").read_text()
+    expected = sps.ttest_rel(PRE1, BASE)
+    line = next(line for line in md.splitlines() if line.startswith("- 1 epoch (vectors) vs baseline"))
+    assert "+3.00 points (mean paired difference)" in line
+    assert "paired t-test over 3 pairs" in line
+    assert f"t = {expected.statistic:.2f}" in line and f"p = {expected.pvalue:.3g}" in line
+    assert not any(line.startswith("- 2 epochs (vectors) vs baseline") for line in md.splitlines())
+
+
+def test_unpaired_falls_back_to_mann_whitney(tmp_path):
+    for i, score in enumerate([0.80, 0.81, 0.82]):
+        write(tmp_path, f"b{i}", result(curve=[score], width=64 + i))
+    for i, score in enumerate([0.84, 0.85, 0.86]):
+        write(tmp_path, f"p{i}", result(curve=[score], width=200 + i, pretrain_epochs=1, objective="vectors"))
+    loaded = load_all([tmp_path])
+    table = build_tables(loaded.trials, loaded.epochs)[0]
+    expected = sps.mannwhitneyu([0.84, 0.85, 0.86], [0.80, 0.81, 0.82], alternative="two-sided")
+    assert f"Mann-Whitney U, two-sided, over 3 vs 3 completed trials" in table.markdown
+    assert f"U = {expected.statistic:.2f}, p = {expected.pvalue:.3g}" in table.markdown
+    assert "+4.00 points (difference of medians)" in table.markdown
+    # distinct configs, no seed repeats: the sample is the top-k trials
+    assert cell(table.markdown, "baseline", "sample") == "top 3 of 3"
+
+
+def test_bootstrap_ci_bounds(tmp_path):
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.normal(0.85, 0.01, size=40), 6)
+    for seed, score in enumerate(scores):
+        write(tmp_path, f"t{seed}", result(curve=[float(score)], seed=seed))
+    loaded = load_all([tmp_path])
+    table = build_tables(loaded.trials, loaded.epochs)[0]
+    row = table.csv.set_index("setting").loc["baseline"]
+    half = 1.96 * scores.std(ddof=1) / np.sqrt(len(scores))
+    assert row["ci_low"] == pytest.approx(100 * (scores.mean() - half), abs=100 * 0.2 * half)
+    assert row["ci_high"] == pytest.approx(100 * (scores.mean() + half), abs=100 * 0.2 * half)
+    assert row["ci_low"] < 100 * scores.mean() < row["ci_high"]
+    assert row["sample"] == "40 seeds of best config"
+    assert bootstrap_ci(scores) == bootstrap_ci(scores)  # fixed seed
+    assert np.isnan(bootstrap_ci(np.array([0.8]))[0])
+    assert bootstrap_ci(np.array([0.8, 0.8])) == (0.8, 0.8)
+
+
+def test_ner_epoch_table(report):
+    md = (report.out / "ontonotes-ner.md").read_text()
+    assert md_rows(md)["header"][:4] == ["epoch", "baseline", "50M words (vectors)", "50M words (trigram)"]
+    # epoch cells: the best trial's curve (seed 0 for baseline and 50M vectors)
+    assert cell(md, "1", "baseline") == "70.0"
+    assert cell(md, "3", "50M words (vectors)") == "79.0"
+    assert cell(md, "2", "50M words (trigram)") == "78.0"
+    assert cell(md, "best", "50M words (trigram)") == "78.0"
+    assert cell(md, "n trials", "50M words (vectors)") == "2"
+    assert cell(md, "mean ± std", "baseline") == "77.5 ± 0.7"
+    # the original's columns beside ours, with the epochs we did not run
+    assert cell(md, "1", "original baseline") == "78.3"
+    assert cell(md, "best", "original T 50M") == "85.7"
+    assert cell(md, "10", "original 100M words") == "85.6"
+    assert cell(md, "10", "baseline") == "—"
+    epochs = pd.read_csv(report.out / "ontonotes-ner-epochs.csv")
+    row = epochs[(epochs["setting"] == "baseline") & (epochs["epoch"] == 3)].iloc[0]
+    assert row["mean"] == pytest.approx(77.5) and row["n_trials"] == 2 and row["best_trial"] == pytest.approx(78.0)
+
+
+def test_skipped_files_are_listed(report):
+    skipped = dict(zip(report.loaded.skipped["source"], report.loaded.skipped["reason"]))
+    reasons = {Path(source).parent.name: reason for source, reason in skipped.items()}
+    assert set(reasons) == {"broken", "running", "failed", "old-schema", "no-epochs"}
+    assert reasons["broken"].startswith("unreadable JSON")
+    assert reasons["running"] == "partial: trial still running"
+    assert reasons["failed"] == "partial: trial failed (CUDA out of memory)"
+    assert reasons["old-schema"] == "unsupported schema_version 7"
+    assert reasons["no-epochs"] == "missing keys: epochs"
+    assert "skipped 5 result file(s):" in report.result.messages
+    assert sum("running" in m for m in report.result.messages) == 1
+    assert len(pd.read_csv(report.out / "skipped.csv")) == 5
+    manifest = json.loads((report.out / "manifest.json").read_text())
+    assert {Path(s["source"]).parent.name for s in manifest["skipped"]} == set(reasons)
+    assert "## Skipped result files" in (report.out / "report.md").read_text()
+    # the pruned trial is loaded (per-epoch rows) but feeds no statistic
+    assert report.loaded.epochs["status"].eq("pruned").sum() == 1
+    used = manifest["tables"]["lmao-imdb-1k.md"]
+    assert len(used["sources"]) == 6 and len(used["pruned_not_in_stats"]) == 1
+    assert all(Path(s).exists() for s in used["sources"])
+
+
+def test_readme_section_between_markers(report):
+    text = (report.readmes / "lmao-imdb-1k" / "README.md").read_text()
+    assert text.startswith("# IMDB\n\nintro\n\n" + START + "\n")
+    assert text.endswith(END + "\n\nfooter text\n")
+    assert "old table" not in text and "| 1 epoch (vectors) | 87.0 |" in text
+    assert "](../" in text  # plot links relative to the README
+    assert any("ontonotes-ner" in m and "no README.md" in m for m in report.result.messages)
+    assert not (report.readmes / "ontonotes-ner").exists()
+
+
+def test_replace_section_cases(tmp_path):
+    assert replace_section("# T\n", "x") == f"# T\n\n## Results\n\n{START}\nx\n{END}\n"
+    again = replace_section(replace_section("# T\n", "x"), "y")
+    assert again == f"# T\n\n## Results\n\n{START}\ny\n{END}\n"
+    assert replace_section(f"a {END} b {START}", "x") is None
+    assert replace_section(f"a {START} b", "x") is None
+    readme = tmp_path / "README.md"
+    readme.write_text(f"keep {START} old {END} keep\n")
+    assert update_readme(readme, "new").startswith("updated")
+    assert readme.read_text() == f"keep {START}\nnew\n{END} keep\n"
+    assert update_readme(readme, "new").startswith("unchanged")
+    assert update_readme(tmp_path / "missing.md", "x").startswith("skipped")
+
+
+def test_plots_written(report):
+    for name in ("lmao-imdb-1k", "ontonotes-ner"):
+        for kind in ("learning-curves", "vs-pretraining", "size-speed", "sweep-progress"):
+            path = report.out / f"{name}-{kind}.png"
+            data = path.read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, path
+
+
+def test_deterministic_and_stale_outputs_removed(report, tmp_path):
+    out = tmp_path / "again"
+    build_report(load_all([report.root]), out, readme_root=None, inputs=[str(report.root)])
+    first = {p.name: p.read_bytes() for p in sorted(report.out.iterdir())}
+    second = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert first.keys() == second.keys()
+    assert [n for n in first if first[n] != second[n]] == []
+    # a later report without the NER runs removes the NER outputs the earlier one wrote
+    only_imdb = imdb_runs(tmp_path / "imdb")
+    build_report(load_all([only_imdb]), out, readme_root=None)
+    assert not (out / "ontonotes-ner.md").exists() and (out / "lmao-imdb-1k.md").exists()
+
+
+def test_no_runs_message(tmp_path):
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "empty"), str(tmp_path / "nowhere"),
+                                   "--out", str(out), "--no-readmes"])
+    assert res.exit_code == 0, res.output
+    assert "no trial results found" in res.output
+    assert f"runs folder not found: {tmp_path / 'nowhere'}" in res.output
+    assert not out.exists()
+
+
+def test_cli_writes_report(tmp_path):
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+
+    for seed, score in enumerate(BASE):
+        write(tmp_path / "runs", f"s/t{seed}", result(curve=[score], seed=seed))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "runs"), "--out", str(out), "--no-readmes"])
+    assert res.exit_code == 0, res.output
+    assert "report: 3 trials (3 completed), 0 skipped, 1 table(s)" in res.output
+    assert cell((out / "lmao-imdb-1k.md").read_text(), "baseline", "best") == "84.0"
+    bad = CliRunner().invoke(app, ["report", "--gcs", "s3://x", "--out", str(out)])
+    assert bad.exit_code != 0 and "gs://" in bad.output
+
+
+def test_words_label():
+    assert [words_label(n) for n in (50_001_234, 49_990_000, 100_000_000, 1_234_567, 120_000, 0)] == [
+        "50M", "50M", "100M", "1.2M", "120k", "0"]
+
+
+def test_optuna_study_source(tmp_path):
+    import optuna
+
+    runs = tmp_path / "runs"
+    dirs = [write(runs, f"study-a/trial-{i:04d}", result(curve=[s], seed=i)).parent for i, s in enumerate(BASE)]
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="study-a", storage=storage, direction="maximize")
+    study.set_user_attr("search", "tpe")
+    for i, d in enumerate(dirs):
+        study.add_trial(optuna.trial.create_trial(value=BASE[i], user_attrs={"result_dir": str(d)}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    loaded = load_all([runs], storage=storage, study="study-a")
+    # the same three files came from the folder and the study: once each, with the study's metadata
+    assert len(loaded.trials) == 3
+    assert set(loaded.trials["search"]) == {"tpe"} and sorted(loaded.trials["trial_number"]) == [0, 1, 2]
+    assert loaded.skipped["reason"].tolist() == ["no result_dir user attr (trial state FAIL)"]
+    assert loaded.skipped["source"].tolist() == ["optuna:study-a/3"]
+    # every study in the storage when no name is given
+    assert len(load_all([], storage=storage).trials) == 3
+
+
+def test_gcs_prefix_source(gcs_emulator, tmp_path):
+    """Result files on a real local GCS server (gcp-storage-emulator), read through google-cloud-storage."""
+    bucket = gcs_emulator.new_bucket()
+    for seed, score in enumerate(BASE):
+        bucket.blob(f"exp/runs/study-g/trial-{seed}/results.json").upload_from_string(
+            json.dumps(result(curve=[score], seed=seed)))
+    bucket.blob("exp/runs/study-g/trial-9/results.json").upload_from_string("{not json")
+    bucket.blob("exp/runs/study-g/trial-0/model.bin").upload_from_string(b"\0")
+    bucket.blob("elsewhere/trial-5/results.json").upload_from_string(json.dumps(result(curve=[0.99])))
+    loaded = load_all([], gcs=[f"gs://{bucket.name}/exp/runs"])  # plain storage.Client() via the env
+    assert sorted(loaded.trials["source"]) == [
+        f"gs://{bucket.name}/exp/runs/study-g/trial-{i}/results.json" for i in range(3)]
+    assert set(loaded.trials["study"]) == {"study-g"}
+    assert loaded.trials["best_dev_score"].max() == pytest.approx(0.84)
+    assert loaded.skipped["source"].tolist() == [f"gs://{bucket.name}/exp/runs/study-g/trial-9/results.json"]
+    table = build_tables(loaded.trials, loaded.epochs)[0]
+    assert cell(table.markdown, "baseline", "mean ± std") == "82.0 ± 2.0"
+
+
+class FakeRunClient:
+    """Stands in for ``polyaxon.client.RunClient`` (same call signatures as polyaxon 2.18)."""
+
+    runs: Dict[str, Dict[str, Any]] = {}
+
+    def __init__(self, owner=None, project=None, run_uuid=None):
+        self.owner, self.project, self.run_uuid = owner, project, run_uuid
+
+    def list(self, query=None, sort=None, limit=None, offset=None):
+        uuids = sorted(self.runs)[offset or 0:(offset or 0) + limit]
+        items = [SimpleNamespace(uuid=u, status=self.runs[u]["status"], created_at=u,
+                                 inputs={"search": "random"}, outputs=self.runs[u].get("outputs"))
+                 for u in uuids]
+        more = (offset or 0) + limit < len(self.runs)
+        return SimpleNamespace(results=items, next="more" if more else None)
+
+    def get_artifacts_lineage(self, limit=None):
+        artifact = self.runs[self.run_uuid].get("artifact")
+        path = f"/plx/artifacts/{self.run_uuid}/outputs/results.json"
+        return SimpleNamespace(results=[SimpleNamespace(path=path)] if artifact else [])
+
+    def download_artifact(self, path, force=False, path_to=None):
+        artifact = self.runs[self.run_uuid].get("artifact")
+        if artifact is None or path != "outputs/results.json":
+            raise RuntimeError("404")
+        target = Path(path_to) / "results.json"
+        target.write_text(artifact)
+        return str(target)
+
+
+def test_polyaxon_source():
+    from analysis.load import read_polyaxon
+
+    FakeRunClient.runs = {
+        f"u{i}": {"status": "succeeded", "artifact": json.dumps(result(curve=[s], seed=i))}
+        for i, s in enumerate(BASE)
+    }
+    FakeRunClient.runs["u3"] = {"status": "succeeded", "outputs": {"results": result(curve=[0.5], seed=3)}}
+    FakeRunClient.runs["u4"] = {"status": "failed", "outputs": {"best_dev_score": 0.1}}
+    items = read_polyaxon("acme/lmao", client_cls=FakeRunClient, page_size=2)
+    assert [i.source for i in items] == [f"polyaxon:acme/lmao/u{i}" for i in range(5)]
+    loaded = load_all([], polyaxon_projects=["acme/lmao"], polyaxon_client_cls=FakeRunClient)
+    assert len(loaded.trials) == 4 and set(loaded.trials["search"]) == {"random"}
+    assert loaded.skipped["reason"].tolist() == [
+        "no results.json artifact and no 'results' output (run status failed)"]
