@@ -1,0 +1,124 @@
+"""From an experiment folder + trial params to a filled spaCy config.
+
+The experiment's ``config.cfg`` is an ordinary spaCy training config (``spacy train config.cfg`` runs
+it). Trial params are applied as spaCy-style dotted overrides from one table, so what each knob touches
+is visible in one place; ``--section.key value`` overrides from the command line go on top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import yaml
+from spacy.util import load_config
+
+from .errors import InputError
+
+TOK2VEC = "components.tok2vec.model"
+
+# param -> the config values it sets. Functions of all params where one knob fans out.
+ARCHITECTURE_OVERRIDES = {
+    "width": lambda p: {f"{TOK2VEC}.embed.width": p["width"], f"{TOK2VEC}.encode.width": p["width"]},
+    "depth": lambda p: {f"{TOK2VEC}.encode.depth": p["depth"]},
+    "embed_rows": lambda p: {f"{TOK2VEC}.embed.rows": [p["embed_rows"]] * 4},
+    "window_size": lambda p: {f"{TOK2VEC}.encode.window_size": p["window_size"]},
+    "maxout_pieces": lambda p: {f"{TOK2VEC}.encode.maxout_pieces": p["maxout_pieces"]},
+    "static_vectors_input": lambda p: {f"{TOK2VEC}.embed.include_static_vectors": p["static_vectors_input"]},
+}
+
+TRAINING_OVERRIDES = {
+    "seed": lambda p: {"system.seed": p["seed"], "training.seed": p["seed"]},
+    "dropout": lambda p: {"training.dropout": p["dropout"]},
+    "max_epochs": lambda p: {"training.max_epochs": p["max_epochs"]},
+    "learn_rate": lambda p: {"training.optimizer.learn_rate": p["learn_rate"]},
+    "beta1": lambda p: {"training.optimizer.beta1": p["beta1"]},
+    "beta2": lambda p: {"training.optimizer.beta2": p["beta2"]},
+    "eps": lambda p: {"training.optimizer.eps": p["eps"]},
+    "L2": lambda p: {"training.optimizer.L2": p["L2"]},
+    "grad_clip": lambda p: {"training.optimizer.grad_clip": p["grad_clip"]},
+    "patience": lambda p: {},  # epochs, handled by the fine-tuning loop (spaCy's is in steps)
+    "eval_batch_size": lambda p: {"nlp.batch_size": p["eval_batch_size"]},
+}
+
+PRETRAINING_OVERRIDES = {
+    "pretrain_max_epochs": lambda p: {"pretraining.max_epochs": p["pretrain_max_epochs"]},
+    "pretrain_dropout": lambda p: {"pretraining.dropout": p["pretrain_dropout"]},
+    "pretrain_learn_rate": lambda p: {"pretraining.optimizer.learn_rate": p["pretrain_learn_rate"]},
+    "pretrain_batch_size": lambda p: {"pretraining.batcher.size": p["pretrain_batch_size"]},
+}
+
+
+def objective_section(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ``[pretraining.objective]`` block for the chosen LMAO objective."""
+    objective = params["objective"]
+    common = {"maxout_pieces": params["maxout_pieces"], "hidden_size": params["pretrain_hidden_size"]}
+    if objective == "vectors":
+        return {"@architectures": "spacy.PretrainVectors.v1", "loss": params["pretrain_loss"], **common}
+    if objective == "characters":
+        return {"@architectures": "spacy.PretrainCharacters.v1",
+                "n_characters": params["pretrain_n_characters"], **common}
+    if objective == "trigram":
+        return {"@architectures": "lmao.PretrainTrigramVectors.v1", "loss": params["pretrain_loss"], **common}
+    raise ValueError(f"unknown objective {objective!r}")
+
+
+def needs_vectors(params: Mapping[str, Any], *, pretraining: bool) -> bool:
+    """Static vectors are loaded when they are an input feature, or the target of the objective."""
+    return bool(params["static_vectors_input"]) or (pretraining and params["objective"] in ("vectors", "trigram"))
+
+
+def load_experiment(experiment_dir: Path) -> Dict[str, Any]:
+    """``defaults.yml``: {name, task, params: {...}}; validated enough to fail early with the file name."""
+    path = Path(experiment_dir) / "defaults.yml"
+    if not path.exists():
+        raise InputError(path, "experiment folder has no defaults.yml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        raise InputError(path, f"invalid YAML ({getattr(err, 'problem', err)})",
+                         None if line is None else line + 1) from None
+    if data.get("task") not in ("textcat", "ner"):
+        raise InputError(path, f"'task' must be textcat or ner, got {data.get('task')!r}")
+    if not isinstance(data.get("params", {}), dict):
+        raise InputError(path, "'params' must be a mapping of param names to values")
+    data.setdefault("name", Path(experiment_dir).resolve().name)
+    data.setdefault("params", {})
+    return data
+
+
+def build_config(
+    experiment_dir: Path,
+    params: Mapping[str, Any],
+    *,
+    corpus_dir: Path,
+    vectors: Optional[Path],
+    init_tok2vec: Optional[Path] = None,
+    pretraining: bool = False,
+    overrides: Optional[Mapping[str, Any]] = None,
+):
+    """Load ``config.cfg`` and apply paths, params and command-line overrides (in that order)."""
+    config_path = Path(experiment_dir) / "config.cfg"
+    if not config_path.exists():
+        raise InputError(config_path, "experiment folder has no config.cfg")
+    use_vectors = needs_vectors(params, pretraining=pretraining)
+    values: Dict[str, Any] = {
+        "paths.train": str(corpus_dir / "train.spacy"),
+        "paths.dev": str(corpus_dir / "dev.spacy"),
+        "paths.pretrain": str(corpus_dir / "pretrain"),
+        "paths.vectors": str(vectors) if (use_vectors and vectors) else None,
+        "paths.init_tok2vec": str(init_tok2vec) if init_tok2vec else None,
+        "training.patience": 0,
+        "training.eval_frequency": 1_000_000_000,  # the trial evaluates once per epoch itself
+    }
+    for table in (ARCHITECTURE_OVERRIDES, TRAINING_OVERRIDES, PRETRAINING_OVERRIDES):
+        for make in table.values():
+            values.update(make(params))
+    values.update(overrides or {})
+    config = load_config(config_path, overrides=values, interpolate=False)
+    config["pretraining"]["objective"] = objective_section(params)
+    if use_vectors and not vectors:
+        raise InputError(config_path, f"objective {params['objective']!r} / static_vectors_input needs "
+                                      "static vectors: run `lmao vectors train` or set -P vectors=PATH")
+    return config

@@ -1,0 +1,158 @@
+"""LMAO pretraining: spaCy's pretraining model and update step, in a loop that keeps every checkpoint.
+
+Why not ``spacy pretrain`` as is: its corpus readers re-tokenize raw text every epoch, and it keeps only
+what ``n_save_every`` (batches) allows. Here the corpus is the tokenized DocBin shards written once by
+``lmao data``, a checkpoint is saved after every epoch (``model{epoch}.bin``, spaCy's naming: ``model0.bin``
+= after one epoch) and optionally every N words, so one run serves every "pretraining epochs = k" trial.
+The model, objective and update step are spaCy's (``create_pretraining_model``, ``make_update``).
+A finished run is cached content-addressed: the key hashes exactly the inputs that change the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
+
+from spacy.tokens import Doc
+from spacy.schemas import ConfigSchemaPretrain
+from spacy.training.pretrain import create_pretraining_model, make_update
+from spacy.util import dot_to_object, load_model_from_config, registry
+from thinc.api import Config, fix_random_seed
+
+from . import objectives  # noqa: F401  (registers lmao.PretrainTrigramVectors.v1)
+from .data.docbins import docbin_files, read_docs
+from .fileio import write_json
+from .progress import log, progress
+
+LOG_FILE = "log.jsonl"
+INFO_FILE = "pretraining.json"
+# Everything in a trial's params that changes pretrained weights (the rest is fine-tuning only).
+PRETRAINING_PARAMS = (
+    "width", "depth", "embed_rows", "window_size", "maxout_pieces", "static_vectors_input",
+    "objective", "pretrain_loss", "pretrain_max_epochs", "pretrain_max_words",
+    "pretrain_save_every_words", "pretrain_dropout", "pretrain_learn_rate", "pretrain_batch_size",
+    "pretrain_hidden_size", "pretrain_n_characters", "seed",
+)
+CODE_VERSION = "pretrain-v1"  # bump when this module changes what a checkpoint contains
+
+
+@registry.readers("lmao.PretrainDocBins.v1")
+def create_pretrain_docbins(path: str, limit: int = 0) -> Callable[[Any], Iterator[Doc]]:
+    """Reader for ``[corpora.pretrain]``: tokenized docs straight from DocBin shards (no re-tokenizing)."""
+
+    def read(nlp) -> Iterator[Doc]:
+        for i, doc in enumerate(read_docs(path, nlp.vocab)):
+            if limit and i >= limit:
+                break
+            if len(doc):
+                yield doc
+
+    return read
+
+
+def checkpoint_name(epochs: int) -> str:
+    """The file holding the weights after ``epochs`` full epochs (spaCy numbers epochs from 0)."""
+    return f"model{epochs - 1}.bin"
+
+
+def pretrain(config: Config, output_dir: Path, *, max_words: int = 0, save_every_words: int = 0,
+             silent: bool = False) -> Dict[str, Any]:
+    """Run pretraining as ``config[pretraining]`` says; write checkpoints + ``log.jsonl`` + info."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config = config.copy()
+    config["initialize"]["init_tok2vec"] = None
+    seed = config["training"]["seed"]
+    if seed is not None:
+        fix_random_seed(seed)
+    # As spaCy's pretrain does: the pipeline from the config, initialised (vectors loaded) by
+    # create_pretraining_model without reading any labelled data.
+    nlp = load_model_from_config(config, auto_fill=True)
+    filled = nlp.config.interpolate()
+    P = registry.resolve(filled["pretraining"], schema=ConfigSchemaPretrain)
+    corpus = registry.resolve({"corpus": dot_to_object(filled, P["corpus"])})["corpus"]
+    model = create_pretraining_model(nlp, P)
+    optimizer = P["optimizer"]
+    objective = model.attrs["loss"]
+    tok2vec = model.get_ref("tok2vec")
+    words = 0
+    next_save = save_every_words or 0
+    start = time.perf_counter()
+    checkpoints: Dict[str, Dict[str, Any]] = {}
+
+    def save(name: str, epoch: int, loss: float) -> None:
+        with model.use_params(optimizer.averages):
+            (output_dir / name).write_bytes(tok2vec.to_bytes())
+        row = {"checkpoint": name, "epoch": epoch, "words": words, "epoch_loss": loss,
+               "seconds": round(time.perf_counter() - start, 3)}
+        checkpoints[name] = row
+        with (output_dir / LOG_FILE).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    stop = False
+    for epoch in range(P["max_epochs"]):
+        epoch_loss = 0.0
+        batches = P["batcher"](corpus(nlp))
+        for docs in progress(batches, desc=f"pretrain epoch {epoch + 1}/{P['max_epochs']}", unit="batch"):
+            docs = list(docs)
+            epoch_loss += make_update(model, docs, optimizer, objective)
+            words += sum(len(doc) for doc in docs)
+            if save_every_words and words >= next_save:
+                save(f"model-w{words}.bin", epoch, epoch_loss)
+                next_save += save_every_words
+            if max_words and words >= max_words:
+                stop = True
+                break
+        save(checkpoint_name(epoch + 1), epoch, epoch_loss)
+        if not silent:
+            elapsed = time.perf_counter() - start
+            log(f"pretrain: epoch {epoch + 1} loss {epoch_loss:.1f} words {words} ({words / elapsed:.0f} w/s)")
+        if stop:
+            break
+    seconds = time.perf_counter() - start
+    info = {"words": words, "seconds": round(seconds, 3), "words_per_second": words / seconds if seconds else None,
+            "epochs_completed": len([c for c in checkpoints if not c.startswith("model-w")]),
+            "checkpoints": checkpoints, "objective": dict(nlp.config["pretraining"]["objective"])}
+    write_json(output_dir / INFO_FILE, info)
+    return info
+
+
+def corpus_fingerprint(corpus_dir: Path) -> str:
+    """sha256 over the pretraining shards' bytes: the cache key changes iff the corpus does."""
+    digest = hashlib.sha256()
+    for file in docbin_files(Path(corpus_dir) / "pretrain"):
+        digest.update(file.name.encode())
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def vectors_fingerprint(vectors: Optional[Path]) -> Optional[str]:
+    if not vectors:
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(Path(vectors).rglob("*")):
+        if file.is_file() and file.name != "vectors-info.json":
+            digest.update(str(file.relative_to(vectors)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def pretraining_inputs(params: Mapping[str, Any], corpus_dir: Path, vectors: Optional[Path],
+                       uses_vectors: bool) -> Dict[str, Any]:
+    """Exactly what determines the pretrained weights (the cache key is the hash of this)."""
+    import spacy
+    import thinc
+
+    return {
+        "code": CODE_VERSION,
+        "spacy": spacy.__version__,
+        "thinc": thinc.__version__,
+        "corpus": corpus_fingerprint(corpus_dir),
+        "vectors": vectors_fingerprint(vectors) if uses_vectors else None,
+        "params": {name: params[name] for name in PRETRAINING_PARAMS},
+    }
