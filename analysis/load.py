@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -33,6 +34,7 @@ TOP_LEVEL = (
     "git_commit", "host", "device", "started_at", "finished_at", "wall_seconds", "model_dir",
 )
 META_KEYS = ("study", "search", "trial_number")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # experiment/task names become file and folder names
 
 
 @dataclass
@@ -330,6 +332,9 @@ def check(data: Any) -> Optional[str]:
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         return f"missing keys: {', '.join(missing)}"
+    for key in ("experiment", "task"):
+        if not isinstance(data[key], str) or not SAFE_NAME.fullmatch(data[key]):
+            return f"bad {key} {data[key]!r} (expected a folder-style name)"
     status = data["status"]
     if status == "running":
         return "partial: trial still running"

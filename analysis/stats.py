@@ -107,7 +107,10 @@ def summarize(trials: pd.DataFrame, setting: str, top_k: int = TOP_K) -> Optiona
     best_key = config_key(best, drop_seed=True, drop_pretraining=False)
     same = done[[config_key(r, True, False) == best_key for _, r in done.iterrows()]]
     if len(same) >= 2:
-        sample, basis = same, f"{len(same)} seeds of best config"
+        n_seeds = same["seed"].nunique()
+        sample = same
+        basis = (f"{len(same)} seeds of best config" if n_seeds == len(same)
+                 else f"{len(same)} runs of best config ({n_seeds} seeds)")
     else:
         k = min(top_k, len(done))
         sample, basis = done.head(k), f"top {k} of {len(done)}"

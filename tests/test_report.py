@@ -409,3 +409,12 @@ def test_polyaxon_source():
     assert len(loaded.trials) == 4 and set(loaded.trials["search"]) == {"random"}
     assert loaded.skipped["reason"].tolist() == [
         "no results.json artifact and no 'results' output (run status failed)"]
+
+
+def test_unsafe_experiment_name_is_skipped(tmp_path):
+    write(tmp_path, "a", {**result(curve=[0.8]), "experiment": "../escape"})
+    write(tmp_path, "b", {**result(curve=[0.8]), "task": None})
+    loaded = load_all([tmp_path])
+    assert loaded.empty
+    assert sorted(loaded.skipped["reason"]) == ["bad experiment '../escape' (expected a folder-style name)",
+                                                "bad task None (expected a folder-style name)"]
