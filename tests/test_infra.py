@@ -1,0 +1,108 @@
+"""terraform-gke/ static checks (the same as `make check-infra`), and proof each check can fail."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("check_infra", REPO / "tools" / "check_infra.py")
+check_infra = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_infra)
+
+
+@pytest.fixture(scope="module")
+def parsed():
+    trees, problems = check_infra.parse_all()
+    assert problems == []
+    return trees
+
+
+def test_every_tf_file_parses(parsed):
+    assert {p.name for p in parsed} == {"versions.tf", "variables.tf", "main.tf", "outputs.tf"}
+
+
+def test_variables_declared_and_used(parsed):
+    assert check_infra.check_variables(parsed) == []
+
+
+def test_locals_defined_and_used(parsed):
+    assert check_infra.check_locals(parsed) == []
+
+
+def test_templatefile_placeholders_match():
+    assert check_infra.check_templates() == []
+
+
+def test_checkov_skips_are_justified():
+    assert check_infra.check_skip_reasons() == []
+
+
+def test_terraform_fmt():
+    problems = check_infra.check_fmt()
+    if problems and problems[0].startswith("SKIP"):
+        pytest.skip(problems[0])
+    assert problems == []
+
+
+def test_checkov_passes():
+    summary, failures = check_infra.run_checkov()
+    assert failures == []
+    annotations = sum(
+        len(check_infra.SKIP.findall(p.read_text())) for p in check_infra.tf_files()
+    )
+    assert summary["failed"] == 0 and summary["passed"] >= 50
+    assert summary["skipped"] == annotations
+
+
+# -- the checks themselves catch mistakes ----------------------------------------------------------
+
+
+@pytest.fixture
+def broken_copy(tmp_path):
+    copy = tmp_path / "tf"
+    shutil.copytree(check_infra.TF_DIR, copy)
+    main = copy / "main.tf"
+    text = main.read_text()
+    text = text.replace("= var.zone\n", "= var.zonee\n", 1)
+    text = text.replace("local.workload_pool", "local.workload_poll", 1)
+    text = text.replace("ingress_host      = var.polyaxon_ingress_host\n", "", 1)
+    text = re.sub(r"(#checkov:skip=CKV_GCP_66):[^\n]*", r"\1:", text)
+    main.write_text(text)
+    (copy / "variables.tf").write_text(
+        (copy / "variables.tf").read_text() + '\nvariable "unused_knob" {\n  type = string\n}\n'
+    )
+    return copy
+
+
+def test_checks_report_mistakes_with_file_and_line(broken_copy):
+    parsed, problems = check_infra.parse_all(broken_copy)
+    assert problems == []
+    var_problems = "\n".join(check_infra.check_variables(parsed))
+    assert re.search(r"main\.tf:\d+: var\.zonee is used but not declared", var_problems)
+    assert re.search(r"variables\.tf:\d+: variable 'unused_knob' is declared but never used", var_problems)
+    local_problems = "\n".join(check_infra.check_locals(parsed))
+    assert re.search(r"main\.tf:\d+: local\.workload_poll is used but defined in no locals block", local_problems)
+    template_problems = "\n".join(check_infra.check_templates(broken_copy))
+    assert "placeholder 'ingress_host' is not passed by main.tf" in template_problems
+    assert re.search(r"main\.tf:\d+: checkov skip CKV_GCP_66 has no real reason",
+                     "\n".join(check_infra.check_skip_reasons(broken_copy)))
+
+
+def test_parse_error_names_file_and_line(tmp_path):
+    (tmp_path / "bad.tf").write_text('resource "x" "y" {\n  a = \n}\n')
+    _, problems = check_infra.parse_all(tmp_path)
+    assert len(problems) == 1 and re.match(rf"{re.escape(str(tmp_path))}/bad\.tf:\d+: HCL does not parse", problems[0])
+
+
+def test_checkov_reports_an_insecure_bucket(tmp_path):
+    (tmp_path / "main.tf").write_text(
+        'resource "google_storage_bucket" "open" {\n  name     = "x"\n  location = "EU"\n}\n'
+    )
+    summary, failures = check_infra.run_checkov(tmp_path)
+    assert summary["failed"] > 0
+    assert any("CKV_GCP_29" in f and "google_storage_bucket.open" in f for f in failures)

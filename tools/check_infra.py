@@ -1,0 +1,243 @@
+"""Static checks of terraform-gke/ that run without a cloud: ``make check-infra`` and tests/test_infra.py.
+
+1. every ``.tf`` file parses (python-hcl2);
+2. every ``var.X`` used is declared in variables.tf, and every declared variable is used;
+3. every ``local.X`` used is defined in a ``locals`` block, and every local is used;
+4. every ``templatefile()`` call passes exactly the placeholders its template uses;
+5. ``terraform fmt -check`` (only where a terraform binary is installed: it needs no providers);
+6. checkov passes, and every ``#checkov:skip=ID:reason`` carries a real reason.
+
+checkov pins many dependencies, so it lives in its own virtualenv (``.venv-checkov/``), created on
+first use (``CHECKOV`` overrides the binary). Each check returns a list of problems, each naming the
+file and line; the command exits 1 if there are any.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Set, Tuple
+
+REPO = Path(__file__).resolve().parents[1]
+TF_DIR = REPO / "terraform-gke"
+CHECKOV_VENV = REPO / ".venv-checkov"
+CHECKOV_VERSION = "3.3.30"
+VAR_REF = re.compile(r"\bvar\.([A-Za-z_][A-Za-z0-9_-]*)")
+LOCAL_REF = re.compile(r"\blocal\.([A-Za-z_][A-Za-z0-9_-]*)")
+SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
+TEMPLATEFILE = re.compile(r'templatefile\(\s*"\$\{path\.module\}/([^"]+)"\s*,\s*\{(.*?)\}\s*\)', re.S)
+MIN_REASON_CHARS = 20
+
+
+def _line_of(text: str, needle: str) -> int:
+    """1-based line of the first occurrence of ``needle`` (0 if absent)."""
+    index = text.find(needle)
+    return text.count("\n", 0, index) + 1 if index >= 0 else 0
+
+
+def tf_files(tf_dir: Path = TF_DIR) -> List[Path]:
+    return sorted(tf_dir.glob("*.tf"))
+
+
+def parse_all(tf_dir: Path = TF_DIR) -> Tuple[Dict[Path, Any], List[str]]:
+    """Parse every .tf file; problems are ``file:line: message``."""
+    import hcl2
+
+    parsed, problems = {}, []
+    for path in tf_files(tf_dir):
+        try:
+            with path.open(encoding="utf-8") as f:
+                parsed[path] = hcl2.load(f)
+        except Exception as err:  # lark raises several error types, all with line info in str()
+            line = getattr(err, "line", "?")
+            problems.append(f"{path}:{line}: HCL does not parse: {str(err).splitlines()[0]}")
+    if not parsed and not problems:
+        problems.append(f"{tf_dir}: no .tf files")
+    return parsed, problems
+
+
+def _strings(node: Any) -> Iterator[str]:
+    """Every string in a parsed HCL tree (expressions included), skipping comments."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not str(key).startswith("__"):  # python-hcl2 bookkeeping: __comments__, __is_block__
+                yield str(key)
+                yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+    elif isinstance(node, str):
+        yield node
+
+
+def _block_names(parsed: Dict[Path, Any], block: str) -> Dict[str, Path]:
+    names: Dict[str, Path] = {}
+    for path, tree in parsed.items():
+        for entry in tree.get(block, []):
+            for name in entry:
+                if not name.startswith("__"):
+                    names[name.strip('"')] = path
+    return names
+
+
+def _references(parsed: Dict[Path, Any], pattern: re.Pattern) -> Dict[str, Path]:
+    refs: Dict[str, Path] = {}
+    for path, tree in parsed.items():
+        for text in _strings(tree):
+            for name in pattern.findall(text):
+                refs.setdefault(name, path)
+    return refs
+
+
+def check_variables(parsed: Dict[Path, Any]) -> List[str]:
+    declared = _block_names(parsed, "variable")
+    used = _references(parsed, VAR_REF)
+    problems = []
+    for name, path in sorted(used.items()):
+        if name not in declared:
+            line = _line_of(path.read_text(), f"var.{name}")
+            problems.append(f"{path}:{line}: var.{name} is used but not declared in variables.tf")
+    for name, path in sorted(declared.items()):
+        if name not in used:
+            line = _line_of(path.read_text(), f'variable "{name}"')
+            problems.append(f"{path}:{line}: variable {name!r} is declared but never used")
+    return problems
+
+
+def check_locals(parsed: Dict[Path, Any]) -> List[str]:
+    defined: Dict[str, Path] = {}
+    for path, tree in parsed.items():
+        for block in tree.get("locals", []):
+            for name in block:
+                if not name.startswith("__"):
+                    defined[name] = path
+    used = _references(parsed, LOCAL_REF)
+    problems = []
+    for name, path in sorted(used.items()):
+        if name not in defined:
+            line = _line_of(path.read_text(), f"local.{name}")
+            problems.append(f"{path}:{line}: local.{name} is used but defined in no locals block")
+    for name, path in sorted(defined.items()):
+        if name not in used:
+            line = _line_of(path.read_text(), f"{name} ")
+            problems.append(f"{path}:{line}: local {name!r} is defined but never used")
+    return problems
+
+
+def template_placeholders(text: str) -> Set[str]:
+    """Names a Terraform template reads: ``${name...}`` and ``%{ if/for ... name }``."""
+    names = set(re.findall(r"(?<!\$)\$\{\s*([A-Za-z_]\w*)", text))
+    for directive in re.findall(r"%\{~?\s*(?:if|for)\s+([^}]*)\}", text):
+        names.update(w for w in re.findall(r"[A-Za-z_]\w*", directive) if w not in {"in", "if", "for"})
+    return names
+
+
+def check_templates(tf_dir: Path = TF_DIR) -> List[str]:
+    problems = []
+    for path in tf_files(tf_dir):
+        text = path.read_text(encoding="utf-8")
+        for match in TEMPLATEFILE.finditer(text):
+            template = tf_dir / match.group(1)
+            line = text.count("\n", 0, match.start()) + 1
+            if not template.is_file():
+                problems.append(f"{path}:{line}: templatefile() reads {template.name}, which is missing")
+                continue
+            passed = set(re.findall(r"^\s*([A-Za-z_]\w*)\s*=", match.group(2), re.M))
+            wanted = template_placeholders(template.read_text(encoding="utf-8"))
+            for name in sorted(wanted - passed):
+                problems.append(f"{template}: placeholder {name!r} is not passed by {path.name}:{line}")
+            for name in sorted(passed - wanted):
+                problems.append(f"{path}:{line}: {name!r} is passed to {template.name} but not used there")
+    return problems
+
+
+def check_fmt(tf_dir: Path = TF_DIR) -> List[str]:
+    """``terraform fmt -check``; returns ["SKIP ..."] when no terraform binary is installed."""
+    terraform = shutil.which("terraform")
+    if not terraform:
+        return ["SKIP terraform is not installed (fmt check only)"]
+    proc = subprocess.run(
+        [terraform, "fmt", "-check", "-list=true", "-recursive", str(tf_dir)],
+        capture_output=True, text=True, env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull},
+    )
+    if proc.returncode == 0:
+        return []
+    files = proc.stdout.split() or [proc.stderr.strip()]
+    return [f"{name}: not in `terraform fmt` style (run: terraform fmt {tf_dir})" for name in files]
+
+
+def check_skip_reasons(tf_dir: Path = TF_DIR) -> List[str]:
+    problems = []
+    for path in tf_files(tf_dir):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            match = SKIP.search(line)
+            if match and len((match.group(2) or "").strip()) < MIN_REASON_CHARS:
+                problems.append(f"{path}:{number}: checkov skip {match.group(1)} has no real reason")
+    return problems
+
+
+def checkov_binary() -> Path:
+    """The checkov executable, installing it into .venv-checkov/ on first use (under a file lock)."""
+    if os.environ.get("CHECKOV"):
+        return Path(os.environ["CHECKOV"])
+    binary = CHECKOV_VENV / "bin" / "checkov"
+    if binary.exists():
+        return binary
+    from filelock import FileLock
+
+    with FileLock(str(CHECKOV_VENV) + ".lock"):
+        if not binary.exists():
+            venv.create(CHECKOV_VENV, with_pip=True, clear=True)
+            pip = [str(CHECKOV_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+            subprocess.run([*pip, f"checkov=={CHECKOV_VERSION}"], check=True)
+    return binary
+
+
+def run_checkov(tf_dir: Path = TF_DIR) -> Tuple[Dict[str, int], List[str]]:
+    """Run checkov offline on ``tf_dir``; returns its summary counts and the failed checks."""
+    cmd = [str(checkov_binary()), "-d", str(tf_dir), "--framework", "terraform", "--skip-download",
+           "--quiet", "--output", "json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "LOG_LEVEL": "ERROR"})
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return {}, [f"checkov did not run ({' '.join(cmd)}): {proc.stderr.strip()[-2000:]}"]
+    reports = report if isinstance(report, list) else [report]
+    summary: Dict[str, int] = {"passed": 0, "failed": 0, "skipped": 0}
+    failures = []
+    for rep in reports:
+        for key in summary:
+            summary[key] += int(rep.get("summary", {}).get(key, 0))
+        for check in rep.get("results", {}).get("failed_checks", []):
+            where = f"{tf_dir}{check['file_path']}:{check['file_line_range'][0]}"
+            failures.append(f"{where}: {check['check_id']} {check['check_name']} ({check['resource']})")
+    return summary, failures
+
+
+def main() -> int:
+    parsed, problems = parse_all()
+    if not problems:
+        problems += check_variables(parsed) + check_locals(parsed)
+    problems += check_templates() + check_skip_reasons()
+    fmt = check_fmt()
+    skipped = [p for p in fmt if p.startswith("SKIP ")]
+    problems += [p for p in fmt if not p.startswith("SKIP ")]
+    summary, failures = run_checkov()
+    problems += failures
+    for note in skipped:
+        print(note)
+    print(f"checkov: {summary}")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print("check-infra: " + ("FAILED" if problems else f"OK ({len(parsed)} .tf files)"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
