@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -52,6 +53,7 @@ def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, title: str, path
         n = int(sub["source"].nunique())
         ax.plot(x, mean, marker="o", color=col[s], label=f"{s} (n={n})")
         ax.fill_between(x, mean - std, mean + std, color=col[s], alpha=0.2)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("fine-tuning epoch")
     ax.set_ylabel("dev score (%)")
     ax.set_title(f"{title}: learning curves (mean ± std over completed trials)")
