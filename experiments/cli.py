@@ -42,6 +42,115 @@ def run_reporting_input_errors(func, *args, **kwargs):
         fail(str(err))
 
 
+@data_app.command("imdb")
+def data_imdb(
+    source: str = typer.Argument(
+        "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+        help="aclImdb_v1.tar.gz (path or URL), an extracted aclImdb/ folder, or a JSONL(.gz) of {text,label,split}"),
+    out: Path = typer.Argument(Path("corpus/imdb-1k"), help="Output folder"),
+    n_train: int = typer.Option(1000, "--n-train", help="Training reviews: the first N after the seeded shuffle"),
+    n_dev: int = typer.Option(10000, "--n-dev", help="Development reviews: the last M after the seeded shuffle"),
+    seed: int = typer.Option(0, "--seed", help="Shuffle seed"),
+    unsup: bool = typer.Option(False, "--unsup/--no-unsup", help="Add the 50k unlabelled reviews to the pretraining text"),
+    max_pretrain_docs: int = typer.Option(0, "--max-pretrain-docs", help="Cap the pretraining corpus (0 = all)"),
+    n_test: int = typer.Option(0, "--n-test", help="Keep a seeded sample of N test reviews (0 = all 25k)"),
+) -> None:
+    """IMDB-1k splits as DocBins (train/dev/test) plus the tokenized pretraining text."""
+    from .data.imdb import prepare_imdb
+
+    manifest = run_reporting_input_errors(
+        prepare_imdb, source, out, n_train=n_train, n_dev=n_dev, seed=seed, include_unsup=unsup,
+        max_pretrain_docs=max_pretrain_docs, n_test=n_test)
+    typer.echo(f"{out}: {manifest['docs']} docs, {manifest['pretrain_words']} pretraining words")
+
+
+@data_app.command("ner")
+def data_ner(
+    train: Path = typer.Argument(..., help="Training data: .spacy (file/folder), *_gold_conll (file/folder), IOB/CoNLL, Prodigy .jsonl"),
+    dev: Path = typer.Argument(..., help="Development data, same forms"),
+    out: Path = typer.Argument(..., help="Output folder"),
+    test: Optional[Path] = typer.Option(None, "--test", help="Test data (read only by `lmao trial --final`)"),
+    raw: Optional[Path] = typer.Option(None, "--raw", help="Raw text for pretraining: .txt (a doc per line) or .jsonl(.gz) with text/body"),
+    n_sents: int = typer.Option(1, "--n-sents", help="Sentences per doc"),
+    max_train_docs: int = typer.Option(0, "--max-train-docs", help="Cap training docs (0 = all)"),
+    max_dev_docs: int = typer.Option(0, "--max-dev-docs", help="Cap development docs (0 = all)"),
+    max_pretrain_docs: int = typer.Option(0, "--max-pretrain-docs", help="Cap pretraining docs (0 = all)"),
+) -> None:
+    """An NER corpus as train/dev(/test) DocBins plus the tokenized pretraining text."""
+    from .data.ner import prepare_ner
+
+    manifest = run_reporting_input_errors(
+        prepare_ner, train, dev, out, test=test, raw=raw, n_sents=n_sents, max_train_docs=max_train_docs,
+        max_dev_docs=max_dev_docs, max_pretrain_docs=max_pretrain_docs)
+    typer.echo(f"{out}: {manifest['docs']} docs, labels {manifest['labels']}")
+
+
+@vectors_app.command("train")
+def vectors_train(
+    corpus: Path = typer.Argument(..., help="Tokenized corpus: a .spacy file or shard folder (e.g. CORPUS/pretrain)"),
+    out: Path = typer.Argument(..., help="Output folder (a spaCy pipeline holding the vectors)"),
+    algorithm: str = typer.Option("fasttext", "--algorithm", help="fasttext | word2vec"),
+    dims: int = typer.Option(100, "--dims", help="Vector width"),
+    min_count: int = typer.Option(5, "--min-count", help="Ignore rarer words"),
+    epochs: int = typer.Option(5, "--epochs", help="Training epochs"),
+    window: int = typer.Option(5, "--window", help="Context window"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train static vectors with gensim and save them with spaCy's vectors machinery."""
+    from .vectors import train_vectors
+
+    info = run_reporting_input_errors(train_vectors, corpus, out, algorithm=algorithm, dims=dims,
+                                      min_count=min_count, epochs=epochs, window=window, seed=seed)
+    typer.echo(f"{out}: {info['rows']} vectors x {info['dims']} dims")
+
+
+@vectors_app.command("import")
+def vectors_import(
+    source: Path = typer.Argument(..., help="GloVe/fastText/word2vec text file (.txt/.vec, .gz ok) or a spaCy pipeline folder"),
+    out: Path = typer.Argument(..., help="Output folder"),
+) -> None:
+    """Import existing vectors as a spaCy vectors folder."""
+    from .vectors import import_vectors
+
+    info = run_reporting_input_errors(import_vectors, source, out)
+    typer.echo(f"{out}: {info['rows']} vectors x {info['dims']} dims")
+
+
+@app.command("trial", context_settings=OVERRIDES)
+def trial(
+    ctx: typer.Context,
+    experiment_dir: Path = typer.Argument(..., help="Experiment folder (config.cfg + defaults.yml)", exists=True,
+                                          file_okay=False),
+    out: Path = typer.Option(..., "--out", help="Trial folder: results.json and model-best/"),
+    param: Optional[List[str]] = typer.Option(None, "-P", "--param", help="Override a param: name=value (repeatable)"),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache: folder or gs://bucket/prefix (default: OUT/../cache)"),
+    artifacts: Optional[str] = typer.Option(None, "--artifacts", help="Also publish the trial folder to gs://bucket/prefix/<OUT name>"),
+    final: bool = typer.Option(False, "--final", help="Also evaluate the best model on the TEST split (final comparison only)"),
+    gpu: str = typer.Option("auto", "--gpu", help="auto (GPU if available), -1 (CPU) or a GPU id"),
+    eval_processes: int = typer.Option(0, "--eval-processes", help="Processes for dev evaluation (0 = cores, max 4)"),
+) -> None:
+    """Run one pretrain-then-finetune trial. Extra `--section.key value` options override the spaCy config."""
+    from spacy.cli._util import parse_config_overrides
+
+    from .params import parse_assignments
+    from .trial import run_trial
+
+    try:
+        overrides = parse_assignments(param)
+        config_overrides = parse_config_overrides(ctx.args)
+    except (ValueError, SystemExit) as err:
+        fail(str(err) or "bad override")
+    try:
+        results = run_trial(experiment_dir, out, overrides, config_overrides=config_overrides, cache=cache,
+                            artifacts=artifacts, final=final, gpu=gpu, eval_processes=eval_processes)
+    except (InputError, ValueError) as err:
+        fail(str(err))
+    line = f"{out}: best dev {results['metric']} {results['best_dev_score']:.4f} at epoch {results['best_epoch']}"
+    if final:
+        line += f"; TEST {results['metric']} {results['test_score']:.4f}"
+    typer.echo(line)
+
+
 @data_app.command("merge-annotations")
 def data_merge_annotations(
     inputs: List[Path] = typer.Argument(..., help="Prodigy NER datasets (.jsonl or .jsonl.gz), e.g. one per label"),

@@ -1,0 +1,231 @@
+"""Fine-tuning: a training loop you can read top to bottom, evaluated on dev once per epoch.
+
+spaCy's ``init_nlp`` builds and initialises the pipeline (labels, static vectors, ``init_tok2vec``
+from a pretraining checkpoint); ``nlp.update`` trains it. What differs from ``spacy train``: epochs are
+the unit (evaluation, patience, checkpoints), the data are pre-tokenized DocBins read once, and dev
+evaluation runs on every core by forking workers that share the current weights copy-on-write; only
+the predictions come back, and spaCy's own Scorer scores them, so the score is unchanged.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+
+from spacy.language import Language
+from spacy.schemas import ConfigSchemaTraining
+from spacy.scorer import Scorer
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.training.initialize import init_nlp
+from spacy.util import minibatch, registry
+from thinc.api import Config, compounding, fix_random_seed
+
+from . import pretrain  # noqa: F401  (registers the pretraining corpus reader named in configs)
+from .data.docbins import read_docs
+from .fileio import atomic_path
+from .progress import progress
+
+METRICS = {"textcat": "accuracy", "ner": "ents_f"}
+
+
+@dataclass
+class Evaluation:
+    score: float
+    scores: Dict[str, Any]
+    seconds: float
+    words: int
+
+    @property
+    def words_per_second(self) -> float:
+        return self.words / self.seconds if self.seconds else 0.0
+
+
+def load_examples(path: Path, nlp: Language, limit: int = 0) -> List[Example]:
+    """Gold docs from a DocBin, each paired with an unannotated copy of its tokens (no re-tokenizing)."""
+    examples = []
+    for i, reference in enumerate(read_docs(path, nlp.vocab)):
+        if limit and i >= limit:
+            break
+        predicted = Doc(nlp.vocab, words=[t.text for t in reference],
+                        spaces=[bool(t.whitespace_) for t in reference])
+        examples.append(Example(predicted, reference))
+    return examples
+
+
+def batch_sizes(params: Mapping[str, Any]) -> Iterator[int]:
+    """Docs per batch: fixed, or compounding from ``batch_start`` to ``batch_stop`` (across epochs)."""
+    if params["batch_schedule"] == "compounding":
+        for size in compounding(params["batch_start"], params["batch_stop"], params["batch_compound"]):
+            yield max(1, int(size))
+    else:
+        while True:
+            yield params["batch_size"]
+
+
+# ---- evaluation -------------------------------------------------------------------------------------
+
+_FORK_STATE: Dict[str, Any] = {}
+
+
+def _predict_chunk(bounds) -> List[Any]:
+    """Worker: run the pipeline over one slice of the dev docs; return only the predictions."""
+    nlp, docs, task = _FORK_STATE["nlp"], _FORK_STATE["docs"], _FORK_STATE["task"]
+    start, end = bounds
+    return [_prediction(doc, task) for doc in nlp.pipe(docs[start:end], batch_size=_FORK_STATE["batch_size"])]
+
+
+def _prediction(doc: Doc, task: str) -> Any:
+    if task == "textcat":
+        return dict(doc.cats)
+    return [(ent.start, ent.end, ent.label_) for ent in doc.ents]
+
+
+def _apply_prediction(doc: Doc, prediction: Any, task: str) -> None:
+    if task == "textcat":
+        doc.cats = prediction
+    else:
+        doc.set_ents([Span(doc, start, end, label=label) for start, end, label in prediction], default="outside")
+
+
+def predict(nlp: Language, docs: Sequence[Doc], task: str, *, batch_size: int, processes: int) -> None:
+    """Annotate ``docs`` in place, split over ``processes`` forked workers (1 = in this process)."""
+    processes = max(1, min(processes, len(docs) // max(batch_size, 1) or 1))
+    if processes == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for _ in nlp.pipe(docs, batch_size=batch_size):
+            pass
+        return
+    step = -(-len(docs) // processes)
+    chunks = [(i, min(i + step, len(docs))) for i in range(0, len(docs), step)]
+    _FORK_STATE.update(nlp=nlp, docs=docs, batch_size=batch_size, task=task)
+    try:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            results = pool.map(_predict_chunk, chunks)
+    finally:
+        _FORK_STATE.clear()
+    for (start, _end), predictions in zip(chunks, results):
+        for doc, prediction in zip(docs[start:], predictions):
+            _apply_prediction(doc, prediction, task)
+
+
+def textcat_accuracy(examples: Iterable[Example]) -> float:
+    """Share of docs whose highest-scoring predicted label is the gold label (exclusive classes)."""
+    examples = list(examples)
+    correct = sum(
+        max(eg.predicted.cats, key=eg.predicted.cats.get) == max(eg.reference.cats, key=eg.reference.cats.get)
+        for eg in examples
+    )
+    return correct / len(examples) if examples else 0.0
+
+
+def evaluate(nlp: Language, examples: List[Example], task: str, *, batch_size: int, processes: int) -> Evaluation:
+    """Predict, then score with spaCy's Scorer (plus accuracy for textcat)."""
+    start = time.perf_counter()
+    predict(nlp, [eg.predicted for eg in examples], task, batch_size=batch_size, processes=processes)
+    seconds = time.perf_counter() - start
+    scores = Scorer(nlp).score(examples)
+    if task == "textcat":
+        scores["accuracy"] = textcat_accuracy(examples)
+    metric = METRICS[task]
+    score = float(scores.get(metric) or 0.0)
+    return Evaluation(score, scores, seconds, sum(len(eg.predicted) for eg in examples))
+
+
+# ---- training ---------------------------------------------------------------------------------------
+
+def directory_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def finetune(
+    config: Config,
+    params: Mapping[str, Any],
+    task: str,
+    out_dir: Path,
+    *,
+    on_epoch: Callable[[Dict[str, Any]], None] = lambda row: None,
+    eval_processes: int = 0,
+    use_gpu: int = -1,
+) -> Dict[str, Any]:
+    """Train for up to ``max_epochs``; keep the best epoch's pipeline in ``out_dir/model-best``."""
+    fix_random_seed(params["seed"])
+    nlp = init_nlp(config, use_gpu=use_gpu)
+    T = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
+    optimizer = T["optimizer"]
+    train = load_examples(Path(config["paths"]["train"]), nlp)
+    dev = load_examples(Path(config["paths"]["dev"]), nlp)
+    processes = 1 if use_gpu >= 0 else (eval_processes or min(os.cpu_count() or 1, 4))
+    rng = random.Random(params["seed"])
+    sizes = batch_sizes(params)
+    best_dir = out_dir / "model-best"
+    best: Dict[str, Any] = {"epoch": None, "score": None, "words_per_second": None}
+    stale = 0
+    epochs: List[Dict[str, Any]] = []
+    for epoch in range(1, params["max_epochs"] + 1):
+        start = time.perf_counter()
+        rng.shuffle(train)
+        losses: Dict[str, float] = {}
+        batches = minibatch(train, size=sizes)
+        for batch in progress(batches, desc=f"epoch {epoch}/{params['max_epochs']}", unit="batch"):
+            nlp.update(batch, drop=params["dropout"], sgd=optimizer, losses=losses)
+        train_seconds = time.perf_counter() - start
+        train_words = sum(len(eg.reference) for eg in train)
+        evaluation = evaluate(nlp, dev, task, batch_size=params["eval_batch_size"], processes=processes)
+        row = {
+            "epoch": epoch,
+            "train_loss": float(sum(v for k, v in losses.items() if k != "tok2vec")),
+            "losses": {k: float(v) for k, v in losses.items()},
+            "dev_score": evaluation.score,
+            "seconds": round(train_seconds + evaluation.seconds, 3),
+            "train_seconds": round(train_seconds, 3),
+            "eval_seconds": round(evaluation.seconds, 3),
+            "train_words": train_words,
+            "train_words_per_second": train_words / train_seconds if train_seconds else None,
+            "eval_words_per_second": evaluation.words_per_second,
+            "dev_scores": _jsonable(evaluation.scores),
+        }
+        epochs.append(row)
+        if best["score"] is None or evaluation.score > best["score"]:
+            best = {"epoch": epoch, "score": evaluation.score, "words_per_second": evaluation.words_per_second}
+            stale = 0
+            with atomic_path(best_dir, is_dir=True) as tmp:
+                nlp.to_disk(tmp)
+        else:
+            stale += 1
+        on_epoch(row)
+        if params["patience"] and stale >= params["patience"]:
+            break
+    return {
+        "epochs": epochs,
+        "best_epoch": best["epoch"],
+        "best_dev_score": best["score"],
+        "inference_words_per_second": best["words_per_second"],
+        "model_size_bytes": directory_size(best_dir),
+        "data": {"train_docs": len(train), "dev_docs": len(dev),
+                 "train_words": sum(len(eg.reference) for eg in train),
+                 "dev_words": sum(len(eg.reference) for eg in dev)},
+    }
+
+
+def evaluate_saved(model_dir: Path, data: Path, task: str, *, batch_size: int, processes: int) -> Evaluation:
+    """Score a saved pipeline on a DocBin (the final test evaluation)."""
+    import spacy
+
+    nlp = spacy.load(model_dir)
+    return evaluate(nlp, load_examples(data, nlp), task, batch_size=batch_size, processes=processes)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (int, float, str)) or value is None:
+        return value
+    return float(value)
