@@ -349,8 +349,8 @@ def test_cli_rejects_unknown_modes(tmp_path: Path, per_gpe, args: list, message:
     assert result.exit_code == 1 and result.output.strip() == message
 
 
-def test_cli_missing_input_file(tmp_path: Path):
-    result = run_cli(tmp_path / "nope.jsonl", "--out", tmp_path / "out")
+def test_cli_missing_input_file(tmp_path: Path, per_gpe):
+    result = run_cli(*per_gpe, tmp_path / "nope.jsonl", "--out", tmp_path / "out")
     assert result.exit_code == 1
     assert result.output.strip() == f"error: {tmp_path / 'nope.jsonl'}: file not found"
     assert not (tmp_path / "out").exists()

@@ -215,6 +215,9 @@ def _check_options(inputs: Sequence[PathLike], on_conflict: str, misaligned: str
         raise ValueError(f"misaligned must be one of {', '.join(MISALIGNED)}, got {misaligned!r}")
     if shard_docs < 1:
         raise ValueError(f"shard_docs must be at least 1, got {shard_docs}")
+    for path in inputs:  # fail before minutes of ingesting, not after
+        if not Path(path).is_file():
+            raise InputError(path, "file not found")
 
 
 def _counted(tasks: Iterator, dataset: int, stats: MergeStats) -> Iterator:
