@@ -1,0 +1,80 @@
+"""``lmao sweep`` and ``lmao polyaxonfile`` (registered on the main app by ``experiments.cli``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .cli import OVERRIDES, app, fail
+from .errors import InputError
+
+
+@app.command("sweep", context_settings=OVERRIDES)
+def sweep(
+    ctx: typer.Context,
+    experiment_dir: Path = typer.Argument(..., help="Experiment folder with sweep.yml", exists=True, file_okay=False),
+    search: str = typer.Option("random", "--search", help="random | tpe"),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Trials to finish in the study (default: sweep.yml n_trials)"),
+    workers: int = typer.Option(1, "--workers", help="Trials run at once by this process"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite under --runs; postgresql://... for many workers)"),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: EXPERIMENT-SEARCH); re-running continues it"),
+    param: Optional[List[str]] = typer.Option(None, "-P", "--param", help="Fix a param for every trial: name=value (repeatable)"),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Runs folder: RUNS/STUDY/trial-XXXX/"),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache shared by trials (default: RUNS/cache; or gs://...)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampler seed (one worker: reproducible suggestions)"),
+    heartbeat: int = typer.Option(10, "--heartbeat", help="Seconds between worker heartbeats; a trial silent for 3x this is failed and re-queued"),
+    kill_grace: float = typer.Option(10.0, "--kill-grace", help="Seconds between SIGTERM and SIGKILL when stopping a trial"),
+) -> None:
+    """Random or TPE search over EXPERIMENT_DIR/sweep.yml, one `lmao trial` process per trial.
+
+    Extra options after `--` go to every `lmao trial` (e.g. `-- --gpu -1 --eval-processes 1`).
+    """
+    from .params import parse_assignments
+    from .sweep import SweepOptions, run_sweep
+
+    try:
+        fixed = parse_assignments(param)
+        options = SweepOptions(
+            experiment_dir=experiment_dir, search=search, n_trials=n_trials, workers=workers, storage=storage,
+            study=study, fixed=fixed, runs=runs, cache=cache, seed=seed, heartbeat=heartbeat,
+            kill_grace=kill_grace, trial_args=list(ctx.args),
+        )
+        summary = run_sweep(options)
+    except (InputError, ValueError) as err:
+        fail(str(err))
+    states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items()))
+    typer.echo(f"study {summary['study']}: {states}")
+    if "best_value" in summary:
+        typer.echo(f"best: trial {summary['best_trial']} = {summary['best_value']:.4f} "
+                   f"({summary['best_result_dir']})")
+
+
+@app.command("polyaxonfile")
+def polyaxonfile(
+    experiment_dir: Path = typer.Argument(..., help="Experiment folder with sweep.yml", exists=True, file_okay=False),
+    search: str = typer.Option("random", "--search", help="random | bayes"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: EXPERIMENT_DIR/polyaxonfile.SEARCH.yml)"),
+    concurrency: int = typer.Option(4, "--concurrency", help="Matrix runs at once on the cluster"),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if the file on disk differs from the generated one"),
+) -> None:
+    """Generate a Polyaxon v2 polyaxonfile (operation + matrix) from EXPERIMENT_DIR/sweep.yml."""
+    from .fileio import write_text
+    from .polyaxonfile import SEARCHES, polyaxonfile_path, render_polyaxonfile
+
+    if search not in SEARCHES:
+        fail(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    target = out or polyaxonfile_path(experiment_dir, search)
+    shown = str(out) if out else f"{experiment_dir.resolve().name}/{target.name}"
+    try:
+        text = render_polyaxonfile(experiment_dir, search, shown, concurrency=concurrency)
+    except InputError as err:
+        fail(str(err))
+    if check:
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            fail(f"{target} is out of date: run `lmao polyaxonfile {experiment_dir} --search {search}`")
+        typer.echo(f"{target}: up to date")
+        return
+    write_text(target, text)
+    typer.echo(f"wrote {target}")

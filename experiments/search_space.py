@@ -1,0 +1,246 @@
+"""An experiment's search space: ``EXPERIMENT_DIR/sweep.yml``, validated before anything runs.
+
+One file serves both searches: ``lmao sweep`` samples it with Optuna, ``lmao polyaxonfile`` turns it into
+a Polyaxon ``matrix``. Every key under ``params`` is a trial param (``experiments.params.PARAMS``) with
+exactly one range kind::
+
+    metric: accuracy            # what the trial's dev_score means (informational)
+    direction: maximize         # or minimize
+    n_trials: 50                # the budget (a study stops once this many trials finished)
+    pruner: {kind: median, n_startup_trials: 5, n_warmup_steps: 1}   # or hyperband / none
+    fixed: {max_epochs: 10}     # params every trial uses (optional)
+    params:
+      width: {choice: [96, 128, 300]}
+      depth: {int: [2, 8]}                  # inclusive
+      dropout: {uniform: [0.0, 0.4]}
+      learn_rate: {loguniform: [1.0e-4, 1.0e-2]}
+
+A bad file fails with one :class:`~experiments.errors.InputError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import yaml
+
+from .errors import InputError
+from .params import PARAMS, coerce
+
+SWEEP_FILE = "sweep.yml"
+KINDS = ("choice", "uniform", "loguniform", "int")
+DIRECTIONS = ("maximize", "minimize")
+PRUNERS: Dict[str, Dict[str, type]] = {
+    "none": {},
+    "median": {"n_startup_trials": int, "n_warmup_steps": int, "interval_steps": int},
+    "hyperband": {"min_resource": int, "max_resource": int, "reduction_factor": int},
+}
+TOP_KEYS = ("metric", "direction", "n_trials", "pruner", "fixed", "params")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched param: ``choice`` values, or a ``uniform``/``loguniform``/``int`` [low, high] range."""
+
+    name: str
+    kind: str
+    values: Tuple[Any, ...] = ()
+    low: Optional[float] = None
+    high: Optional[float] = None
+
+    def suggest(self, trial: Any) -> Any:
+        """Sample this dimension from an Optuna trial."""
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.name, list(self.values))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high))
+        return trial.suggest_float(self.name, self.low, self.high, log=self.kind == "loguniform")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {self.kind: list(self.values) if self.kind == "choice" else [self.low, self.high]}
+
+
+@dataclass(frozen=True)
+class Pruner:
+    kind: str = "none"
+    settings: Dict[str, int] = field(default_factory=dict)
+
+    def build(self) -> Any:
+        """The Optuna pruner (hyperband's max_resource defaults to "auto": the longest trial seen)."""
+        import optuna
+
+        if self.kind == "median":
+            return optuna.pruners.MedianPruner(**self.settings)
+        if self.kind == "hyperband":
+            settings = {"max_resource": "auto", **self.settings}
+            return optuna.pruners.HyperbandPruner(**settings)
+        return optuna.pruners.NopPruner()
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    path: Path
+    experiment: str
+    metric: str
+    direction: str
+    n_trials: int
+    pruner: Pruner
+    fixed: Dict[str, Any]
+    params: Dict[str, Dimension]
+
+    def sample(self, trial: Any) -> Dict[str, Any]:
+        """Sampled values for every searched param (fixed ones are not included)."""
+        return {name: dim.suggest(trial) for name, dim in self.params.items()}
+
+    def fingerprint(self, fixed_overrides: Optional[Mapping[str, Any]] = None) -> str:
+        """A hash of what makes trials comparable: resuming a study with another space is an error."""
+        data = {
+            "params": {name: dim.to_dict() for name, dim in sorted(self.params.items())},
+            "fixed": {**self.fixed, **dict(fixed_overrides or {})},
+            "direction": self.direction,
+        }
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load_search_space(experiment_dir: Path) -> SearchSpace:
+    """Read and validate ``EXPERIMENT_DIR/sweep.yml`` (or a sweep file path)."""
+    path = Path(experiment_dir)
+    if path.is_dir():
+        path = path / SWEEP_FILE
+    if not path.is_file():
+        raise InputError(path, "no search space file (expected sweep.yml in the experiment folder)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise InputError(path, f"not valid YAML: {err}") from None
+    return parse_search_space(data, path)
+
+
+def parse_search_space(data: Any, path: Path) -> SearchSpace:
+    """Validate the parsed YAML; every problem names ``path`` and the offending key."""
+    if not isinstance(data, dict):
+        raise InputError(path, "expected a mapping with `params` at the top level")
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise InputError(path, f"unknown key {unknown[0]!r} (allowed: {', '.join(TOP_KEYS)})")
+    params = _parse_params(data.get("params"), path)
+    fixed = _parse_fixed(data.get("fixed") or {}, path)
+    both = sorted(set(params) & set(fixed))
+    if both:
+        raise InputError(path, f"fixed.{both[0]}: param is both fixed and searched")
+    direction = data.get("direction", "maximize")
+    if direction not in DIRECTIONS:
+        raise InputError(path, f"direction: expected one of {list(DIRECTIONS)}, got {direction!r}")
+    metric = data.get("metric", "dev_score")
+    if not isinstance(metric, str) or not metric:
+        raise InputError(path, f"metric: expected a metric name, got {metric!r}")
+    n_trials = data.get("n_trials", 20)
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise InputError(path, f"n_trials: expected a positive integer, got {n_trials!r}")
+    return SearchSpace(
+        path=path,
+        experiment=path.parent.resolve().name,
+        metric=metric,
+        direction=direction,
+        n_trials=n_trials,
+        pruner=_parse_pruner(data.get("pruner"), path),
+        fixed=fixed,
+        params=params,
+    )
+
+
+def _parse_params(raw: Any, path: Path) -> Dict[str, Dimension]:
+    if not isinstance(raw, dict) or not raw:
+        raise InputError(path, "params: expected a non-empty mapping of param name -> range")
+    return {name: _parse_dimension(name, spec, path) for name, spec in raw.items()}
+
+
+def _parse_dimension(name: Any, spec: Any, path: Path) -> Dimension:
+    key = f"params.{name}"
+    if name not in PARAMS:
+        raise InputError(path, f"{key}: unknown param (known: {', '.join(sorted(PARAMS))})")
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
+        raise InputError(path, f"{key}: expected exactly one of {', '.join(KINDS)}, e.g. {{choice: [a, b]}}")
+    kind, value = next(iter(spec.items()))
+    key = f"{key}.{kind}"
+    ptype = PARAMS[name].type
+    if kind == "choice":
+        return Dimension(name, kind, values=_parse_choices(name, value, key, path))
+    if ptype is not (int if kind == "int" else float):
+        want = "int" if ptype is int else "choice" if ptype in (str, bool) else "uniform/loguniform"
+        raise InputError(path, f"{key}: {name} is a {ptype.__name__} param; use {want}")
+    low, high = _parse_bounds(value, key, path, integer=kind == "int")
+    if low > high or (kind != "int" and low == high):
+        raise InputError(path, f"{key}: empty range, low {low} must be below high {high}")
+    if kind == "loguniform" and low <= 0:
+        raise InputError(path, f"{key}: loguniform needs low > 0, got {low}")
+    return Dimension(name, kind, low=low, high=high)
+
+
+def _parse_choices(name: str, value: Any, key: str, path: Path) -> Tuple[Any, ...]:
+    if not isinstance(value, list) or not value:
+        raise InputError(path, f"{key}: expected a non-empty list of values")
+    try:
+        values = tuple(coerce(name, v) for v in value)
+    except ValueError as err:
+        raise InputError(path, f"{key}: {err}") from None
+    if len(set(values)) != len(values):
+        raise InputError(path, f"{key}: repeated value in {list(values)}")
+    return values
+
+
+def _parse_bounds(value: Any, key: str, path: Path, integer: bool) -> Tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise InputError(path, f"{key}: expected [low, high]")
+    out: List[Any] = []
+    for bound in value:
+        try:
+            if isinstance(bound, bool):
+                raise ValueError
+            number = float(bound)  # YAML reads 1e-4 (no dot) as a string; accept it
+            if not math.isfinite(number) or (integer and number != int(number)):
+                raise ValueError
+        except (TypeError, ValueError):
+            kind = "an integer" if integer else "a number"
+            raise InputError(path, f"{key}: bound {bound!r} is not {kind}") from None
+        out.append(int(number) if integer else number)
+    return out[0], out[1]
+
+
+def _parse_fixed(raw: Any, path: Path) -> Dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise InputError(path, "fixed: expected a mapping of param name -> value")
+    out = {}
+    for name, value in raw.items():
+        try:
+            out[name] = coerce(name, value)
+        except ValueError as err:
+            raise InputError(path, f"fixed.{name}: {err}") from None
+    return out
+
+
+def _parse_pruner(raw: Any, path: Path) -> Pruner:
+    if raw is None:
+        return Pruner("median", {"n_startup_trials": 5, "n_warmup_steps": 1})
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    if not isinstance(raw, dict) or raw.get("kind") not in PRUNERS:
+        raise InputError(path, f"pruner.kind: expected one of {list(PRUNERS)}, got {raw!r}")
+    kind = raw["kind"]
+    settings = {}
+    for name, value in raw.items():
+        if name == "kind":
+            continue
+        if name not in PRUNERS[kind]:
+            allowed = ", ".join(PRUNERS[kind]) or "no settings"
+            raise InputError(path, f"pruner.{name}: not a {kind} pruner setting (allowed: {allowed})")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(path, f"pruner.{name}: expected a non-negative integer, got {value!r}")
+        settings[name] = value
+    return Pruner(kind, settings)

@@ -1,0 +1,391 @@
+"""Local sweeps: an Optuna study over an experiment's ``sweep.yml``, one ``lmao trial`` process per trial.
+
+- Storage: SQLite under the runs folder by default (``RUNS/optuna.sqlite3``); a PostgreSQL URL lets many
+  workers on many machines share one study. Each trial writes ``RUNS/<study>/trial-XXXX/`` and records it
+  as the Optuna user attr ``result_dir`` (the report reads it).
+- Each trial is its own process (a crash or OOM fails that trial, not the sweep); it dies with its worker
+  (parent-death signal) so a killed worker leaves no orphan.
+- Pruning: the worker polls the trial's ``results.json`` (rewritten after every epoch), reports each
+  epoch's ``dev_score`` as an intermediate value, and stops a hopeless trial (SIGTERM, then SIGKILL);
+  its result file keeps the epochs and says ``pruned``.
+- Resume: the same command continues the study until ``n_trials`` trials finished (complete or pruned).
+  A worker killed mid-trial stops heart-beating; once its trial is stale the next worker marks it failed
+  (study and result file) and re-queues its params; a finished trial is never run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from .errors import InputError
+from .fileio import write_json
+from .params import coerce
+from .progress import is_terminal, log
+from .search_space import SearchSpace, load_search_space
+
+SEARCHES = ("random", "tpe")
+STORAGE_FILE = "optuna.sqlite3"
+RESULTS_FILE = "results.json"
+TRIAL_LOG = "trial.log"
+FINISHED = ("completed", "pruned", "failed")
+
+
+class TrialFailed(RuntimeError):
+    """The trial process failed (its result file says why); the sweep goes on."""
+
+
+@dataclass
+class SweepOptions:
+    experiment_dir: Path
+    search: str = "random"
+    n_trials: Optional[int] = None
+    workers: int = 1
+    storage: Optional[str] = None
+    study: Optional[str] = None
+    fixed: Dict[str, Any] = field(default_factory=dict)
+    runs: Path = Path("runs")
+    cache: Optional[str] = None
+    seed: Optional[int] = None
+    heartbeat: int = 10
+    poll_seconds: float = 0.5
+    kill_grace: float = 10.0
+    trial_args: List[str] = field(default_factory=list)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def trial_dir(study_dir: Path, number: int) -> Path:
+    return study_dir / f"trial-{number:04d}"
+
+
+def read_results(result_dir: Path) -> Optional[Dict[str, Any]]:
+    """The trial's result file, or None while it has not written one (writes are atomic)."""
+    try:
+        return json.loads((Path(result_dir) / RESULTS_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def mark_results(result_dir: Path, status: str, error: Optional[str]) -> None:
+    """Rewrite a stopped trial's status (atomic), keeping every epoch it finished."""
+    results = read_results(result_dir) or {"schema_version": 1, "params": {}, "epochs": []}
+    results["status"] = status
+    if error:
+        results["error"] = error
+    results.setdefault("finished_at", None)
+    results["finished_at"] = results["finished_at"] or now()
+    write_json(Path(result_dir) / RESULTS_FILE, results)
+
+
+def default_storage(runs: Path) -> str:
+    return f"sqlite:///{(Path(runs) / STORAGE_FILE).resolve()}"
+
+
+def make_storage(url: str, heartbeat: int, on_stale) -> Any:
+    """An RDB storage with heartbeats: a silent worker's trial is failed and handed to ``on_stale``."""
+    import optuna
+
+    engine_kwargs: Dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 120}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+        heartbeat_stale_trial_callback=on_stale,
+    )
+
+
+def make_sampler(search: str, seed: Optional[int]) -> Any:
+    import optuna
+
+    if search == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    raise InputError("--search", f"expected one of {list(SEARCHES)}, got {search!r}")
+
+
+def stale_callback(study_dir: Path):
+    """Mark a dead worker's trial failed in its result file, then re-queue its params (Optuna's retry)."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
+
+    def on_stale(study: Any, frozen: Any) -> None:
+        result_dir = Path(frozen.user_attrs.get("result_dir") or trial_dir(study_dir, frozen.number))
+        results = read_results(result_dir)
+        if results is None or results.get("status") == "running":
+            mark_results(result_dir, "failed", "worker lost (no heartbeat); params re-queued as a new trial")
+        log(f"sweep: trial {frozen.number} lost its worker; re-queued")
+        retry(study, frozen)
+
+    return on_stale
+
+
+def _pdeathsig_prefix() -> List[str]:
+    """Run the trial under ``setpriv --pdeathsig KILL`` so it dies with the worker that started it."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
+
+
+def stop_process(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the trial's process group, SIGKILL it after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class Sweep:
+    """One worker of a study: runs trials until the study has its budget of finished trials."""
+
+    def __init__(self, options: SweepOptions):
+        self.options = options
+        self.experiment_dir = Path(options.experiment_dir)
+        self.space: SearchSpace = load_search_space(self.experiment_dir)
+        self.fixed = self._fixed_params(options.fixed)
+        self.searched = {n: d for n, d in self.space.params.items() if n not in self.fixed}
+        self.n_trials = options.n_trials or self.space.n_trials
+        self.study_name = options.study or f"{self.space.experiment}-{options.search}"
+        self.runs = Path(options.runs)
+        self.study_dir = self.runs / self.study_name
+        self.cache = options.cache or str((self.runs / "cache").resolve())
+        self.stop_event = threading.Event()
+        self.bar: Any = None
+        self.lock = threading.Lock()
+
+    def _fixed_params(self, overrides: Mapping[str, Any]) -> Dict[str, Any]:
+        fixed = dict(self.space.fixed)
+        for name, value in overrides.items():
+            try:
+                fixed[name] = coerce(name, value)
+            except ValueError as err:
+                raise InputError("-P", str(err)) from None
+        return fixed
+
+    # --- study -----------------------------------------------------------------------------------
+    def open_study(self) -> Any:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.runs.mkdir(parents=True, exist_ok=True)
+        self.study_dir.mkdir(parents=True, exist_ok=True)
+        url = self.options.storage or default_storage(self.runs)
+        storage = make_storage(url, self.options.heartbeat, stale_callback(self.study_dir))
+        seed = self.options.seed
+        study = optuna.create_study(
+            study_name=self.study_name, storage=storage, direction=self.space.direction,
+            sampler=make_sampler(self.options.search, seed), pruner=self.space.pruner.build(),
+            load_if_exists=True,
+        )
+        self._check_or_record(study)
+        return study
+
+    def _check_or_record(self, study: Any) -> None:
+        """A study keeps one search space and one search method; resuming with others is an error."""
+        fingerprint = self.space.fingerprint(self.fixed)
+        attrs = study.user_attrs
+        if "space_fingerprint" not in attrs:
+            for key, value in {
+                "experiment": self.space.experiment, "experiment_dir": str(self.experiment_dir.resolve()),
+                "search": self.options.search, "space_fingerprint": fingerprint, "fixed": self.fixed,
+                "metric": self.space.metric, "n_trials": self.n_trials, "runs": str(self.runs.resolve()),
+            }.items():
+                study.set_user_attr(key, value)
+            return
+        if attrs["space_fingerprint"] != fingerprint:
+            raise InputError(self.space.path, f"study {self.study_name!r} was run with another search space "
+                             "or other fixed -P params; use a new --study name")
+        if attrs.get("search") != self.options.search:
+            raise InputError("--search", f"study {self.study_name!r} uses --search {attrs.get('search')}, "
+                             f"not {self.options.search}; use a new --study name")
+
+    @staticmethod
+    def finished_count(study: Any) -> int:
+        from optuna.trial import TrialState
+
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+    # --- one trial -------------------------------------------------------------------------------
+    def objective(self, trial: Any) -> float:
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        result_dir = trial_dir(self.study_dir, trial.number)
+        trial.set_user_attr("result_dir", str(result_dir.resolve()))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        params = {**self.fixed, **{name: dim.suggest(trial) for name, dim in self.searched.items()}}
+        retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+        if retried is not None:
+            adopted = self._adopt_finished(trial, retried)
+            if adopted is not None:
+                return adopted
+        return self.run_trial_process(trial, params, result_dir)
+
+    def _adopt_finished(self, trial: Any, original: int) -> Optional[float]:
+        """A retried trial whose original finished before its worker died: reuse it, do not rerun it."""
+        original_dir = trial_dir(self.study_dir, original)
+        results = read_results(original_dir)
+        if not results or results.get("status") != "completed" or results.get("best_dev_score") is None:
+            return None
+        trial.set_user_attr("result_dir", str(original_dir.resolve()))
+        trial.set_user_attr("adopted_from_trial", original)
+        for row in results.get("epochs", []):
+            trial.report(float(row["dev_score"]), step=int(row["epoch"]))
+        return float(results["best_dev_score"])
+
+    def trial_command(self, params: Mapping[str, Any], result_dir: Path) -> List[str]:
+        assigns = [arg for name, value in params.items() for arg in ("-P", f"{name}={value}")]
+        return [*_pdeathsig_prefix(), sys.executable, "-m", "experiments", "trial", str(self.experiment_dir),
+                "--out", str(result_dir), "--cache", self.cache, *assigns, *self.options.trial_args]
+
+    def run_trial_process(self, trial: Any, params: Mapping[str, Any], result_dir: Path) -> float:
+        import optuna
+
+        result_dir.mkdir(parents=True, exist_ok=True)
+        command = self.trial_command(params, result_dir)
+        with open(result_dir / TRIAL_LOG, "ab") as out:
+            header = f"# lmao sweep: study {self.study_name} trial {trial.number} started by " \
+                     f"{socket.gethostname()}:{os.getpid()} at {now()}\n# {' '.join(command)}\n"
+            out.write(header.encode())
+            out.flush()
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, "LMAO_SWEEP_STUDY": self.study_name})
+        try:
+            pruned_at = self._watch(trial, proc, result_dir)
+        except KeyboardInterrupt:
+            stop_process(proc, self.options.kill_grace)
+            mark_results(result_dir, "failed", "sweep interrupted; params re-queued")
+            trial.study.enqueue_trial(trial.params)
+            raise
+        finally:
+            if proc.poll() is None:
+                stop_process(proc, self.options.kill_grace)
+        if pruned_at is not None:
+            message = f"pruned by the {self.space.pruner.kind} pruner after epoch {pruned_at}"
+            mark_results(result_dir, "pruned", None)
+            from .tracking import mark_stopped
+
+            mark_stopped(result_dir, "pruned", message)
+            raise optuna.TrialPruned(message)
+        return self._outcome(proc.returncode, result_dir)
+
+    def _watch(self, trial: Any, proc: subprocess.Popen, result_dir: Path) -> Optional[int]:
+        """Report new epochs until the process ends; return the epoch at which to prune, if any."""
+        reported = 0
+        while True:
+            done = proc.poll() is not None
+            results = read_results(result_dir) or {}
+            for row in results.get("epochs", [])[reported:]:
+                reported += 1
+                trial.report(float(row["dev_score"]), step=int(row["epoch"]))
+                if not done and trial.should_prune():
+                    stop_process(proc, self.options.kill_grace)
+                    return int(row["epoch"])
+            if done:
+                return None
+            if self.stop_event.is_set():
+                raise KeyboardInterrupt
+            time.sleep(self.options.poll_seconds)
+
+    def _outcome(self, returncode: int, result_dir: Path) -> float:
+        results = read_results(result_dir) or {}
+        if returncode == 0 and results.get("status") == "completed" and results.get("best_dev_score") is not None:
+            return float(results["best_dev_score"])
+        error = results.get("error") or f"trial process exited with code {returncode} (see {TRIAL_LOG})"
+        if results.get("status") != "failed":
+            mark_results(result_dir, "failed", error)
+        raise TrialFailed(f"{result_dir}: {error}")
+
+    # --- the loop --------------------------------------------------------------------------------
+    def on_trial_end(self, study: Any, frozen: Any) -> None:
+        value = "" if frozen.value is None else f" {frozen.value:.4f}"
+        try:
+            best = f"; best {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:
+            best = ""
+        with self.lock:
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix_str(best.lstrip("; "))
+            else:
+                log(f"sweep {self.study_name}: trial {frozen.number} {frozen.state.name.lower()}{value}{best}")
+
+    def run(self) -> Dict[str, Any]:
+        import optuna
+        from optuna.study import MaxTrialsCallback
+        from optuna.trial import TrialState
+
+        study = self.open_study()
+        done = self.finished_count(study)
+        remaining = self.n_trials - done
+        log(f"sweep {self.study_name}: {done}/{self.n_trials} trials finished; results in {self.study_dir}")
+        if remaining > 0:
+            budget = MaxTrialsCallback(self.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            self._optimize(study, remaining, [budget, self.on_trial_end])
+        return self.summary(study)
+
+    def _optimize(self, study: Any, remaining: int, callbacks: List[Any]) -> None:
+        from tqdm import tqdm
+
+        previous = signal.getsignal(signal.SIGTERM)
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        if is_terminal():
+            self.bar = tqdm(total=self.n_trials, initial=self.n_trials - remaining, desc=self.study_name,
+                            unit="trial")
+        try:
+            study.optimize(self.objective, n_trials=remaining, n_jobs=max(1, self.options.workers),
+                           catch=(TrialFailed,), callbacks=callbacks)
+        except KeyboardInterrupt:
+            self.stop_event.set()
+            raise
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.stop_event.set()
+        raise KeyboardInterrupt
+
+    def summary(self, study: Any) -> Dict[str, Any]:
+        states: Dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+        out: Dict[str, Any] = {"study": self.study_name, "states": states, "runs": str(self.study_dir)}
+        with contextlib.suppress(ValueError):
+            best = study.best_trial
+            out.update(best_value=best.value, best_trial=best.number, best_params=best.params,
+                       best_result_dir=best.user_attrs.get("result_dir"))
+        return out
+
+
+def run_sweep(options: SweepOptions) -> Dict[str, Any]:
+    """Run (or continue) a sweep; returns a summary with the best trial."""
+    if options.search not in SEARCHES:
+        raise InputError("--search", f"expected one of {list(SEARCHES)}, got {options.search!r}")
+    if options.workers < 1:
+        raise InputError("--workers", f"expected at least 1, got {options.workers}")
+    return Sweep(options).run()

@@ -1,0 +1,199 @@
+"""Track a trial as a Polyaxon run when a Polyaxon API is there; do nothing otherwise.
+
+The trial calls three things and never needs to know whether tracking is on::
+
+    tracker = make_tracker(experiment, params, out_dir)
+    tracker.log_epoch(row)        # after every fine-tuning epoch
+    tracker.finish(results)       # at the end (completed or failed)
+
+- On the cluster (``POLYAXON_IS_MANAGED=true``, set by Polyaxon) the run already exists: we attach to
+  it and log metrics, outputs and the result file.
+- Locally, when ``POLYAXON_HOST`` (or the CLI's ``polyaxon config set --host``) names a reachable API,
+  e.g. ``make dashboard``, the trial becomes a non-managed run in project ``<experiment>`` (owner
+  ``POLYAXON_OWNER``, default ``default``), with the params as inputs.
+- ``LMAO_TRACKING=0`` turns tracking off. A tracking error never fails the trial: it is reported once
+  and tracking stops.
+
+The run's uuid is written to ``OUT_DIR/polyaxon.json`` so a sweep can mark a pruned trial's run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from .fileio import write_json
+
+RUN_FILE = "polyaxon.json"
+RESULTS_FILE = "results.json"
+RESULT_METRIC = "best_dev_score"
+
+
+class NoTracker:
+    """Tracking is off: every call is a no-op."""
+
+    enabled = False
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        pass
+
+    def finish(self, results: Mapping[str, Any]) -> None:
+        pass
+
+
+def _warn(message: str) -> None:
+    print(f"tracking: {message}", file=sys.stderr, flush=True)
+
+
+def is_managed() -> bool:
+    return os.environ.get("POLYAXON_IS_MANAGED", "").lower() in ("1", "true")
+
+
+def configured_host() -> Optional[str]:
+    """``POLYAXON_HOST``, else the host saved by ``polyaxon config set --host``, else None."""
+    host = os.environ.get("POLYAXON_HOST")
+    if host:
+        return host.rstrip("/")
+    path = Path.home() / ".polyaxon" / ".client"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    host = data.get("host") if isinstance(data, dict) else None
+    return str(host).rstrip("/") if host else None
+
+
+def api_reachable(host: str, timeout: float = 3.0) -> bool:
+    """A cheap health check so a stale config never slows down or fails a trial."""
+    try:
+        with urllib.request.urlopen(f"{host}/healthz", timeout=timeout) as response:
+            return response.status < 500
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def numeric_metrics(row: Mapping[str, Any]) -> Dict[str, float]:
+    """The numbers of an epoch row (incl. ``dev_scores``), as valid Polyaxon metric names."""
+    out: Dict[str, float] = {}
+    flat = dict(row)
+    for name, value in (row.get("dev_scores") or {}).items():
+        flat.setdefault(f"dev_{name}", value)
+    for name, value in flat.items():
+        if name in ("epoch", "dev_scores") or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            out["".join(c if c.isalnum() or c in "_-" else "_" for c in name)] = float(value)
+    return out
+
+
+class PolyaxonTracker:
+    """A Polyaxon run for one trial (``polyaxon.tracking``); failures disable it instead of raising."""
+
+    enabled = True
+
+    def __init__(self, experiment: str, params: Mapping[str, Any], out_dir: Path, managed: bool):
+        from polyaxon import tracking
+
+        self.tracking = tracking
+        self.out_dir = Path(out_dir)
+        if managed:
+            tracking.init(track_code=False, track_env=False)
+        else:
+            owner = os.environ.get("POLYAXON_OWNER", "default")
+            ensure_project(owner, experiment)
+            name = f"{self.out_dir.parent.name}-{self.out_dir.name}"[:128]
+            tracking.init(owner=owner, project=experiment, name=name, is_new=True, is_offline=False,
+                          track_code=False, track_env=False, tags=[experiment, "trial"])
+            tracking.log_inputs(**{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))})
+        run = tracking.TRACKING_RUN
+        write_json(self.out_dir / RUN_FILE, {"owner": run.owner, "project": run.project,
+                                             "run_uuid": run.run_uuid, "managed": managed})
+
+    def _safely(self, what: str, func, *args, **kwargs) -> None:
+        if not self.enabled:
+            return
+        try:
+            func(*args, **kwargs)
+        except Exception as err:  # tracking must never fail a trial
+            self.enabled = False
+            _warn(f"{what} failed ({type(err).__name__}: {err}); tracking stopped for this trial")
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        self._safely("log_epoch", self.tracking.log_metrics, step=int(row["epoch"]), **numeric_metrics(row))
+
+    def finish(self, results: Mapping[str, Any]) -> None:
+        self._safely("finish", self._finish, results)
+
+    def _finish(self, results: Mapping[str, Any]) -> None:
+        tracking = self.tracking
+        outputs = {key: results.get(key) for key in ("best_epoch", "model_size_bytes",
+                                                     "inference_words_per_second", "test_score")}
+        outputs[RESULT_METRIC] = results.get("best_dev_score")
+        outputs["status"] = results.get("status")
+        tracking.log_outputs(**{k: v for k, v in outputs.items() if v is not None})
+        path = self.out_dir / RESULTS_FILE
+        if path.exists():
+            tracking.log_artifact(str(path), name="results", kind="file")
+        if results.get("status") == "failed":
+            tracking.TRACKING_RUN.log_failed(reason="TrialFailed", message=str(results.get("error"))[:500])
+        tracking.end()
+
+
+def ensure_project(owner: str, project: str) -> None:
+    """Create the experiment's Polyaxon project on first use (a sandbox starts empty)."""
+    from polyaxon.client import ProjectClient
+
+    client = ProjectClient(owner=owner, project=project)
+    try:
+        client.refresh_data()
+    except Exception:
+        try:
+            client.create(data={"name": project, "description": f"LMAO experiment {project}"})
+        except Exception as err:  # created concurrently by another trial is fine
+            if "exist" not in str(err).lower() and "409" not in str(err):
+                raise
+
+
+def make_tracker(experiment: str, params: Mapping[str, Any], out_dir: Path):
+    """A Polyaxon tracker when an API is configured and reachable (or the run is managed), else a no-op."""
+    if os.environ.get("LMAO_TRACKING", "1").lower() in ("0", "false", "off", "no"):
+        return NoTracker()
+    managed = is_managed()
+    if not managed:
+        host = configured_host()
+        if not host:
+            return NoTracker()
+        if not api_reachable(host):
+            _warn(f"Polyaxon API at {host} is not reachable; not tracking (start it with `make dashboard`)")
+            return NoTracker()
+        os.environ["POLYAXON_HOST"] = host
+    try:
+        return PolyaxonTracker(experiment, params, Path(out_dir), managed)
+    except Exception as err:
+        _warn(f"could not start a Polyaxon run ({type(err).__name__}: {err}); not tracking")
+        return NoTracker()
+
+
+def mark_stopped(out_dir: Path, status: str, message: str) -> bool:
+    """Mark a killed trial's Polyaxon run stopped/failed (the trial cannot); False when untracked."""
+    path = Path(out_dir) / RUN_FILE
+    if not path.exists() or not configured_host():
+        return False
+    try:
+        from polyaxon.client import RunClient
+
+        info = json.loads(path.read_text(encoding="utf-8"))
+        client = RunClient(owner=info["owner"], project=info["project"], run_uuid=info["run_uuid"])
+        if status == "pruned":
+            client.log_stopped(message=message)
+        else:
+            client.log_failed(reason="TrialKilled", message=message)
+        return True
+    except Exception as err:
+        _warn(f"could not update the Polyaxon run of {out_dir} ({type(err).__name__}: {err})")
+        return False
