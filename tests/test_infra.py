@@ -59,6 +59,11 @@ def test_checkov_passes():
     assert summary["skipped"] == annotations
 
 
+def test_dockerfile_checkov_passes():
+    summary, failures = check_infra.run_checkov(check_infra.DOCKERFILE, "dockerfile")
+    assert failures == [] and summary["passed"] >= 20
+
+
 # -- the checks themselves catch mistakes ----------------------------------------------------------
 
 

@@ -5,7 +5,8 @@
 3. every ``local.X`` used is defined in a ``locals`` block, and every local is used;
 4. every ``templatefile()`` call passes exactly the placeholders its template uses;
 5. ``terraform fmt -check`` (only where a terraform binary is installed: it needs no providers);
-6. checkov passes, and every ``#checkov:skip=ID:reason`` carries a real reason.
+6. checkov passes on terraform-gke/ and on the Dockerfile, and every ``#checkov:skip=ID:reason``
+   carries a real reason.
 
 checkov pins many dependencies, so it lives in its own virtualenv (``.venv-checkov/``), created on
 first use (``CHECKOV`` overrides the binary). Each check returns a list of problems, each naming the
@@ -26,6 +27,7 @@ from typing import Any, Dict, Iterator, List, Set, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 TF_DIR = REPO / "terraform-gke"
+DOCKERFILE = REPO / "Dockerfile"
 CHECKOV_VENV = REPO / ".venv-checkov"
 CHECKOV_VERSION = "3.3.30"
 VAR_REF = re.compile(r"\bvar\.([A-Za-z_][A-Za-z0-9_-]*)")
@@ -189,9 +191,13 @@ def checkov_binary() -> Path:
     binary = CHECKOV_VENV / "bin" / "checkov"
     if binary.exists():
         return binary
+    import hashlib
+    import tempfile
+
     from filelock import FileLock
 
-    with FileLock(str(CHECKOV_VENV) + ".lock"):
+    tag = hashlib.sha256(str(CHECKOV_VENV).encode()).hexdigest()[:12]
+    with FileLock(str(Path(tempfile.gettempdir()) / f"venv-checkov-{tag}.lock")):
         if not binary.exists():
             venv.create(CHECKOV_VENV, with_pip=True, clear=True)
             pip = [str(CHECKOV_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
@@ -199,9 +205,10 @@ def checkov_binary() -> Path:
     return binary
 
 
-def run_checkov(tf_dir: Path = TF_DIR) -> Tuple[Dict[str, int], List[str]]:
-    """Run checkov offline on ``tf_dir``; returns its summary counts and the failed checks."""
-    cmd = [str(checkov_binary()), "-d", str(tf_dir), "--framework", "terraform", "--skip-download",
+def run_checkov(target: Path = TF_DIR, framework: str = "terraform") -> Tuple[Dict[str, int], List[str]]:
+    """Run checkov offline on a folder or file; returns its summary counts and the failed checks."""
+    where_flag = "-d" if target.is_dir() else "-f"
+    cmd = [str(checkov_binary()), where_flag, str(target), "--framework", framework, "--skip-download",
            "--quiet", "--output", "json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "LOG_LEVEL": "ERROR"})
     try:
@@ -215,7 +222,8 @@ def run_checkov(tf_dir: Path = TF_DIR) -> Tuple[Dict[str, int], List[str]]:
         for key in summary:
             summary[key] += int(rep.get("summary", {}).get(key, 0))
         for check in rep.get("results", {}).get("failed_checks", []):
-            where = f"{tf_dir}{check['file_path']}:{check['file_line_range'][0]}"
+            base = target if target.is_dir() else target.parent
+            where = f"{base}/{check['file_path'].lstrip('/')}:{check['file_line_range'][0]}"
             failures.append(f"{where}: {check['check_id']} {check['check_name']} ({check['resource']})")
     return summary, failures
 
@@ -229,10 +237,12 @@ def main() -> int:
     skipped = [p for p in fmt if p.startswith("SKIP ")]
     problems += [p for p in fmt if not p.startswith("SKIP ")]
     summary, failures = run_checkov()
-    problems += failures
+    docker_summary, docker_failures = run_checkov(DOCKERFILE, "dockerfile")
+    problems += failures + docker_failures
     for note in skipped:
         print(note)
-    print(f"checkov: {summary}")
+    print(f"checkov terraform-gke/: {summary}")
+    print(f"checkov Dockerfile: {docker_summary}")
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     print("check-infra: " + ("FAILED" if problems else f"OK ({len(parsed)} .tf files)"))

@@ -1,0 +1,40 @@
+# Experiment image for the cluster (terraform-gke/, Polyaxon jobs): CUDA runtime, spaCy with its
+# CUDA 12 extras (CuPy), and this repo installed, so `lmao trial <experiment dir> ...` runs as-is.
+# The same image runs on CPU nodes: spaCy falls back to CPU when no GPU is visible.
+# Build and push with `make image` (registry from `terraform output registry_url`).
+# CUDA 12 runtime libraries (cuBLAS, cuRAND, NVRTC...) for CuPy; the driver comes from the GKE node.
+FROM nvidia/cuda:12.6.3-runtime-ubuntu24.04
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates git \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/venv \
+    && useradd --create-home --uid 1000 lmao
+
+WORKDIR /app
+
+# Dependencies first (cached while only the code changes): install the package from its metadata
+# with stub modules, then the real code without dependencies.
+COPY pyproject.toml README.md ./
+RUN mkdir -p experiments analysis \
+    && touch experiments/__init__.py analysis/__init__.py \
+    && pip install ".[polyaxon]" "spacy[cuda12x]>=3.8,<3.9" \
+    && rm -rf experiments analysis
+
+COPY . .
+RUN pip install --no-deps . \
+    && lmao --help > /dev/null \
+    && chown -R lmao:lmao /app
+
+USER lmao
+# Batch jobs, not a service: Kubernetes tracks the process, there is nothing to probe.
+HEALTHCHECK NONE
+CMD ["lmao", "--help"]
