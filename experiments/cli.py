@@ -203,3 +203,6 @@ def report(
         top_k=top_k, echo=typer.echo,
     )
     raise typer.Exit(code)
+
+
+from . import cli_sweep  # noqa: E402,F401  registers `lmao sweep` and `lmao polyaxonfile`
