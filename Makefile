@@ -16,6 +16,8 @@ help:
 	@echo "make demo   - main job: prepare a small IMDB slice and run a small local job end to end"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - benchmarks (full-size, slow)"
+	@echo "make check-infra - static checks of terraform-gke/ and the Dockerfile (HCL, references, checkov)"
+	@echo "make image  - build and push the experiment image to the cluster's Artifact Registry"
 	@echo "make report - tables and plots from the trial results in RUNS (default runs/)"
 
 $(BIN)/.installed: pyproject.toml
@@ -54,3 +56,23 @@ clean:
 .PHONY: report
 report: venv
 	$(LMAO) report $(RUNS) $(REPORT_ARGS)
+
+# Cluster path (terraform-gke/, see README "Run on GKE"): static infra checks (also part of `make test`)
+# and the experiment image, pushed to the Artifact Registry repo the Terraform creates.
+TF_DIR ?= terraform-gke
+REGISTRY ?=
+IMAGE_TAG ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+.PHONY: check-infra image
+check-infra: venv
+	$(BIN)/python tools/check_infra.py
+
+image:
+	@set -euo pipefail; \
+	registry="$(REGISTRY)"; \
+	if [ -z "$$registry" ]; then registry="$$(terraform -chdir=$(TF_DIR) output -raw registry_url)"; fi; \
+	image="$$registry/lmao"; \
+	echo "image: $$image:$(IMAGE_TAG)"; \
+	gcloud auth configure-docker "$${registry%%/*}" --quiet; \
+	docker build --platform linux/amd64 --pull -t "$$image:$(IMAGE_TAG)" -t "$$image:latest" .; \
+	docker push "$$image:$(IMAGE_TAG)"; \
+	docker push "$$image:latest"
