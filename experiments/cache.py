@@ -136,13 +136,20 @@ class _GcsLock:
         try:
             self.blob.upload_from_string(self._body(), if_generation_match=0)
         except Exception as err:
-            if storage._is_precondition_failed(err):
+            if not storage._is_precondition_failed(err):
+                raise
+            if not self._is_ours():  # else: a retry after our own first attempt created it
                 return False
-            raise
         self.generation = self.blob.generation
         self._thread = threading.Thread(target=self._beat, name="gcs-lock-heartbeat", daemon=True)
         self._thread.start()
         return True
+
+    def _is_ours(self) -> bool:
+        with contextlib.suppress(Exception):
+            self.blob.reload()
+            return json.loads(self.blob.download_as_bytes()).get("owner") == self.owner
+        return False
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):

@@ -270,6 +270,8 @@ def _publish_gcs(local_dir: Path, gs: GsUrl) -> Dict[str, Any]:
         body = json.dumps(manifest, indent=2, sort_keys=True)
         marker.upload_from_string(body, content_type="application/json", if_generation_match=0)
     except Exception as err:
+        if _is_precondition_failed(err) and _marker_names(marker, data):
+            return manifest  # a retried request whose first attempt had already created our marker
         for blob in uploaded:  # our own, uniquely named data: nobody else references it
             with contextlib.suppress(Exception):
                 blob.delete()
@@ -277,6 +279,13 @@ def _publish_gcs(local_dir: Path, gs: GsUrl) -> Dict[str, Any]:
             raise AlreadyPublishedError(f"{gs}: published by someone else first") from err
         raise
     return manifest
+
+
+def _marker_names(marker: Any, data: str) -> bool:
+    """True if the existing marker points at our data folder (so the entry is ours)."""
+    with contextlib.suppress(Exception):
+        return json.loads(marker.download_as_bytes()).get("data") == data
+    return False
 
 
 def _download_gcs(gs: GsUrl, manifest: Dict[str, Any], tmp: Path) -> None:

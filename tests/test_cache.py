@@ -209,3 +209,17 @@ def test_gcs_failed_build_releases_lock(gcs_emulator, tmp_path):
         cache.get_or_create(key, broken)
     assert bucket.get_blob(f"cache/{key}/_LOCK") is None
     assert not cache.get_or_create(key, slow_build(tmp_path / "log", 0)).hit
+
+
+def test_gcs_lock_created_by_our_own_retried_request_is_ours(gcs_emulator):
+    """The client retries a conditional create whose response was lost: the 412 it then gets is
+    for our own lock, which must count as acquired (else we would wait for ourselves)."""
+    from experiments.cache import _GcsLock
+
+    bucket = gcs_emulator.new_bucket()
+    mine, theirs = _GcsLock(bucket.blob("k/_LOCK"), 60), _GcsLock(bucket.blob("k/_LOCK"), 60)
+    bucket.blob("k/_LOCK").upload_from_string(mine._body(), if_generation_match=0)  # "first attempt"
+    assert not theirs.acquire()
+    assert mine.acquire()
+    mine.release()
+    assert bucket.get_blob("k/_LOCK") is None
