@@ -167,16 +167,18 @@ def finetune(
     best: Dict[str, Any] = {"epoch": None, "score": None, "words_per_second": None}
     stale = 0
     epochs: List[Dict[str, Any]] = []
-    for epoch in range(1, params["max_epochs"] + 1):
+    # The resolved config is the source of truth: `--training.x` overrides win over params.
+    dropout, max_epochs, eval_batch_size = T["dropout"], T["max_epochs"], nlp.batch_size
+    for epoch in range(1, max_epochs + 1):
         start = time.perf_counter()
         rng.shuffle(train)
         losses: Dict[str, float] = {}
         batches = minibatch(train, size=sizes)
-        for batch in progress(batches, desc=f"epoch {epoch}/{params['max_epochs']}", unit="batch"):
-            nlp.update(batch, drop=params["dropout"], sgd=optimizer, losses=losses)
+        for batch in progress(batches, desc=f"epoch {epoch}/{max_epochs}", unit="batch"):
+            nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
         train_seconds = time.perf_counter() - start
         train_words = sum(len(eg.reference) for eg in train)
-        evaluation = evaluate(nlp, dev, task, batch_size=params["eval_batch_size"], processes=processes)
+        evaluation = evaluate(nlp, dev, task, batch_size=eval_batch_size, processes=processes)
         row = {
             "epoch": epoch,
             "train_loss": float(sum(v for k, v in losses.items() if k != "tok2vec")),

@@ -1,0 +1,151 @@
+"""End-to-end trials on tiny slices: textcat and NER, with and without pretraining."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import spacy
+
+from experiments.data.docbins import read_docs
+from experiments.errors import InputError
+from experiments.finetune import evaluate, load_examples
+from experiments.results import RESULTS_FILE, load_results
+from experiments.trial import run_trial
+
+REPO = Path(__file__).resolve().parents[1]
+IMDB = REPO / "lmao-imdb-1k"
+NER = REPO / "ontonotes-ner"
+
+
+def majority_share(corpus: Path) -> float:
+    labels = Counter(max(d.cats, key=d.cats.get) for d in read_docs(corpus / "dev.spacy", spacy.blank("en").vocab))
+    return max(labels.values()) / sum(labels.values())
+
+
+def check_common_fields(results: dict, *, task: str, metric: str) -> None:
+    assert results["status"] == "completed" and results["error"] is None
+    assert results["task"] == task and results["metric"] == metric
+    assert results["schema_version"] == 1
+    assert len(results["epochs"]) == results["params"]["max_epochs"]
+    assert [row["epoch"] for row in results["epochs"]] == list(range(1, results["params"]["max_epochs"] + 1))
+    best = max(results["epochs"], key=lambda r: r["dev_score"])
+    assert results["best_dev_score"] == best["dev_score"] and results["best_epoch"] == best["epoch"]
+    for row in results["epochs"]:
+        assert row["train_loss"] > 0 and row["seconds"] > 0 and 0 <= row["dev_score"] <= 1
+        assert row["train_words"] > 0 and row["train_words_per_second"] > 0
+    assert results["model_size_bytes"] > 100_000
+    assert results["inference_words_per_second"] > 0
+    assert set(results["versions"]) >= {"python", "spacy", "thinc", "experiments"}
+    assert results["versions"]["spacy"].startswith("3.8.")
+    assert results["final_evaluation"] is False and results["test_score"] is None
+    assert results["started_at"] and results["finished_at"] and results["wall_seconds"] > 0
+
+
+def test_textcat_baseline_learns(imdb_corpus, tiny_trial_params, tmp_path):
+    params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "pretrain_epochs": 0, "max_epochs": 6}
+    results = run_trial(IMDB, tmp_path / "trial", params)
+    on_disk = load_results(tmp_path / "trial")
+    assert on_disk == json.loads(json.dumps(results, default=str))
+    check_common_fields(results, task="textcat", metric="accuracy")
+    assert results["pretraining"]["objective"] is None and results["pretraining"]["epochs"] == 0
+    assert results["params"]["width"] == 32 and results["params"]["seed"] == 0
+    assert results["data"]["train_docs"] == 300 and results["data"]["dev_docs"] == 200
+    # Above chance: better than always answering the dev set's majority label.
+    assert results["best_dev_score"] > majority_share(imdb_corpus) + 0.05
+    nlp = spacy.load(tmp_path / "trial" / "model-best")
+    assert nlp.pipe_names == ["tok2vec", "textcat"]
+    assert set(nlp("a wonderful, moving film").cats) == {"POSITIVE", "NEGATIVE"}
+
+
+def test_textcat_with_pretraining_and_cache(imdb_corpus, tiny_trial_params, tmp_path):
+    cache = tmp_path / "cache"
+    params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "objective": "vectors",
+              "pretrain_epochs": 1, "pretrain_max_epochs": 2, "max_epochs": 2}
+    first = run_trial(IMDB, tmp_path / "a", params, cache=str(cache))
+    pre = first["pretraining"]
+    assert pre["objective"] == "vectors" and pre["epochs"] == 1 and pre["cached"] is False
+    assert pre["words_seen"] > 50_000 and pre["seconds"] > 0 and pre["words_per_second"] > 0
+    assert Path(pre["checkpoint"]).name == "model0.bin" and Path(pre["checkpoint"]).exists()
+    check_common_fields(first, task="textcat", metric="accuracy")
+    # Same architecture, two pretraining epochs: the same cached run serves it, from its second checkpoint.
+    second = run_trial(IMDB, tmp_path / "b", {**params, "pretrain_epochs": 2, "learn_rate": 0.003},
+                       cache=str(cache))
+    assert second["pretraining"]["cached"] is True and second["pretraining"]["seconds"] == 0.0
+    assert second["pretraining"]["cache_key"] == pre["cache_key"]
+    assert Path(second["pretraining"]["checkpoint"]).name == "model1.bin"
+    assert second["pretraining"]["words_seen"] == 2 * pre["words_seen"]
+    # A different architecture is a different entry.
+    third = run_trial(IMDB, tmp_path / "c", {**params, "width": 24, "max_epochs": 1}, cache=str(cache))
+    assert third["pretraining"]["cached"] is False and third["pretraining"]["cache_key"] != pre["cache_key"]
+    # Pretrained weights differ from a from-scratch init: fine-tuning started somewhere else.
+    baseline = run_trial(IMDB, tmp_path / "d", {**params, "pretrain_epochs": 0})
+    assert baseline["epochs"][0]["train_loss"] != first["epochs"][0]["train_loss"]
+
+
+def test_ner_baseline_and_trigram_pretraining(wnut_corpus, tiny_trial_params, tmp_path):
+    base = {**tiny_trial_params, "corpus_dir": str(wnut_corpus), "max_epochs": 3, "batch_schedule": "compounding",
+            "batch_start": 4, "batch_stop": 32}
+    baseline = run_trial(NER, tmp_path / "base", {**base, "pretrain_epochs": 0})
+    check_common_fields(baseline, task="ner", metric="ents_f")
+    assert baseline["best_dev_score"] > 0.02  # chance entity F is ~0
+    assert "ents_per_type" in baseline["epochs"][-1]["dev_scores"]
+    pretrained = run_trial(NER, tmp_path / "tri", {**base, "objective": "trigram", "pretrain_epochs": 1},
+                           cache=str(tmp_path / "cache"))
+    check_common_fields(pretrained, task="ner", metric="ents_f")
+    assert pretrained["pretraining"]["objective"] == "trigram" and pretrained["pretraining"]["words_seen"] > 0
+    assert pretrained["best_dev_score"] > 0.02
+    nlp = spacy.load(tmp_path / "tri" / "model-best")
+    assert set(nlp.get_pipe("ner").labels) == {"corporation", "creative-work", "group", "location", "person", "product"}
+
+
+def test_test_split_only_with_final(imdb_corpus, tiny_trial_params, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(imdb_corpus, corpus)
+    (corpus / "test.spacy").rename(corpus / "held-out.spacy")  # a trial without --final must not need it
+    params = {**tiny_trial_params, "corpus_dir": str(corpus), "pretrain_epochs": 0, "max_epochs": 1}
+    results = run_trial(IMDB, tmp_path / "dev-only", params)
+    assert results["final_evaluation"] is False and results["test_score"] is None
+    with pytest.raises(InputError, match="test.spacy"):
+        run_trial(IMDB, tmp_path / "final-missing", params, final=True)
+    assert load_results(tmp_path / "final-missing")["status"] == "failed"
+    (corpus / "held-out.spacy").rename(corpus / "test.spacy")
+    final = run_trial(IMDB, tmp_path / "final", params, final=True)
+    assert final["final_evaluation"] is True and 0 <= final["test_score"] <= 1
+    assert final["test_scores"]["accuracy"] == final["test_score"]
+
+
+def test_parallel_evaluation_matches_spacy(imdb_corpus, tiny_trial_params, tmp_path):
+    params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "pretrain_epochs": 0, "max_epochs": 2}
+    run_trial(IMDB, tmp_path / "t", params)
+    nlp = spacy.load(tmp_path / "t" / "model-best")
+    forked = evaluate(nlp, load_examples(imdb_corpus / "dev.spacy", nlp), "textcat", batch_size=16, processes=2)
+    inline = evaluate(nlp, load_examples(imdb_corpus / "dev.spacy", nlp), "textcat", batch_size=128, processes=1)
+    reference = nlp.evaluate(load_examples(imdb_corpus / "dev.spacy", nlp))
+    assert forked.score == inline.score
+    assert forked.scores["cats_score"] == pytest.approx(reference["cats_score"])
+    assert forked.scores["cats_macro_auc"] == pytest.approx(reference["cats_macro_auc"])
+
+
+def test_cli_trial_overrides_and_errors(imdb_corpus, tmp_path):
+    cmd = [sys.executable, "-m", "experiments", "trial", str(IMDB), "--out", str(tmp_path / "cli"),
+           "-P", f"corpus_dir={imdb_corpus}", "-P", "width=16", "-P", "depth=1", "-P", "pretrain_epochs=0",
+           "-P", "max_epochs=1", "--training.dropout", "0.3", "--nlp.batch_size", "64"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "best dev accuracy" in done.stdout
+    results = json.loads((tmp_path / "cli" / RESULTS_FILE).read_text())
+    assert results["config_overrides"] == {"training.dropout": pytest.approx(0.3), "nlp.batch_size": 64}
+    assert results["params"]["width"] == 16
+    bad = subprocess.run(cmd[:6] + ["-P", "widht=16"], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode != 0 and "unknown param 'widht'" in bad.stderr and "Traceback" not in bad.stderr
+    bad_type = subprocess.run(cmd[:6] + ["-P", "depth=deep"], capture_output=True, text=True, cwd=REPO)
+    assert bad_type.returncode != 0 and "param 'depth': expected int" in bad_type.stderr
+    missing = subprocess.run(cmd[:6] + ["-P", f"corpus_dir={tmp_path}/nowhere"], capture_output=True, text=True,
+                             cwd=REPO)
+    assert missing.returncode != 0 and "nowhere/train.spacy" in missing.stderr
