@@ -199,10 +199,21 @@ def checkov_binary() -> Path:
     tag = hashlib.sha256(str(CHECKOV_VENV).encode()).hexdigest()[:12]
     with FileLock(str(Path(tempfile.gettempdir()) / f"venv-checkov-{tag}.lock")):
         if not binary.exists():
-            venv.create(CHECKOV_VENV, with_pip=True, clear=True)
-            pip = [str(CHECKOV_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-            subprocess.run([*pip, f"checkov=={CHECKOV_VERSION}"], check=True)
+            _install_checkov()
     return binary
+
+
+def _install_checkov() -> None:
+    """Fresh venv with checkov: through uv when it installs (about 15 s instead of 1-2 min), else pip."""
+    venv.create(CHECKOV_VENV, with_pip=True, clear=True)
+    python = str(CHECKOV_VENV / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    requirement = f"checkov=={CHECKOV_VERSION}"
+    if subprocess.run([*pip, "uv"], capture_output=True).returncode == 0:
+        uv = [str(CHECKOV_VENV / "bin" / "uv"), "pip", "install", "--quiet", "--python", python]
+        if subprocess.run([*uv, requirement]).returncode == 0:
+            return
+    subprocess.run([*pip, requirement], check=True)
 
 
 def run_checkov(target: Path = TF_DIR, framework: str = "terraform") -> Tuple[Dict[str, int], List[str]]:
