@@ -33,8 +33,8 @@ test: venv
 
 # Small slice of IMDB-1k (protocol split, fewer docs) for the demo and quick local runs.
 $(CORPUS)/imdb-small/.done: $(BIN)/.installed
-	$(LMAO) data imdb $(IMDB_SOURCE) $(CORPUS)/imdb-small --n-train 300 --n-dev 300 --max-pretrain-docs 2000
-	$(LMAO) vectors train $(CORPUS)/imdb-small/pretrain.spacy $(CORPUS)/imdb-small/vectors --dims 50 --epochs 3
+	$(LMAO) data imdb $(IMDB_SOURCE) $(CORPUS)/imdb-small --n-train 300 --n-dev 300 --n-test 500 --max-pretrain-docs 2000
+	$(LMAO) vectors train $(CORPUS)/imdb-small/pretrain $(CORPUS)/imdb-small/vectors --dims 50 --epochs 3
 	touch $@
 
 data-imdb-small: $(CORPUS)/imdb-small/.done
