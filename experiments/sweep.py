@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
@@ -188,6 +189,7 @@ class Sweep:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.runs.mkdir(parents=True, exist_ok=True)
         self.study_dir.mkdir(parents=True, exist_ok=True)
         url = self.options.storage or default_storage(self.runs)
@@ -234,7 +236,8 @@ class Sweep:
         trial.set_user_attr("result_dir", str(result_dir.resolve()))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         params = {**self.fixed, **{name: dim.suggest(trial) for name, dim in self.searched.items()}}
-        retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+        frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+        retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if retried is not None:
             adopted = self._adopt_finished(trial, retried)
             if adopted is not None:

@@ -84,7 +84,7 @@ def numeric_metrics(row: Mapping[str, Any]) -> Dict[str, float]:
     for name, value in (row.get("dev_scores") or {}).items():
         flat.setdefault(f"dev_{name}", value)
     for name, value in flat.items():
-        if name in ("epoch", "dev_scores") or isinstance(value, bool):
+        if name in ("epoch", "dev_scores") or name.startswith("dev_token_") or isinstance(value, bool):
             continue
         if isinstance(value, (int, float)):
             out["".join(c if c.isalnum() or c in "_-" else "_" for c in name)] = float(value)
@@ -102,13 +102,14 @@ class PolyaxonTracker:
         self.tracking = tracking
         self.out_dir = Path(out_dir)
         if managed:
-            tracking.init(track_code=False, track_env=False)
+            tracking.init(track_code=False, track_env=False, track_logs=False)
         else:
             owner = os.environ.get("POLYAXON_OWNER", "default")
             ensure_project(owner, experiment)
             name = f"{self.out_dir.parent.name}-{self.out_dir.name}"[:128]
             tracking.init(owner=owner, project=experiment, name=name, is_new=True, is_offline=False,
-                          track_code=False, track_env=False, tags=[experiment, "trial"])
+                          track_code=False, track_env=False, track_logs=False,
+                          tags=[experiment, "trial"])
             tracking.log_inputs(**{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))})
         run = tracking.TRACKING_RUN
         write_json(self.out_dir / RUN_FILE, {"owner": run.owner, "project": run.project,

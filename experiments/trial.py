@@ -21,6 +21,7 @@ from .fileio import write_json
 from .params import resolve
 from .progress import log
 from .results import RESULTS_FILE, SCHEMA_VERSION, git_commit, library_versions
+from .tracking import make_tracker
 
 PRETRAINING_DIR = "pretraining"
 
@@ -156,6 +157,7 @@ def run_trial(
         write_json(results_path, results)
 
     save()
+    tracker = make_tracker(experiment["name"], params, out_dir)  # Polyaxon run when an API is configured
     try:
         use_gpu = select_device(gpu)
         results["device"] = f"gpu:{use_gpu}" if use_gpu >= 0 else "cpu"
@@ -176,6 +178,7 @@ def run_trial(
             log(f"{experiment['name']}: epoch {row['epoch']} loss {row['train_loss']:.3f} "
                 f"dev {results['metric']} {row['dev_score']:.4f} ({row['seconds']:.1f}s)")
             save()
+            tracker.log_epoch(row)
 
         outcome = finetune(config, params, task, out_dir, on_epoch=on_epoch, eval_processes=eval_processes,
                            use_gpu=use_gpu)
@@ -197,6 +200,7 @@ def run_trial(
     finally:
         results["finished_at"] = _now()
         save()
+        tracker.finish(results)
         if artifacts:
             from .storage import upload_tree
 
