@@ -115,7 +115,10 @@ def _enforce_preconditions() -> None:
                     obj = storage.get_file_obj(request.params["bucket_name"], name)
                 except NotFound:
                     obj = None
-                problem = None if obj is None and not creates else _precondition_failure(request.query, obj)
+                if obj is None and not creates:
+                    problem = None  # let the handler answer 404, as GCS does
+                else:
+                    problem = _precondition_failure(request.query, obj)
                 if problem:
                     response.status = HTTPStatus.PRECONDITION_FAILED
                     error = {"code": 412, "message": f"Precondition Failed: {problem}"}

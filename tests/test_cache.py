@@ -109,14 +109,16 @@ def test_local_crashed_builder_releases_lock(tmp_path):
     key, root = cache_key({"t": "crash"}), tmp_path / "c"
     proc = multiprocessing.get_context("fork").Process(target=_hold_lock_then_hang, args=(str(root), key))
     proc.start()
-    deadline = time.monotonic() + 20
-    while not list(root.glob(f".{key}.*.tmp/partial")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert list(root.glob(f".{key}.*.tmp/partial")), "the crashing builder never started"
-    with pytest.raises(CacheTimeoutError):  # it really holds the lock while alive
-        ArtifactCache(root, wait_timeout_s=0.3).get_or_create(key, slow_build(tmp_path / "log"))
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.join()
+    try:
+        deadline = time.monotonic() + 20
+        while not list(root.glob(f".{key}.*.tmp/partial")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(root.glob(f".{key}.*.tmp/partial")), "the crashing builder never started"
+        with pytest.raises(CacheTimeoutError):  # it really holds the lock while alive
+            ArtifactCache(root, wait_timeout_s=0.3).get_or_create(key, slow_build(tmp_path / "log"))
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
     result = ArtifactCache(root, wait_timeout_s=10).get_or_create(key, slow_build(tmp_path / "log", 0))
     assert not result.hit and "partial" not in entry_files(result.path)
 
