@@ -53,9 +53,10 @@ clean:
 	rm -rf $(RUNS) $(CORPUS)
 
 # Comparison tables and plots from the raw trial results: analysis/results/ and the experiment READMEs.
+# The sweep's Optuna storage (when there) adds each trial's search method and trial number.
 .PHONY: report
 report: venv
-	$(LMAO) report $(RUNS) $(REPORT_ARGS)
+	$(LMAO) report $(RUNS) $(if $(wildcard $(RUNS)/optuna.sqlite3),--storage sqlite:///$(abspath $(RUNS))/optuna.sqlite3) $(REPORT_ARGS)
 
 # Cluster path (terraform-gke/, see README "Run on GKE"): static infra checks (also part of `make test`)
 # and the experiment image, pushed to the Artifact Registry repo the Terraform creates.
