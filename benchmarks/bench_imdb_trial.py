@@ -1,0 +1,140 @@
+"""IMDB-1k at the protocol's size: our trial pipeline beside spaCy's own CLI, measured in one run.
+
+Not a test: it takes tens of minutes on 2 cores. It prints dev accuracy and words/second for
+pretraining, training and evaluation, for (a) `lmao trial` (baseline and 1-epoch pretraining) and
+(b) `spacy pretrain` / `spacy train` on the same config.cfg and the same data, then the ratios.
+
+    .venv/bin/python benchmarks/bench_imdb_trial.py [--pretrain-docs 5000] [--epochs 3] [--workdir DIR]
+
+The pretraining corpus is a subset (``--pretrain-docs`` reviews of the 50k labelled ones) so that one
+epoch fits the machine; train/dev are the full protocol split (1000 / 10000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENT = REPO / "lmao-imdb-1k"
+DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "imdb" / "imdb.jsonl.gz"
+
+
+def run(cmd, **kwargs) -> float:
+    """Run a command, echoing it; return its wall time in seconds."""
+    print("$", " ".join(str(c) for c in cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run([str(c) for c in cmd], check=True, **kwargs)
+    return time.perf_counter() - start
+
+
+def lmao(*args) -> list:
+    return [sys.executable, "-m", "experiments", *args]
+
+
+def spacy_cmd(*args) -> list:
+    return [sys.executable, "-m", "spacy", *args]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", default=str(DEFAULT_SOURCE))
+    parser.add_argument("--pretrain-docs", type=int, default=5000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-imdb-"))
+    corpus = work / "corpus"
+    print(f"workdir: {work}", flush=True)
+
+    import spacy
+    from spacy.util import load_config
+
+    from experiments.data.docbins import read_docs
+
+    if not (corpus / "manifest.json").exists():
+        run(lmao("data", "imdb", args.source, corpus, "--n-train", 1000, "--n-dev", 10000, "--n-test", 100,
+                 "--max-pretrain-docs", args.pretrain_docs))
+    if not (corpus / "vectors").exists():
+        run(lmao("vectors", "train", corpus / "pretrain", corpus / "vectors", "--dims", 100, "--epochs", 5))
+    vocab = spacy.blank("en").vocab
+    train_words = sum(len(d) for d in read_docs(corpus / "train.spacy", vocab))
+    dev_words = sum(len(d) for d in read_docs(corpus / "dev.spacy", vocab))
+    pretrain_texts = [d.text for d in read_docs(corpus / "pretrain", vocab)]
+    pretrain_words = sum(len(d) for d in read_docs(corpus / "pretrain", vocab))
+    common = ["-P", f"corpus_dir={corpus}", "-P", f"max_epochs={args.epochs}", "-P", "patience=0",
+              "-P", "pretrain_max_epochs=1"]
+
+    # ---- ours -------------------------------------------------------------------------------------
+    ours = {}
+    for name, epochs in (("baseline", 0), ("pretrain-1", 1)):
+        out = work / "runs" / name
+        wall = run(lmao("trial", EXPERIMENT, "--out", out, *common, "-P", f"pretrain_epochs={epochs}",
+                        "--cache", work / "cache"))
+        ours[name] = json.loads((out / "results.json").read_text()) | {"wall": wall}
+
+    # ---- spaCy's CLI on the same config and data ---------------------------------------------------
+    raw = work / "pretrain-raw.jsonl"
+    raw.write_text("".join(json.dumps({"text": t}) + "\n" for t in pretrain_texts), encoding="utf-8")
+    config = load_config(EXPERIMENT / "config.cfg", interpolate=False)
+    config["corpora"]["pretrain"] = {"@readers": "spacy.JsonlCorpus.v1", "path": str(raw), "min_length": 0,
+                                     "max_length": 0, "limit": 0}
+    config["pretraining"]["max_epochs"] = 1
+    spacy_cfg = work / "spacy-config.cfg"
+    config.to_disk(spacy_cfg)
+    pre_out = work / "spacy-pretrain"
+    pre_wall = run(spacy_cmd("pretrain", spacy_cfg, pre_out, "--paths.vectors", corpus / "vectors",
+                             "--paths.train", corpus / "train.spacy", "--paths.dev", corpus / "dev.spacy"))
+    steps_per_epoch = math.ceil(1000 / config["training"]["batcher"]["size"])
+    spacy_train = {}
+    for name, init in (("baseline", None), ("pretrain-1", pre_out / "model0.bin")):
+        out = work / f"spacy-train-{name}"
+        extra = ["--paths.init_tok2vec", init] if init else []
+        wall = run(spacy_cmd("train", spacy_cfg, "--output", out, "--paths.train", corpus / "train.spacy",
+                             "--paths.dev", corpus / "dev.spacy", "--training.max_epochs", args.epochs,
+                             "--training.eval_frequency", steps_per_epoch, "--training.patience", 0, *extra))
+        meta = json.loads((out / "model-best" / "meta.json").read_text())
+        best = spacy.load(out / "model-best")
+        from experiments.finetune import evaluate, load_examples
+
+        accuracy = evaluate(best, load_examples(corpus / "dev.spacy", best), "textcat", batch_size=128,
+                            processes=1).score
+        n_evals = max(1, (args.epochs * steps_per_epoch) // steps_per_epoch)
+        eval_speed = meta["performance"].get("speed") or 0
+        eval_seconds = n_evals * dev_words / eval_speed if eval_speed else 0
+        spacy_train[name] = {"wall": wall, "accuracy": accuracy, "eval_wps": eval_speed,
+                             "train_wps": args.epochs * train_words / max(wall - eval_seconds, 1e-9)}
+
+    # ---- report -----------------------------------------------------------------------------------
+    pre = ours["pretrain-1"]["pretraining"]
+    spacy_pre_wps = pretrain_words / pre_wall
+    print()
+    print(f"data: train {train_words} words, dev {dev_words} words, pretraining {pretrain_words} words "
+          f"({args.pretrain_docs} reviews), {args.epochs} fine-tuning epochs, dev evaluated once per epoch")
+    print(f"{'':28}{'lmao':>12}{'spaCy CLI':>12}{'ratio':>8}")
+
+    def line(label, a, b, fmt="{:12.0f}"):
+        ratio = f"{a / b:8.2f}" if a and b else f"{'-':>8}"
+        print(f"{label:28}" + fmt.format(a) + fmt.format(b) + ratio)
+
+    line("pretraining words/s", pre["words_per_second"], spacy_pre_wps)
+    for name in ("baseline", "pretrain-1"):
+        r, s = ours[name], spacy_train[name]
+        train_wps = sum(e["train_words"] for e in r["epochs"]) / sum(e["train_seconds"] for e in r["epochs"])
+        line(f"{name}: dev accuracy %", 100 * r["best_dev_score"], 100 * s["accuracy"], "{:12.2f}")
+        line(f"{name}: training words/s", train_wps, s["train_wps"])
+        line(f"{name}: eval words/s", r["inference_words_per_second"], s["eval_wps"])
+        line(f"{name}: wall seconds", r["wall"], s["wall"], "{:12.1f}")
+    print("\n(wall seconds: lmao's include its pretraining for pretrain-1; spaCy's train wall excludes the "
+          "separate `spacy pretrain` run; spaCy's training words/s is derived as wall minus its reported eval "
+          "time.)")
+
+
+if __name__ == "__main__":
+    main()
