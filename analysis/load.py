@@ -354,6 +354,8 @@ def trial_row(item: RawResult) -> Dict[str, Any]:
     row: Dict[str, Any] = {"source": item.source}
     row.update({key: data.get(key) for key in TOP_LEVEL})
     row.update({f"params.{k}": v for k, v in sorted(data["params"].items())})
+    # spaCy config overrides change a trial as much as params do: part of its configuration identity
+    row["config_overrides"] = json.dumps(data.get("config_overrides") or {}, sort_keys=True, default=str)
     pretraining = data.get("pretraining") or {}
     row.update({f"pretraining.{k}": v for k, v in sorted(pretraining.items())})
     row.update({f"data.{k}": v for k, v in sorted((data.get("data") or {}).items())})

@@ -53,8 +53,9 @@ def is_pretraining_param(name: str) -> bool:
 
 
 def config_key(row: pd.Series, drop_seed: bool, drop_pretraining: bool) -> Tuple[Tuple[str, str], ...]:
-    """A hashable identity of a trial's params, without the seed and/or pretraining params."""
-    out = []
+    """A hashable identity of a trial's params (and spaCy config overrides), without the seed and/or
+    pretraining params."""
+    out = [("config_overrides", str(row.get("config_overrides", "{}")))]
     for col, value in row.items():
         if not str(col).startswith("params."):
             continue

@@ -183,6 +183,19 @@ def test_unpaired_falls_back_to_mann_whitney(tmp_path):
     assert cell(table.markdown, "baseline", "sample") == "top 3 of 3"
 
 
+def test_config_overrides_are_part_of_a_config(tmp_path):
+    """Same params and seed but different spaCy config overrides: not the same config, not a pair."""
+    for seed, (b, p) in enumerate(zip(BASE, PRE1)):
+        write(tmp_path, f"b{seed}", {**result(curve=[b], seed=seed), "config_overrides": {"training.x": 1}})
+        write(tmp_path, f"p{seed}", {**result(curve=[p], seed=seed, pretrain_epochs=1, objective="vectors"),
+                                     "config_overrides": {"training.x": 2}})
+    write(tmp_path, "b9", {**result(curve=[0.7], seed=9), "config_overrides": {"training.x": 3}})
+    loaded = load_all([tmp_path])
+    table = build_tables(loaded.trials, loaded.epochs)[0]
+    assert "Mann-Whitney U" in table.markdown and "paired t-test" not in table.markdown
+    assert cell(table.markdown, "baseline", "sample") == "3 seeds of best config"
+
+
 def test_bootstrap_ci_bounds(tmp_path):
     rng = np.random.default_rng(1)
     scores = np.round(rng.normal(0.85, 0.01, size=40), 6)
