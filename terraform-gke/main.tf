@@ -275,6 +275,7 @@ resource "google_container_cluster" "main" {
 
   # Scale idle experiment nodes down quickly: they are the expensive part.
   cluster_autoscaling {
+    enabled             = false # no node auto-provisioning: only the node pools defined below
     autoscaling_profile = "OPTIMIZE_UTILIZATION"
   }
 
