@@ -1,0 +1,119 @@
+"""The polyaxonfiles are generated from sweep.yml: no drift, `polyaxon check` accepts them, and a matrix
+child renders to the `lmao trial` command line a local sweep would run."""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments.params import coerce
+from experiments.polyaxonfile import generated_files, render_polyaxonfile
+from experiments.search_space import load_search_space
+
+REPO = Path(__file__).resolve().parents[1]
+POLYAXON = Path(sys.executable).parent / "polyaxon"
+FILES = generated_files(REPO)
+IDS = [name for _, _, _, name in FILES]
+
+
+@pytest.mark.parametrize("experiment_dir, search, path, name", FILES, ids=IDS)
+def test_no_drift(experiment_dir, search, path, name):
+    assert path.exists(), f"{name} missing: run `make polyaxonfiles`"
+    expected = render_polyaxonfile(experiment_dir, search, name)
+    assert path.read_text(encoding="utf-8") == expected, f"{name} is stale: run `make polyaxonfiles`"
+
+
+def test_root_polyaxonfile_is_the_imdb_random_sweep():
+    doc = yaml.safe_load((REPO / "polyaxonfile.yml").read_text())
+    assert doc["kind"] == "operation" and doc["matrix"]["kind"] == "random"
+    assert doc["name"] == "lmao-imdb-1k-random"
+    assert "experiments trial lmao-imdb-1k " in doc["component"]["run"]["container"]["args"][0]
+
+
+@pytest.mark.parametrize("experiment_dir, search, path, name", FILES, ids=IDS)
+def test_matrix_matches_search_space(experiment_dir, search, path, name):
+    doc = yaml.safe_load(path.read_text())
+    space = load_search_space(experiment_dir)
+    matrix, component = doc["matrix"], doc["component"]
+    assert matrix["kind"] == search
+    assert set(matrix["params"]) == set(space.params)
+    inputs = {i["name"]: i for i in component["inputs"]}
+    assert set(space.params) | set(space.fixed) | {"image", "cpu", "memory", "gpus", "cache"} <= set(inputs)
+    for param, gen in matrix["params"].items():
+        dim = space.params[param]
+        if dim.kind == "int":
+            assert gen == {"kind": "range", "value": [dim.low, dim.high + 1, 1]}
+        elif dim.kind == "loguniform" and search == "random":  # Polyaxon samples exp(uniform(low, high))
+            assert gen["kind"] == "loguniform"
+            assert [math.exp(v) for v in gen["value"]] == pytest.approx([dim.low, dim.high], rel=1e-5)
+        elif dim.kind == "loguniform":
+            assert gen["kind"] == "logspace"
+            assert 10 ** gen["value"]["start"] == pytest.approx(dim.low, rel=1e-5)
+    if search == "random":
+        assert matrix["numRuns"] == space.n_trials
+    else:
+        assert matrix["numInitialRuns"] + matrix["maxIterations"] == space.n_trials
+        assert matrix["metric"] == {"name": "best_dev_score", "optimization": space.direction}
+
+
+@pytest.mark.parametrize("experiment_dir, search, path, name", FILES, ids=IDS)
+def test_polyaxon_check_accepts(tmp_path, experiment_dir, search, path, name):
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("POLYAXON_HOST", None)
+    run = subprocess.run([str(POLYAXON), "check", "-f", str(path)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Polyaxonfile valid" in run.stdout
+
+
+def test_polyaxon_check_rejects_a_bad_param(tmp_path):
+    """The check above means something: it does validate parameter values against the inputs."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("POLYAXON_HOST", None)
+    bad = subprocess.run([str(POLYAXON), "check", "-f", str(REPO / "polyaxonfile.yml"), "-P", "gpus=many"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode != 0 and "gpus" in bad.stdout + bad.stderr
+
+
+@pytest.mark.parametrize("experiment_dir, search, path, name", FILES[::2], ids=IDS[::2])
+def test_matrix_child_renders_the_trial_command(experiment_dir, search, path, name):
+    """Compile one child as Polyaxon's scheduler does; its command must be the trial with these params."""
+    from polyaxon._polyaxonfile import (CompiledOperationSpecification, OperationSpecification,
+                                        check_polyaxonfile)
+    from polyaxon.schemas import V1Param
+
+    space = load_search_space(experiment_dir)
+    chosen = {}
+    for param, dim in space.params.items():
+        chosen[param] = dim.values[-1] if dim.kind == "choice" else dim.high
+    chosen.update(pool="gpu", gpus=1, image="europe-docker.pkg.dev/p/r/lmao:abc", cache="gs://b/cache")
+    op = check_polyaxonfile(polyaxonfile=str(path), is_cli=False, to_op=True)
+    op.matrix = None
+    compiled = OperationSpecification.compile_operation(op)
+    compiled = CompiledOperationSpecification.apply_params(
+        compiled, params={k: V1Param(value=v) for k, v in chosen.items()})
+    compiled = CompiledOperationSpecification.apply_operation_contexts(compiled)
+    compiled = CompiledOperationSpecification.apply_runtime_contexts(compiled, contexts={
+        "globals": {"run_outputs_path": "/plx/run/outputs", "run_artifacts_path": "/plx/run"}})
+    container = compiled.run.container
+    assert container.image == chosen["image"] and container.working_dir == "/plx/run/uploads"
+    assert container.resources["limits"]["nvidia.com/gpu"] == 1
+    assert compiled.run.environment.node_selector == {"lmao/pool": "gpu"}
+    argv = shlex.split(container.args[0])
+    assert argv[:6] == ["exec", "python", "-m", "experiments", "trial", experiment_dir.name]
+    assert argv[argv.index("--out") + 1] == "/plx/run/outputs"
+    assert argv[argv.index("--cache") + 1] == "gs://b/cache"
+    given = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-P")
+    for param, value in chosen.items():
+        if param in space.params:
+            assert coerce(param, given[param]) == pytest.approx(value) if isinstance(value, float) \
+                else coerce(param, given[param]) == value
+    for param, value in space.fixed.items():
+        assert coerce(param, given[param]) == value
