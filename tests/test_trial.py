@@ -149,3 +149,16 @@ def test_cli_trial_overrides_and_errors(imdb_corpus, tmp_path):
     missing = subprocess.run(cmd[:6] + ["-P", f"corpus_dir={tmp_path}/nowhere"], capture_output=True, text=True,
                              cwd=REPO)
     assert missing.returncode != 0 and "nowhere/train.spacy" in missing.stderr
+
+
+def test_static_vectors_as_input_and_characters_objective(imdb_corpus, tiny_trial_params, tmp_path):
+    params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 1}
+    without = run_trial(IMDB, tmp_path / "plain", {**params, "pretrain_epochs": 0})
+    with_vectors = run_trial(IMDB, tmp_path / "vec", {**params, "objective": "characters", "pretrain_epochs": 1,
+                                                      "static_vectors_input": True}, cache=str(tmp_path / "cache"))
+    assert with_vectors["pretraining"]["objective"] == "characters"
+    assert with_vectors["pretraining"]["loss"] is None
+    nlp = spacy.load(tmp_path / "vec" / "model-best")
+    assert nlp.vocab.vectors.shape[1] == 16  # the corpus fixture's vectors ship inside the model
+    assert spacy.load(tmp_path / "plain" / "model-best").vocab.vectors.shape[1] == 0
+    assert with_vectors["model_size_bytes"] > without["model_size_bytes"]
