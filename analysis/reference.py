@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Tuple
 # the original used the vectors objective.
 IMDB_REFERENCE_EXPERIMENT = "lmao-imdb-1k"
 IMDB_LABEL = "original (best of 50)"
+IMDB_SPLIT = (1000, 10000)  # train / dev docs of the protocol's split
 IMDB: Dict[Tuple[Optional[str], float], float] = {
     (None, 0.0): 86.8,
     ("vectors", 1.0): 87.5,

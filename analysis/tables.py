@@ -181,9 +181,23 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
     lines += [f"- {n}" for n in _footer(trials, top_k)]
     if with_ref:
         lines.append(f"- {reference.SOURCE_NOTE}")
+        lines += _scale_warning(trials)
     return Table(name, experiment, task, f"{experiment} ({task})", "\n".join(lines) + "\n",
                  pd.DataFrame(csv_rows), sources=sorted(completed(trials)["source"].astype(str)),
                  pruned_sources=sorted(trials.loc[trials["status"] == "pruned", "source"].astype(str)))
+
+
+def _scale_warning(trials: pd.DataFrame) -> List[str]:
+    """Say so when runs used another split size than the original's (compare trends, not values)."""
+    cols = ["data.train_docs", "data.dev_docs"]
+    if not all(c in trials for c in cols):
+        return []
+    sizes = {(int(a), int(b)) for a, b in trials[cols].dropna().itertuples(index=False)}
+    if not sizes or sizes == {reference.IMDB_SPLIT}:
+        return []
+    train, dev = reference.IMDB_SPLIT
+    return [f"- **Not the protocol's scale**: the original's numbers are for {train} train / {dev} dev docs; "
+            "these runs used fewer or more (see *data*), so compare trends, not values."]
 
 
 def _none(value):

@@ -150,6 +150,7 @@ def test_imdb_table_cells(report):
     # an original row we have no runs for still shows the original's number
     assert cell(md, "3 epochs (vectors)", "original (best of 50)") == "86.5"
     assert cell(md, "3 epochs (vectors)", "n trials") == "0"
+    assert "Not the protocol's scale" not in md  # 1000 / 10000 docs, as the protocol
     assert list(md_rows(md))[1:] == ["baseline", "1 epoch (vectors)", "2 epochs (vectors)", "3 epochs (vectors)"]
     csv = pd.read_csv(report.out / "lmao-imdb-1k.csv").set_index("setting")
     assert csv.loc["1 epoch (vectors)", "best"] == pytest.approx(87.0)
@@ -322,12 +323,15 @@ def test_cli_writes_report(tmp_path):
     from experiments.cli import app
 
     for seed, score in enumerate(BASE):
-        write(tmp_path / "runs", f"s/t{seed}", result(curve=[score], seed=seed))
+        small = {**result(curve=[score], seed=seed), "data": {"train_docs": 300, "dev_docs": 200}}
+        write(tmp_path / "runs", f"s/t{seed}", small)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["report", str(tmp_path / "runs"), "--out", str(out), "--no-readmes"])
     assert res.exit_code == 0, res.output
     assert "report: 3 trials (3 completed), 0 skipped, 1 table(s)" in res.output
-    assert cell((out / "lmao-imdb-1k.md").read_text(), "baseline", "best") == "84.0"
+    md = (out / "lmao-imdb-1k.md").read_text()
+    assert cell(md, "baseline", "best") == "84.0"
+    assert "Not the protocol's scale" in md and "data: 300 train / 200 dev docs." in md
     bad = CliRunner().invoke(app, ["report", "--gcs", "s3://x", "--out", str(out)])
     assert bad.exit_code != 0 and "gs://" in bad.output
 
