@@ -34,6 +34,10 @@ def test_locals_defined_and_used(parsed):
     assert check_infra.check_locals(parsed) == []
 
 
+def test_google_resources_match_provider_schema(parsed):
+    assert check_infra.check_provider_schema(parsed) == []
+
+
 def test_templatefile_placeholders_match():
     assert check_infra.check_templates() == []
 
@@ -77,6 +81,8 @@ def broken_copy(tmp_path):
     text = text.replace("local.workload_pool", "local.workload_poll", 1)
     text = text.replace("ingress_host      = var.polyaxon_ingress_host\n", "", 1)
     text = re.sub(r"(#checkov:skip=CKV_GCP_66):[^\n]*", r"\1:", text)
+    text = text.replace("with_state ", "with_statee ", 1)  # nested block argument
+    text = text.replace("gpu_driver_version = ", "gpu_driver_versio = ", 1)  # inside a dynamic block
     main.write_text(text)
     (copy / "variables.tf").write_text(
         (copy / "variables.tf").read_text() + '\nvariable "unused_knob" {\n  type = string\n}\n'
@@ -92,6 +98,11 @@ def test_checks_report_mistakes_with_file_and_line(broken_copy):
     assert re.search(r"variables\.tf:\d+: variable 'unused_knob' is declared but never used", var_problems)
     local_problems = "\n".join(check_infra.check_locals(parsed))
     assert re.search(r"main\.tf:\d+: local\.workload_poll is used but defined in no locals block", local_problems)
+    schema_problems = "\n".join(check_infra.check_provider_schema(parsed))
+    assert re.search(r"main\.tf:\d+: google_storage_bucket\.artifacts\.lifecycle_rule\.condition: unknown "
+                     r"argument or block 'with_statee'", schema_problems)
+    assert "node_config.guest_accelerator.gpu_driver_installation_config: unknown argument or block " \
+           "'gpu_driver_versio'" in schema_problems
     template_problems = "\n".join(check_infra.check_templates(broken_copy))
     assert "placeholder 'ingress_host' is not passed by main.tf" in template_problems
     assert re.search(r"main\.tf:\d+: checkov skip CKV_GCP_66 has no real reason",

@@ -6,7 +6,10 @@
 4. every ``templatefile()`` call passes exactly the placeholders its template uses;
 5. ``terraform fmt -check`` (only where a terraform binary is installed: it needs no providers);
 6. checkov passes on terraform-gke/ and on the Dockerfile, and every ``#checkov:skip=ID:reason``
-   carries a real reason.
+   carries a real reason;
+7. every attribute and block of every ``google_*`` resource exists in the google provider's schema
+   (the part of ``terraform validate`` that needs no registry: the schema comes from the CDKTF
+   bindings on PyPI, ``cdktf-cdktf-provider-google``, generated from that provider release).
 
 checkov pins many dependencies, so it lives in its own virtualenv (``.venv-checkov/``), created on
 first use (``CHECKOV`` overrides the binary). Each check returns a list of problems, each naming the
@@ -15,6 +18,7 @@ file and line; the command exits 1 if there are any.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -30,6 +34,10 @@ TF_DIR = REPO / "terraform-gke"
 DOCKERFILE = REPO / "Dockerfile"
 CHECKOV_VENV = REPO / ".venv-checkov"
 CHECKOV_VERSION = "3.3.30"
+# CDKTF bindings 16.12.1 = hashicorp/google 6.50.0 (versions.tf allows >= 5, < 7).
+SCHEMA_PACKAGE, SCHEMA_VERSION, PROVIDER_VERSION = "cdktf-cdktf-provider-google", "16.12.1", "6.50.0"
+SCHEMA_CACHE = CHECKOV_VENV / "schemas" / f"google-{PROVIDER_VERSION}.jsii.json"
+META_ARGUMENTS = {"count", "for_each", "depends_on", "lifecycle", "provider", "connection", "provisioner"}
 VAR_REF = re.compile(r"\bvar\.([A-Za-z_][A-Za-z0-9_-]*)")
 LOCAL_REF = re.compile(r"\blocal\.([A-Za-z_][A-Za-z0-9_-]*)")
 SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
@@ -239,10 +247,120 @@ def run_checkov(target: Path = TF_DIR, framework: str = "terraform") -> Tuple[Di
     return summary, failures
 
 
+# --------------------------------------------------------------------------------------------------
+# Provider schema (attribute names), from the CDKTF bindings' jsii assembly
+# --------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def provider_schema() -> Dict[str, Any]:
+    """The jsii type table of the google provider bindings (downloaded once, cached beside checkov)."""
+    import tarfile
+    import tempfile
+    import zipfile
+
+    if not SCHEMA_CACHE.exists():
+        SCHEMA_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp,
+                            f"{SCHEMA_PACKAGE}=={SCHEMA_VERSION}"], check=True)
+            wheel = next(Path(tmp).glob("*.whl"))
+            with zipfile.ZipFile(wheel) as zf:
+                member = next(n for n in zf.namelist() if n.endswith(".jsii.tgz"))
+                with zf.open(member) as tgz, tarfile.open(fileobj=tgz, mode="r:gz") as tar:
+                    data = tar.extractfile("package/.jsii").read()  # type: ignore[union-attr]
+            partial = SCHEMA_CACHE.with_suffix(".tmp")
+            partial.write_bytes(data)
+            partial.replace(SCHEMA_CACHE)
+    return json.loads(SCHEMA_CACHE.read_text(encoding="utf-8"))["types"]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _struct_of(type_ref: Dict[str, Any]) -> str:
+    """The provider struct a property holds (through lists and IResolvable unions), or ''."""
+    if "fqn" in type_ref:
+        return type_ref["fqn"] if type_ref["fqn"].startswith("@cdktf/provider-google.") else ""
+    if "collection" in type_ref:
+        return _struct_of(type_ref["collection"]["elementtype"])
+    for option in type_ref.get("union", {}).get("types", []):
+        if _struct_of(option):
+            return _struct_of(option)
+    return ""
+
+
+def _properties(types: Dict[str, Any], fqn: str) -> Dict[str, Any]:
+    spec = types.get(fqn, {})
+    props = {p["name"]: p["type"] for p in spec.get("properties", [])}
+    for base in spec.get("interfaces", []):
+        for name, value in _properties(types, base).items():
+            props.setdefault(name, value)
+    return props
+
+
+def _check_block(types: Dict[str, Any], body: Dict[str, Any], fqn: str, where: str) -> List[str]:
+    props = _properties(types, fqn)
+    if not props:
+        return [f"{where}: not in the google provider {PROVIDER_VERSION} schema"]
+    problems = []
+    for key, value in body.items():
+        if key.startswith("__") or key in META_ARGUMENTS:
+            continue
+        if key == "dynamic":
+            for dynamic in value if isinstance(value, list) else [value]:
+                for name, spec in dynamic.items():
+                    name = name.strip('"')
+                    if name.startswith("__"):
+                        continue
+                    if _camel(name) not in props:
+                        problems.append(f"{where}: unknown block {name!r} (dynamic)")
+                        continue
+                    content = spec.get("content", [{}])
+                    content = content[0] if isinstance(content, list) else content
+                    struct = _struct_of(props[_camel(name)])
+                    problems += _check_block(types, content, struct, f"{where}.{name}")
+            continue
+        if _camel(key) not in props:
+            problems.append(f"{where}: unknown argument or block {key!r}")
+            continue
+        struct = _struct_of(props[_camel(key)])
+        if struct and isinstance(value, (list, dict)):
+            for block in value if isinstance(value, list) else [value]:
+                if isinstance(block, dict):
+                    problems += _check_block(types, block, struct, f"{where}.{key}")
+    return problems
+
+
+def check_provider_schema(parsed: Dict[Path, Any]) -> List[str]:
+    """Every argument/block of every google_* resource exists in the provider schema."""
+    types = provider_schema()
+    problems = []
+    for path, tree in parsed.items():
+        text = path.read_text(encoding="utf-8")
+        for entry in tree.get("resource", []):
+            for rtype, instances in entry.items():
+                rtype = rtype.strip('"')
+                if not rtype.startswith("google_"):
+                    continue
+                short = rtype[len("google_"):]
+                fqn = f"@cdktf/provider-google.{_camel(short)}.{_camel(short)[:1].upper()}{_camel(short)[1:]}Config"
+                for name, body in instances.items():
+                    if name.startswith("__"):
+                        continue
+                    name = name.strip('"')
+                    line = _line_of(text, f'resource "{rtype}" "{name}"')
+                    problems += [f"{path}:{line}: {p}" for p in
+                                 _check_block(types, body, fqn, f"{rtype}.{name}")]
+    return problems
+
+
 def main() -> int:
     parsed, problems = parse_all()
     if not problems:
-        problems += check_variables(parsed) + check_locals(parsed)
+        problems += check_variables(parsed) + check_locals(parsed) + check_provider_schema(parsed)
     problems += check_templates() + check_skip_reasons()
     fmt = check_fmt()
     skipped = [p for p in fmt if p.startswith("SKIP ")]
