@@ -37,7 +37,6 @@ TRAINING_OVERRIDES = {
     "eps": lambda p: {"training.optimizer.eps": p["eps"]},
     "L2": lambda p: {"training.optimizer.L2": p["L2"]},
     "grad_clip": lambda p: {"training.optimizer.grad_clip": p["grad_clip"]},
-    "patience": lambda p: {},  # epochs, handled by the fine-tuning loop (spaCy's is in steps)
     "eval_batch_size": lambda p: {"nlp.batch_size": p["eval_batch_size"]},
 }
 
