@@ -36,7 +36,7 @@ CHECKOV_VENV = REPO / ".venv-checkov"
 CHECKOV_VERSION = "3.3.30"
 # CDKTF bindings 16.12.1 = hashicorp/google 6.50.0 (versions.tf allows >= 5, < 7).
 SCHEMA_PACKAGE, SCHEMA_VERSION, PROVIDER_VERSION = "cdktf-cdktf-provider-google", "16.12.1", "6.50.0"
-SCHEMA_CACHE = CHECKOV_VENV / "schemas" / f"google-{PROVIDER_VERSION}.jsii.json"
+SCHEMA_CACHE = REPO / ".venv-tfschema" / f"google-{PROVIDER_VERSION}.jsii.json"  # gitignored (.venv-*/)
 META_ARGUMENTS = {"count", "for_each", "depends_on", "lifecycle", "provider", "connection", "provisioner"}
 VAR_REF = re.compile(r"\bvar\.([A-Za-z_][A-Za-z0-9_-]*)")
 LOCAL_REF = re.compile(r"\blocal\.([A-Za-z_][A-Za-z0-9_-]*)")
@@ -254,7 +254,7 @@ def run_checkov(target: Path = TF_DIR, framework: str = "terraform") -> Tuple[Di
 
 @functools.lru_cache(maxsize=1)
 def provider_schema() -> Dict[str, Any]:
-    """The jsii type table of the google provider bindings (downloaded once, cached beside checkov)."""
+    """The jsii type table of the google provider bindings (downloaded once, cached in .venv-tfschema/)."""
     import tarfile
     import tempfile
     import zipfile
