@@ -15,9 +15,9 @@ to it over real HTTP (JSON API, multipart and resumable uploads).
 
 Preconditions: the stock ``gcp-storage-emulator`` (checked with 2026.7.19) ignores ``ifGenerationMatch``
 and friends, so a create with ``if_generation_match=0`` silently overwrites. Real GCS answers
-``412 Precondition Failed``; the atomic publish and the cache lock depend on that. No emulator on PyPI,
-Debian or npm implements it (googleapis/storage-testbench and fsouza/fake-gcs-server do, but ship only
-from GitHub / Docker Hub, which CI cannot reach). The child process therefore probes the stock server
+``412 Precondition Failed``; the atomic publish and the cache lock depend on that. I found no emulator
+on PyPI, Debian or npm that implements it (googleapis/storage-testbench and fsouza/fake-gcs-server do,
+but ship only from GitHub / Docker Hub, which CI cannot reach). The child process therefore probes the stock server
 at start and, only if it ignores preconditions, wraps its object handlers to enforce the documented
 GCS rules (``_enforce_preconditions`` below). The emulator serves one request at a time, so the check
 and the write are atomic, as on GCS. ``GcsEmulator.precondition_shim`` says whether the wrapper is on.
