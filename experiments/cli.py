@@ -6,7 +6,6 @@ Heavy imports happen inside the commands so ``lmao --help`` stays fast.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 

@@ -8,7 +8,7 @@ is visible in one place; ``--section.key value`` overrides from the command line
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import yaml
 from spacy.util import load_config

@@ -12,11 +12,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Sequence
 
 from spacy.language import Language
 from spacy.schemas import ConfigSchemaTraining

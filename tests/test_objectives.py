@@ -6,7 +6,7 @@ import numpy
 import pytest
 import spacy
 from spacy.util import registry
-from thinc.api import Adam, CosineDistance, fix_random_seed
+from thinc.api import Adam, fix_random_seed
 
 from experiments.objectives import get_trigram_loss, trigram_targets
 

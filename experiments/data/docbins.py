@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator, List, Union
+from typing import Iterable, Iterator, List, Tuple, Union
 
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
@@ -42,6 +42,20 @@ def write_shards(docs: Iterable[Doc], folder: PathLike, *, shard_docs: int = SHA
     if batch or shard == 0:
         write_docbin(batch, folder / f"{shard:06d}.spacy")
     return n
+
+
+def write_pretraining_corpus(docs: Iterable[Doc], folder: PathLike) -> Tuple[int, int]:
+    """Shards of unlabelled docs for pretraining; returns (docs, words)."""
+    words = 0
+
+    def counted() -> Iterator[Doc]:
+        nonlocal words
+        for doc in docs:
+            words += len(doc)
+            yield doc
+
+    n_docs = write_shards(counted(), folder)
+    return n_docs, words
 
 
 def docbin_files(path: PathLike) -> List[Path]:

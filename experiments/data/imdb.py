@@ -12,7 +12,6 @@ official ``aclImdb_v1.tar.gz`` (a local path or the URL, downloaded with a check
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import random
 import re
@@ -27,7 +26,7 @@ from spacy.tokens import Doc
 from ..errors import InputError
 from ..fileio import atomic_path, write_json
 from ..progress import progress
-from .docbins import write_docbin, write_shards
+from .docbins import write_docbin, write_pretraining_corpus
 from .download import download
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -216,15 +215,9 @@ def prepare_imdb(
             "dev": write_docbin(make_docs(nlp, splits["dev"], desc="dev"), tmp / "dev.spacy"),
             "test": write_docbin(make_docs(nlp, test, desc="test"), tmp / "test.spacy"),
         }
-        words = {"pretrain": 0}
-
-        def pretrain_docs() -> Iterator[Doc]:
-            unlabelled = (Review(r.id, r.text, None, r.split) for r in pretrain_reviews)
-            for doc in make_docs(nlp, unlabelled, desc="pretrain", total=len(pretrain_reviews)):
-                words["pretrain"] += len(doc)
-                yield doc
-
-        counts["pretrain"] = write_shards(pretrain_docs(), tmp / "pretrain")
+        unlabelled = (Review(r.id, r.text, None, r.split) for r in pretrain_reviews)
+        counts["pretrain"], pretrain_words = write_pretraining_corpus(
+            make_docs(nlp, unlabelled, desc="pretrain", total=len(pretrain_reviews)), tmp / "pretrain")
         manifest = {
             "kind": "imdb",
             "task": "textcat",
@@ -237,7 +230,7 @@ def prepare_imdb(
             "max_pretrain_docs": max_pretrain_docs,
             "n_test": n_test,
             "docs": counts,
-            "pretrain_words": words["pretrain"],
+            "pretrain_words": pretrain_words,
             "train_ids_head": [r.id for r in splits["train"][:5]],
             "dev_ids_head": [r.id for r in splits["dev"][:5]],
         }

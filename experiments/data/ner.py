@@ -13,6 +13,7 @@ Each bad line is an ``InputError`` naming the file, the line and the problem.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 from pathlib import Path
@@ -25,7 +26,7 @@ from spacy.vocab import Vocab
 
 from ..errors import InputError
 from ..fileio import atomic_path, write_json
-from .docbins import read_docs, write_docbin, write_shards
+from .docbins import read_docs, write_docbin, write_pretraining_corpus
 
 PathLike = Union[str, Path]
 _IOB_TAG = re.compile(r"^(O|[BIES]-\S+|[BILU]-\S+)$")
@@ -270,16 +271,10 @@ def prepare_ner(
                   "dev": write_docbin(dev_docs, tmp / "dev.spacy")}
         if test_docs is not None:
             counts["test"] = write_docbin(test_docs, tmp / "test.spacy")
-        words = {"pretrain": 0}
-
-        def pretrain_docs() -> Iterator[Doc]:
-            for i, doc in enumerate(nlp.pipe(raw_texts, batch_size=256)):
-                if max_pretrain_docs and i >= max_pretrain_docs:
-                    break
-                words["pretrain"] += len(doc)
-                yield doc
-
-        counts["pretrain"] = write_shards(pretrain_docs(), tmp / "pretrain")
+        if max_pretrain_docs:
+            raw_texts = itertools.islice(raw_texts, max_pretrain_docs)
+        counts["pretrain"], pretrain_words = write_pretraining_corpus(
+            nlp.pipe(raw_texts, batch_size=256), tmp / "pretrain")
         manifest = {
             "kind": "ner",
             "task": "ner",
@@ -289,7 +284,7 @@ def prepare_ner(
                         "raw": str(raw) if raw else None},
             "n_sents": n_sents,
             "docs": counts,
-            "pretrain_words": words["pretrain"],
+            "pretrain_words": pretrain_words,
         }
         write_json(tmp / "manifest.json", manifest)
     return manifest
