@@ -343,7 +343,9 @@ class Sweep:
         remaining = self.n_trials - done
         log(f"sweep {self.study_name}: {done}/{self.n_trials} trials finished; results in {self.study_dir}")
         if remaining > 0:
-            budget = MaxTrialsCallback(self.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            # Stop once finished + in-flight trials (any worker) reach the budget: no overshoot.
+            budget = MaxTrialsCallback(self.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                              TrialState.RUNNING))
             self._optimize(study, remaining, [budget, self.on_trial_end])
         return self.summary(study)
 
