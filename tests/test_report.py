@@ -177,7 +177,7 @@ def test_unpaired_falls_back_to_mann_whitney(tmp_path):
     loaded = load_all([tmp_path])
     table = build_tables(loaded.trials, loaded.epochs)[0]
     expected = sps.mannwhitneyu([0.84, 0.85, 0.86], [0.80, 0.81, 0.82], alternative="two-sided")
-    assert f"Mann-Whitney U, two-sided, over 3 vs 3 completed trials" in table.markdown
+    assert "Mann-Whitney U, two-sided, over 3 vs 3 completed trials" in table.markdown
     assert f"U = {expected.statistic:.2f}, p = {expected.pvalue:.3g}" in table.markdown
     assert "+4.00 points (difference of medians)" in table.markdown
     # distinct configs, no seed repeats: the sample is the top-k trials
