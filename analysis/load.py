@@ -248,7 +248,10 @@ def read_polyaxon(project: str, client_cls: Any = None, page_size: int = 100) ->
         source = f"polyaxon:{project}/{run.uuid}"
         outputs = getattr(run, "outputs", None) or {}
         inputs = getattr(run, "inputs", None) or {}
-        meta = {"study": f"polyaxon:{project}", "search": _search_of(inputs) or _search_of(outputs)}
+        pipeline = getattr(run, "pipeline", None)  # the matrix (sweep) a run belongs to, if any
+        group = getattr(pipeline, "name", None) or getattr(pipeline, "uuid", None)
+        meta = {"study": f"polyaxon:{project}" + (f"/{group}" if group else ""),
+                "search": _search_of(inputs) or _search_of(outputs)}
         item = RawResult(source, source, meta={k: v for k, v in meta.items() if v}, meta_rank=1)
         client = client_cls(owner=owner or None, project=name, run_uuid=run.uuid)
         try:
