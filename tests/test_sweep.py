@@ -78,7 +78,7 @@ def test_random_sweep_prunes_a_hopeless_trial(imdb_corpus, tiny_trial_params, tm
 metric: accuracy
 n_trials: 2
 pruner: {{kind: median, n_startup_trials: 1, n_warmup_steps: 0}}
-{fixed_line(imdb_corpus, tiny_trial_params, pretrain_epochs=0, max_epochs=6)}
+{fixed_line(imdb_corpus, tiny_trial_params, pretrain_epochs=0, max_epochs=4)}
 params:
   learn_rate: {{loguniform: [1.0e-8, 1.0e-2]}}
 """)
@@ -92,10 +92,10 @@ params:
     trials = load(runs, "prune").get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED], out.stderr[-2000:]
     good, bad = results_of(trials[0]), results_of(trials[1])
-    assert good["status"] == "completed" and len(good["epochs"]) == 6
+    assert good["status"] == "completed" and len(good["epochs"]) == 4
     assert bad["status"] == "pruned" and bad["params"]["learn_rate"] == pytest.approx(1e-7)
     # Partial results kept: the epochs it finished, fewer than max_epochs; Optuna saw the same scores.
-    assert 1 <= len(bad["epochs"]) < 6
+    assert 1 <= len(bad["epochs"]) < 4
     reported = trials[1].intermediate_values
     assert {r["epoch"]: r["dev_score"] for r in bad["epochs"]}.items() >= reported.items()
     assert Path(trials[1].user_attrs["result_dir"]) == runs / "prune" / "trial-0001"
@@ -166,9 +166,9 @@ def status(result_dir: Path) -> tuple:
 def test_sigkilled_worker_trial_is_failed_and_requeued(imdb_corpus, tiny_trial_params, tmp_path):
     experiment = make_experiment(tmp_path, f"""
 metric: accuracy
-n_trials: 3
+n_trials: 2
 pruner: none
-{fixed_line(imdb_corpus, tiny_trial_params, pretrain_epochs=0, max_epochs=6)}
+{fixed_line(imdb_corpus, tiny_trial_params, pretrain_epochs=0, max_epochs=3)}
 params:
   learn_rate: {{loguniform: [1.0e-3, 1.0e-2]}}
 """)
@@ -193,7 +193,7 @@ params:
     run_sweep(experiment, runs, "--search", "random")
     trials = load(runs, "lmao-imdb-1k-random").get_trials()
     states = [t.state for t in trials]
-    assert states.count(TrialState.COMPLETE) == 3 and states.count(TrialState.FAIL) == 1
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].state == TrialState.FAIL
     killed = json.loads((study_dir / "trial-0001" / "results.json").read_text())
     assert killed["status"] == "failed" and "worker lost" in killed["error"]
