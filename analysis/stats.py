@@ -4,7 +4,7 @@ Random search makes "best of N" noisy, so next to the best trial every setting r
 be judged by:
 
 - **seeds**: when the best trial's configuration (every param but ``seed``) was run with two or more
-  seeds, the sample is those runs (the noise a user sees when re-running the winner);
+  seeds, the sample is those runs, one per seed (the noise a user sees when re-running the winner);
 - **top-k** otherwise: the k best completed trials of the setting (k = ``TOP_K``), the best configurations
   the search found. It is optimistic (chosen on dev), like the "best" column, and labelled as such.
 
@@ -16,6 +16,9 @@ Significance against the baseline, per setting:
   have a baseline twin with the same params (seed included) apart from the pretraining ones;
 - otherwise **Mann-Whitney U** (two-sided, ``scipy.stats.mannwhitneyu``) over all completed trials of
   both: under the same search space this asks whether pretraining shifts the distribution of outcomes.
+
+Repeats of the same (config, seed) count once in every sample and test (``distinct_runs``); "n trials"
+still counts every completed trial.
 """
 
 from __future__ import annotations
@@ -78,6 +81,13 @@ def completed(trials: pd.DataFrame) -> pd.DataFrame:
     return done.sort_values(["best_dev_score", "source"], ascending=[False, True], kind="stable")
 
 
+def distinct_runs(done: pd.DataFrame) -> pd.DataFrame:
+    """One trial per (config, seed), the first in ``done``'s order: a sweep can re-run the same point
+    (TPE re-suggests it; two studies share a sampler seed), and a repeat is not a new sample."""
+    keys = [config_key(row, drop_seed=False, drop_pretraining=False) for _, row in done.iterrows()]
+    return done[~pd.Series(keys, index=done.index).duplicated().to_numpy()]
+
+
 @dataclass
 class Summary:
     """One setting's numbers (scores as fractions)."""
@@ -105,16 +115,15 @@ def summarize(trials: pd.DataFrame, setting: str, top_k: int = TOP_K) -> Optiona
     if done.empty:
         return None
     best = done.iloc[0]
+    unique = distinct_runs(done)
     best_key = config_key(best, drop_seed=True, drop_pretraining=False)
-    same = done[[config_key(r, True, False) == best_key for _, r in done.iterrows()]]
+    same = unique[[config_key(r, True, False) == best_key for _, r in unique.iterrows()]]
     if len(same) >= 2:
-        n_seeds = same["seed"].nunique()
-        sample = same
-        basis = (f"{len(same)} seeds of best config" if n_seeds == len(same)
-                 else f"{len(same)} runs of best config ({n_seeds} seeds)")
+        sample, basis = same, f"{len(same)} seeds of best config"
     else:
-        k = min(top_k, len(done))
-        sample, basis = done.head(k), f"top {k} of {len(done)}"
+        k = min(top_k, len(unique))
+        configs = "" if len(unique) == len(done) else " distinct runs"
+        sample, basis = unique.head(k), f"top {k} of {len(unique)}{configs}"
     values = sample["best_dev_score"].to_numpy(dtype=float)
     low, high = bootstrap_ci(values)
     std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
@@ -176,7 +185,7 @@ def compare(trials: pd.DataFrame, setting: str) -> Comparison:
             stat, p = float(res.statistic), float(res.pvalue)
         return Comparison(setting, "paired t-test", len(pairs), len(pairs), float(diff.mean()), stat, p,
                           "pairs: same params and seed, pretraining aside")
-    done = trials[trials["status"] == "completed"]
+    done = distinct_runs(completed(trials))
     a = done.loc[done["setting"] == setting, "best_dev_score"].to_numpy(dtype=float)
     b = done.loc[done["setting"] == "baseline", "best_dev_score"].to_numpy(dtype=float)
     if len(a) < 2 or len(b) < 2:

@@ -82,7 +82,7 @@ def significance_lines(comparisons: Sequence[Comparison]) -> List[str]:
         if c.test == "paired t-test":
             detail = f"paired t-test over {c.n_setting} pairs ({c.note}): t = {stat}, p = {p}"
         else:
-            detail = (f"Mann-Whitney U, two-sided, over {c.n_setting} vs {c.n_baseline} completed trials "
+            detail = (f"Mann-Whitney U, two-sided, over {c.n_setting} vs {c.n_baseline} distinct completed trials "
                       f"({c.note}): U = {stat}, p = {p}")
         lines.append(f"- {c.setting} vs baseline: {diff}; {detail}.")
     return lines

@@ -177,11 +177,29 @@ def test_unpaired_falls_back_to_mann_whitney(tmp_path):
     loaded = load_all([tmp_path])
     table = build_tables(loaded.trials, loaded.epochs)[0]
     expected = sps.mannwhitneyu([0.84, 0.85, 0.86], [0.80, 0.81, 0.82], alternative="two-sided")
-    assert "Mann-Whitney U, two-sided, over 3 vs 3 completed trials" in table.markdown
+    assert "Mann-Whitney U, two-sided, over 3 vs 3 distinct completed trials" in table.markdown
     assert f"U = {expected.statistic:.2f}, p = {expected.pvalue:.3g}" in table.markdown
     assert "+4.00 points (difference of medians)" in table.markdown
     # distinct configs, no seed repeats: the sample is the top-k trials
     assert cell(table.markdown, "baseline", "sample") == "top 3 of 3"
+
+
+def test_repeated_runs_count_once(tmp_path):
+    """Two studies with one sampler seed re-run the same point: a repeat is not a new sample."""
+    write(tmp_path, "a/t0", result(curve=[0.80], seed=0))
+    write(tmp_path, "b/t0", result(curve=[0.80], seed=0))  # same config and seed as a/t0
+    write(tmp_path, "a/t1", result(curve=[0.84], seed=1))
+    write(tmp_path, "a/t2", result(curve=[0.70], seed=0, width=64))
+    loaded = load_all([tmp_path])
+    md = build_tables(loaded.trials, loaded.epochs)[0].markdown
+    assert cell(md, "baseline", "sample") == "2 seeds of best config"
+    assert cell(md, "baseline", "mean ± std") == "82.0 ± 2.8"
+    assert cell(md, "baseline", "n trials") == "4"
+    write(tmp_path, "a/t1", result(curve=[0.84], seed=1, width=128))  # no seed repeats any more
+    loaded = load_all([tmp_path])
+    md = build_tables(loaded.trials, loaded.epochs)[0].markdown
+    assert cell(md, "baseline", "sample") == "top 3 of 3 distinct runs"
+    assert cell(md, "baseline", "mean ± std") == "78.0 ± 7.2"
 
 
 def test_config_overrides_are_part_of_a_config(tmp_path):
