@@ -19,6 +19,9 @@ help:
 	@echo "make check-infra - static checks of terraform-gke/ and the Dockerfile (HCL, references, checkov)"
 	@echo "make image  - build and push the experiment image to the cluster's Artifact Registry"
 	@echo "make report - tables and plots from the trial results in RUNS (default runs/)"
+	@echo "make sweep  - small local IMDB-1k random search (Optuna; ~15 min on 2 cores), then make report"
+	@echo "make dashboard - Polyaxon's local UI/API on http://127.0.0.1:$(DASHBOARD_PORT) (haupt sandbox)"
+	@echo "make polyaxonfiles - regenerate the polyaxonfiles from the experiments' sweep.yml"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +31,7 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-test: venv
+test: venv dashboard-venv
 	$(BIN)/python -m pytest -q
 
 # Small slice of IMDB-1k (protocol split, fewer docs) for the demo and quick local runs.
@@ -44,7 +47,7 @@ trial-small: data-imdb-small
 		-P corpus_dir=$(CORPUS)/imdb-small -P width=64 -P depth=2 -P embed_rows=2000 \
 		-P pretrain_epochs=1 -P max_epochs=3
 
-demo: trial-small
+demo: sweep
 
 bench: venv
 	$(BIN)/python benchmarks/bench_imdb_trial.py
@@ -77,3 +80,40 @@ image:
 	docker build --platform linux/amd64 --pull -t "$$image:$(IMAGE_TAG)" -t "$$image:latest" .; \
 	docker push "$$image:$(IMAGE_TAG)"; \
 	docker push "$$image:latest"
+
+# Sweeps (issue 3). `make sweep`: a small random search over lmao-imdb-1k/sweep.yml on the small slice,
+# architecture narrowed so it finishes in about 15 minutes on 2 cores; re-running continues the study.
+# Trials are tracked in the dashboard when POLYAXON_HOST points at it (`make dashboard`).
+SWEEP_STUDY ?= imdb-small-random
+SWEEP_TRIALS ?= 12
+SWEEP_WORKERS ?= 2
+SWEEP_ARGS ?= -P width=64 -P depth=2 -P embed_rows=2000 -P max_epochs=3 -P patience=0 -P pretrain_max_words=200000
+DASH_VENV ?= .venv-dashboard
+DASHBOARD_PORT ?= 8000
+.PHONY: sweep polyaxonfiles dashboard dashboard-venv
+sweep: data-imdb-small
+	$(LMAO) sweep lmao-imdb-1k --search random --study $(SWEEP_STUDY) --n-trials $(SWEEP_TRIALS) \
+		--workers $(SWEEP_WORKERS) --runs $(RUNS) -P corpus_dir=$(CORPUS)/imdb-small $(SWEEP_ARGS) \
+		-- --eval-processes 1
+	$(MAKE) report
+
+polyaxonfiles: venv
+	for e in lmao-imdb-1k ontonotes-ner; do for s in random bayes; do $(LMAO) polyaxonfile $$e --search $$s; done; done
+	$(LMAO) polyaxonfile lmao-imdb-1k --search random --out polyaxonfile.yml
+
+# Polyaxon's own server in a separate venv (its pins clash with the main one); SQLite + local artifacts
+# under RUNS/polyaxon. Then, in another shell: export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT)
+$(DASH_VENV)/.installed:
+	$(PYTHON) -m venv $(DASH_VENV)
+	$(DASH_VENV)/bin/pip install --quiet --upgrade pip
+	$(DASH_VENV)/bin/pip install --quiet 'haupt[sandbox]==2.18.0'
+	touch $@
+
+dashboard-venv: $(DASH_VENV)/.installed
+
+dashboard: dashboard-venv
+	@mkdir -p $(RUNS)/polyaxon
+	@echo "Polyaxon dashboard: http://127.0.0.1:$(DASHBOARD_PORT) (Ctrl-C stops it). Track trials with:"
+	@echo "  export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT); make sweep"
+	cd $(RUNS)/polyaxon && HOME=$(abspath $(RUNS)/polyaxon) $(abspath $(DASH_VENV))/bin/haupt sandbox start \
+		--host 127.0.0.1 --port $(DASHBOARD_PORT) --workers 1 --path $(abspath $(RUNS)/polyaxon/sandbox)
