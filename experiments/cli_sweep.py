@@ -22,7 +22,7 @@ def sweep(
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default: EXPERIMENT-SEARCH); re-running continues it"),
     param: Optional[List[str]] = typer.Option(None, "-P", "--param", help="Fix a param for every trial: name=value (repeatable)"),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Runs folder: RUNS/STUDY/trial-XXXX/"),
-    cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache shared by trials (default: RUNS/cache; or gs://...)"),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache shared by trials (default: RUNS/cache; or gs://...; none: no sharing)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampler seed (one worker: reproducible suggestions)"),
     heartbeat: int = typer.Option(10, "--heartbeat", help="Seconds between worker heartbeats; a trial silent for 3x this is failed and re-queued"),
     kill_grace: float = typer.Option(10.0, "--kill-grace", help="Seconds between SIGTERM and SIGKILL when stopping a trial"),

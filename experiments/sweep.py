@@ -170,6 +170,7 @@ class Sweep:
         self.study_name = options.study or f"{self.space.experiment}-{options.search}"
         self.runs = Path(options.runs)
         self.study_dir = self.runs / self.study_name
+        # "none": every trial pretrains for itself, in its own folder (what the cache saves, measured).
         self.cache = options.cache or str((self.runs / "cache").resolve())
         self.stop_event = threading.Event()
         self.bar: Any = None
@@ -259,7 +260,11 @@ class Sweep:
     def trial_command(self, params: Mapping[str, Any], result_dir: Path) -> List[str]:
         assigns = [arg for name, value in params.items() for arg in ("-P", f"{name}={value}")]
         return [*_pdeathsig_prefix(), sys.executable, "-m", "experiments", "trial", str(self.experiment_dir),
-                "--out", str(result_dir), "--cache", self.cache, *assigns, *self.options.trial_args]
+                "--out", str(result_dir), "--cache", self.trial_cache(result_dir), *assigns,
+                *self.options.trial_args]
+
+    def trial_cache(self, result_dir: Path) -> str:
+        return str(result_dir / "cache") if self.cache.lower() == "none" else self.cache
 
     def run_trial_process(self, trial: Any, params: Mapping[str, Any], result_dir: Path) -> float:
         import optuna
