@@ -165,6 +165,7 @@ def sweep_progress(trials: pd.DataFrame, title: str, path: Path) -> Optional[Pat
             ok = ~np.isnan(hours)
             ax2.step(hours[ok], best[ok], where="post", label=method)
             has_time = True
+    ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax1.set_xlabel("trials finished (completed + pruned)")
     ax1.set_ylabel("best dev score so far (%)")
     ax1.legend(fontsize=8)

@@ -122,7 +122,7 @@ def summarize(trials: pd.DataFrame, setting: str, top_k: int = TOP_K) -> Optiona
         sample, basis = same, f"{len(same)} seeds of best config"
     else:
         k = min(top_k, len(unique))
-        configs = "" if len(unique) == len(done) else " distinct runs"
+        configs = "" if len(unique) == len(done) else f" distinct run{'s' if len(unique) > 1 else ''}"
         sample, basis = unique.head(k), f"top {k} of {len(unique)}{configs}"
     values = sample["best_dev_score"].to_numpy(dtype=float)
     low, high = bootstrap_ci(values)
