@@ -23,6 +23,7 @@ def run_report(
     out: Path = REPO_ROOT / "analysis" / "results",
     readme_root: Optional[Path] = REPO_ROOT,
     top_k: int = TOP_K,
+    plots: bool = True,
     echo: Callable[[str], None] = print,
 ) -> int:
     """Load, report, print messages; exit code 0 (also when there are no runs, which is said clearly)."""
@@ -34,7 +35,8 @@ def run_report(
     inputs += list(gcs) + [f"polyaxon:{p}" for p in polyaxon_projects]
     t0 = time.perf_counter()
     loaded = load_all(runs, storage=storage, study=study, gcs=gcs, polyaxon_projects=polyaxon_projects)
-    result = build_report(loaded, Path(out), readme_root=readme_root, top_k=top_k, inputs=inputs)
+    result = build_report(loaded, Path(out), readme_root=readme_root, top_k=top_k, inputs=inputs,
+                          plots=plots)
     for message in result.messages:
         echo(message)
     if not result.empty:

@@ -102,6 +102,7 @@ def build_report(
     readme_root: Optional[Path] = REPO_ROOT,
     top_k: int = TOP_K,
     inputs: Optional[List[str]] = None,
+    plots: bool = True,
 ) -> ReportResult:
     """Write every table, plot and README section for the loaded runs (see module doc)."""
     from .plots import plot_group
@@ -132,19 +133,19 @@ def build_report(
                                & (loaded.trials["task"] == table.task)]
         epochs = loaded.epochs[(loaded.epochs["experiment"] == table.experiment)
                                & (loaded.epochs["task"] == table.task)]
-        plots = plot_group(trials, epochs, table.name, out)
+        made = plot_group(trials, epochs, table.name, out) if plots else {}
         files = [write_text_path(out / f"{table.name}.md", table.markdown), write_csv(table.csv, out / f"{table.name}.csv")]
         files += [write_csv(df, out / f"{table.name}-{suffix}.csv") for suffix, df in sorted(table.extra_csv.items())]
-        written += files + list(plots.values())
+        written += files + list(made.values())
         used = {"sources": table.sources, "pruned_not_in_stats": table.pruned_sources}
         for path in files:
             manifest["tables"][path.name] = used  # type: ignore[index]
-        for path in plots.values():
+        for path in made.values():
             manifest["plots"][path.name] = sorted(trials["source"].astype(str))  # type: ignore[index]
-        report_parts += [table.markdown, _plot_links(plots, out, out), ""]
+        report_parts += [table.markdown, _plot_links(made, out, out), ""]
         if readme_root is not None:
             readme = Path(readme_root) / table.experiment / "README.md"
-            section = _readme_section(table.markdown, plots, out, readme.parent, len(table.sources))
+            section = _readme_section(table.markdown, made, out, readme.parent, len(table.sources))
             message = update_readme(readme, section)
             result.messages.append(message)
             if message.startswith(("updated", "unchanged")):

@@ -186,6 +186,7 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: analysis/results)"),
     top_k: int = typer.Option(5, "--top-k", help="Trials in the mean/CI sample when the best config has no seed repeats"),
     no_readmes: bool = typer.Option(False, "--no-readmes", help="Do not update the experiment folders' READMEs"),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Tables only (faster; plots from earlier runs are removed)"),
 ) -> None:
     """Comparison tables and plots from raw trial results, into analysis/results/ and the experiment READMEs."""
     from analysis.cli import run_report
@@ -199,7 +200,7 @@ def report(
     code = run_report(
         runs or [], study=study, storage=storage, gcs=gcs or [], polyaxon_projects=polyaxon_project or [],
         out=out or REPO_ROOT / "analysis" / "results", readme_root=None if no_readmes else REPO_ROOT,
-        top_k=top_k, echo=typer.echo,
+        top_k=top_k, plots=not no_plots, echo=typer.echo,
     )
     raise typer.Exit(code)
 

@@ -316,8 +316,9 @@ def test_deterministic_and_stale_outputs_removed(report, tmp_path):
     assert [n for n in first if first[n] != second[n]] == []
     # a later report without the NER runs removes the NER outputs the earlier one wrote
     only_imdb = imdb_runs(tmp_path / "imdb")
-    build_report(load_all([only_imdb]), out, readme_root=None)
+    build_report(load_all([only_imdb]), out, readme_root=None, plots=False)
     assert not (out / "ontonotes-ner.md").exists() and (out / "lmao-imdb-1k.md").exists()
+    assert not list(out.glob("*.png"))  # plots of the earlier run are not passed off as current
 
 
 def test_no_runs_message(tmp_path):
@@ -344,12 +345,14 @@ def test_cli_writes_report(tmp_path):
         small = {**result(curve=[score], seed=seed), "data": {"train_docs": 300, "dev_docs": 200}}
         write(tmp_path / "runs", f"s/t{seed}", small)
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["report", str(tmp_path / "runs"), "--out", str(out), "--no-readmes"])
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "runs"), "--out", str(out), "--no-readmes",
+                                   "--no-plots"])
     assert res.exit_code == 0, res.output
     assert "report: 3 trials (3 completed), 0 skipped, 1 table(s)" in res.output
     md = (out / "lmao-imdb-1k.md").read_text()
     assert cell(md, "baseline", "best") == "84.0"
     assert "Not the protocol's scale" in md and "data: 300 train / 200 dev docs." in md
+    assert not list(out.glob("*.png"))
     bad = CliRunner().invoke(app, ["report", "--gcs", "s3://x", "--out", str(out)])
     assert bad.exit_code != 0 and "gs://" in bad.output
 
