@@ -21,7 +21,9 @@ from .stats import TOP_K
 
 START = "<!-- report:start -->"
 END = "<!-- report:end -->"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+# The checkout this package runs from (editable install, the project's way); else the working directory.
+_HERE = Path(__file__).resolve().parents[1]
+REPO_ROOT = _HERE if (_HERE / "pyproject.toml").is_file() else Path.cwd()
 MANIFEST = "manifest.json"
 
 
