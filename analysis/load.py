@@ -436,11 +436,22 @@ def load_all(
     """Read every source given and return one set of tables."""
     items, notes = read_local([Path(p) for p in runs])
     if storage:
-        items += read_optuna(storage, study, gcs_client=gcs_client)
+        items += _reading(f"Optuna storage {storage}", read_optuna, storage, study, gcs_client=gcs_client)
     elif study:
         notes.append(f"--study {study} ignored: no --storage given")
     for url in gcs:
-        items += read_gcs(url, client=gcs_client)
+        items += _reading(url, read_gcs, url, client=gcs_client)
     for project in polyaxon_projects:
-        items += read_polyaxon(project, client_cls=polyaxon_client_cls)
+        items += _reading(f"Polyaxon project {project}", read_polyaxon, project, client_cls=polyaxon_client_cls)
     return tabulate(items, notes)
+
+
+class SourceError(RuntimeError):
+    """A whole source could not be read (no credentials, no such study, server down): says which."""
+
+
+def _reading(what: str, func, *args, **kwargs) -> List[RawResult]:
+    try:
+        return func(*args, **kwargs)
+    except Exception as err:  # one clear line naming the source instead of a client library traceback
+        raise SourceError(f"cannot read {what}: {type(err).__name__}: {err}") from err

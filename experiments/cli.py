@@ -197,11 +197,16 @@ def report(
     for url in gcs or []:
         if not url.startswith("gs://"):
             fail(f"--gcs expects gs://bucket/prefix, got {url!r}")
-    code = run_report(
-        runs or [], study=study, storage=storage, gcs=gcs or [], polyaxon_projects=polyaxon_project or [],
-        out=out or REPO_ROOT / "analysis" / "results", readme_root=None if no_readmes else REPO_ROOT,
-        top_k=top_k, plots=not no_plots, echo=typer.echo,
-    )
+    from analysis.load import SourceError
+
+    try:
+        code = run_report(
+            runs or [], study=study, storage=storage, gcs=gcs or [], polyaxon_projects=polyaxon_project or [],
+            out=out or REPO_ROOT / "analysis" / "results", readme_root=None if no_readmes else REPO_ROOT,
+            top_k=top_k, plots=not no_plots, echo=typer.echo,
+        )
+    except SourceError as err:
+        fail(str(err))
     raise typer.Exit(code)
 
 

@@ -357,6 +357,24 @@ def test_cli_writes_report(tmp_path):
     assert bad.exit_code != 0 and "gs://" in bad.output
 
 
+class BrokenGcs:
+    def list_blobs(self, bucket, prefix=None):
+        raise PermissionError("403 no access")
+
+
+def test_unreadable_source_is_one_clear_error(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import analysis.load
+    from experiments.cli import app
+
+    with pytest.raises(analysis.load.SourceError, match=r"cannot read gs://b/p: PermissionError: 403 no access"):
+        load_all([], gcs=["gs://b/p"], gcs_client=BrokenGcs())
+    monkeypatch.setattr(analysis.load, "read_gcs", lambda url, client=None: BrokenGcs().list_blobs(url))
+    res = CliRunner().invoke(app, ["report", "--gcs", "gs://b/p", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "error: cannot read gs://b/p: PermissionError: 403 no access" in res.output
+
+
 def test_words_label():
     assert [words_label(n) for n in (50_001_234, 49_990_000, 100_000_000, 1_234_567, 120_000, 0)] == [
         "50M", "50M", "100M", "1.2M", "120k", "0"]
