@@ -85,7 +85,7 @@ image:
 # architecture narrowed so it finishes in about 15 minutes on 2 cores; re-running continues the study.
 # Trials are tracked in the dashboard when POLYAXON_HOST points at it (`make dashboard`).
 SWEEP_STUDY ?= imdb-small-random
-SWEEP_TRIALS ?= 12
+SWEEP_TRIALS ?= 20
 SWEEP_WORKERS ?= 2
 SWEEP_ARGS ?= -P width=64 -P depth=2 -P embed_rows=2000 -P max_epochs=3 -P patience=0 -P pretrain_max_words=200000
 DASH_VENV ?= .venv-dashboard

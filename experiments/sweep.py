@@ -131,7 +131,8 @@ def stale_callback(study_dir: Path):
     def on_stale(study: Any, frozen: Any) -> None:
         result_dir = Path(frozen.user_attrs.get("result_dir") or trial_dir(study_dir, frozen.number))
         results = read_results(result_dir)
-        if results is None or results.get("status") == "running":
+        # The folder may be on the dead worker's machine: mark it only where this worker can see it.
+        if result_dir.is_dir() and (results is None or results.get("status") == "running"):
             mark_results(result_dir, "failed", "worker lost (no heartbeat); params re-queued as a new trial")
         log(f"sweep: trial {frozen.number} lost its worker; re-queued")
         retry(study, frozen)
