@@ -312,7 +312,7 @@ def pretraining_setting(task: str, params: Dict[str, Any], pretraining: Dict[str
     epochs = params.get("pretrain_epochs", pretraining.get("epochs")) or 0
     words = pretraining.get("words_seen") or 0
     objective = pretraining.get("objective") or (params.get("objective") if epochs else None)
-    if task == "ner" and words:
+    if task == "ner" and (words or not epochs):  # NER counts words seen (the baseline: 0 words)
         amount, unit = round_words(words), "words"
     else:
         amount, unit = float(epochs), "epochs"

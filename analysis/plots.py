@@ -73,17 +73,23 @@ def score_vs_pretraining(trials: pd.DataFrame, title: str, path: Path) -> Option
     objectives = sorted({o for o in done["objective"] if isinstance(o, str)})
     col = colours(objectives or ["baseline"])
     base = done[done["objective"].isna()]
+    if not base.empty:  # the baseline's trials, once; every objective's line starts from its best
+        ax.scatter(scale * base["amount"], 100 * base["best_dev_score"], color="grey", alpha=0.35, s=18,
+                   label=f"baseline trials (n={len(base)})")
     for objective in objectives or [None]:
-        sub = done[done["objective"] == objective] if objective else done.iloc[0:0]
-        sub = pd.concat([base, sub])
+        own = done[done["objective"] == objective] if objective else done.iloc[0:0]
+        sub = pd.concat([base, own])
         if sub.empty:
             continue
         c = col[objective or "baseline"]
-        ax.scatter(scale * sub["amount"], 100 * sub["best_dev_score"], color=c, alpha=0.35, s=18)
+        if not own.empty:
+            ax.scatter(scale * own["amount"], 100 * own["best_dev_score"], color=c, alpha=0.35, s=18)
         best = sub.groupby("amount")["best_dev_score"].max().sort_index()
         ax.plot(scale * best.index.to_numpy(dtype=float), 100 * best.to_numpy(), marker="o", color=c,
                 label=f"{objective or 'baseline'}: best")
     unit = "words (millions)" if scale != 1.0 else "/".join(units)
+    if units == ["epochs"]:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel(f"pretraining {unit} (0 = baseline)")
     ax.set_ylabel("best dev score (%)")
     ax.set_title(f"{title}: score vs pretraining (dots = trials)")

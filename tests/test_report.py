@@ -248,6 +248,9 @@ def test_ner_epoch_table(report):
     assert cell(md, "best", "original T 50M") == "85.7"
     assert cell(md, "10", "original 100M words") == "85.6"
     assert cell(md, "10", "baseline") == "—"
+    summary = pd.read_csv(report.out / "ontonotes-ner.csv").set_index("setting")
+    assert summary["amount_unit"].tolist() == ["words"] * 3
+    assert summary.loc["50M words (vectors)", "amount"] == 50_000_000
     epochs = pd.read_csv(report.out / "ontonotes-ner-epochs.csv")
     row = epochs[(epochs["setting"] == "baseline") & (epochs["epoch"] == 3)].iloc[0]
     assert row["mean"] == pytest.approx(77.5) and row["n_trials"] == 2 and row["best_trial"] == pytest.approx(78.0)
