@@ -51,6 +51,13 @@ def r4(value: Optional[float], scale: float = 100.0) -> Optional[float]:
     return round(float(value) * scale, 4)
 
 
+def sig6(value: Optional[float]) -> Optional[float]:
+    """Six significant digits (p-values can be tiny), None when missing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return float(f"{value:.6g}")
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub pipe table (no dependency on ``tabulate``)."""
     def cell(value) -> str:
@@ -173,12 +180,12 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
             "best_source": sm.best_source if sm else None,
             "original": ref,
             "test": comp.test if comp else None, "difference": r4(comp.difference) if comp else None,
-            "statistic": r4(comp.statistic, 1) if comp else None, "p_value": r4(comp.p_value, 1) if comp else None,
+            "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None,
         })
     metric = _metric(trials)
     lines = [f"### {experiment}: dev {metric} by pretraining setting", "", to_markdown(pd.DataFrame(md_rows)), ""]
     lines += _significance_block(comparisons)
-    lines += [f"- {n}" for n in _footer(trials, top_k)]
+    lines += ["Notes:", ""] + [f"- {n}" for n in _footer(trials, top_k)]
     if with_ref:
         lines.append(f"- {reference.SOURCE_NOTE}")
         lines += _scale_warning(trials)
@@ -281,15 +288,16 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
             "inference_words_per_second": sm.inference_words_per_second if sm else None,
             "best_source": sm.best_source if sm else None,
             "test": comp.test if comp else None, "difference": r4(comp.difference) if comp else None,
-            "statistic": r4(comp.statistic, 1) if comp else None, "p_value": r4(comp.p_value, 1) if comp else None,
+            "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None,
         })
     metric = _metric(trials)
     lines = [f"### {experiment}: dev {metric} per fine-tuning epoch (best trial of each setting)", "",
              to_markdown(md), ""]
     lines += _significance_block(comparisons)
-    lines.append("- Epoch rows: the dev score of each setting's best trial (by best epoch) after that epoch; "
-                 "per-epoch means over all completed trials are in the `-epochs.csv` file and the learning "
-                 "curves plot.")
+    lines += ["Notes:", "",
+              "- Epoch rows: the dev score of each setting's best trial (by best epoch) after that epoch; "
+              "per-epoch means over all completed trials are in the `-epochs.csv` file and the learning "
+              "curves plot."]
     lines += [f"- {n}" for n in _footer(trials, top_k)]
     if with_ref:
         lines.append(f"- {reference.SOURCE_NOTE} T = trigram objective.")
