@@ -136,9 +136,12 @@ def trial(
 
     try:
         overrides = parse_assignments(param)
+    except ValueError as err:
+        fail(str(err))
+    try:
         config_overrides = parse_config_overrides(ctx.args)
-    except (ValueError, SystemExit) as err:
-        fail(str(err) or "bad override")
+    except SystemExit:  # spaCy's parser prints its own message and exits
+        fail(f"unexpected arguments {' '.join(ctx.args)!r}: config overrides are --section.key value")
     try:
         results = run_trial(experiment_dir, out, overrides, config_overrides=config_overrides, cache=cache,
                             artifacts=artifacts, final=final, gpu=gpu, eval_processes=eval_processes)

@@ -142,13 +142,15 @@ def test_cli_trial_overrides_and_errors(imdb_corpus, tmp_path):
     results = json.loads((tmp_path / "cli" / RESULTS_FILE).read_text())
     assert results["config_overrides"] == {"training.dropout": pytest.approx(0.3), "nlp.batch_size": 64}
     assert results["params"]["width"] == 16
-    bad = subprocess.run(cmd[:6] + ["-P", "widht=16"], capture_output=True, text=True, cwd=REPO)
+    bad = subprocess.run(cmd[:7] + ["-P", "widht=16"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "unknown param 'widht'" in bad.stderr and "Traceback" not in bad.stderr
-    bad_type = subprocess.run(cmd[:6] + ["-P", "depth=deep"], capture_output=True, text=True, cwd=REPO)
+    bad_type = subprocess.run(cmd[:7] + ["-P", "depth=deep"], capture_output=True, text=True, cwd=REPO)
     assert bad_type.returncode != 0 and "param 'depth': expected int" in bad_type.stderr
-    missing = subprocess.run(cmd[:6] + ["-P", f"corpus_dir={tmp_path}/nowhere"], capture_output=True, text=True,
+    missing = subprocess.run(cmd[:7] + ["-P", f"corpus_dir={tmp_path}/nowhere"], capture_output=True, text=True,
                              cwd=REPO)
     assert missing.returncode != 0 and "nowhere/train.spacy" in missing.stderr
+    stray = subprocess.run(cmd[:7] + ["width=16"], capture_output=True, text=True, cwd=REPO)
+    assert stray.returncode != 0 and "config overrides are --section.key value" in stray.stderr
 
 
 def test_static_vectors_as_input_and_characters_objective(imdb_corpus, tiny_trial_params, tmp_path):
