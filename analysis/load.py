@@ -362,7 +362,11 @@ def trial_row(item: RawResult) -> Dict[str, Any]:
     pretraining = data.get("pretraining") or {}
     row.update({f"pretraining.{k}": v for k, v in sorted(pretraining.items())})
     row.update({f"data.{k}": v for k, v in sorted((data.get("data") or {}).items())})
-    row.update({key: item.meta.get(key) for key in META_KEYS})
+    recorded = data.get("meta") if isinstance(data.get("meta"), dict) else {}  # `lmao trial --meta`
+    row.update({key: item.meta.get(key) if item.meta.get(key) is not None else recorded.get(key)
+                for key in META_KEYS})
+    if isinstance(row["trial_number"], str) and row["trial_number"].isdigit():
+        row["trial_number"] = int(row["trial_number"])
     if not row["search"] and data.get("search"):
         row["search"] = str(data["search"])
     row.update(pretraining_setting(str(data["task"]), data["params"], pretraining))

@@ -127,6 +127,7 @@ def trial(
     final: bool = typer.Option(False, "--final", help="Also evaluate the best model on the TEST split (final comparison only)"),
     gpu: str = typer.Option("auto", "--gpu", help="auto (GPU if available), -1 (CPU) or a GPU id"),
     eval_processes: int = typer.Option(0, "--eval-processes", help="Processes for dev evaluation (0 = cores, max 4)"),
+    meta: Optional[List[str]] = typer.Option(None, "--meta", help="Provenance to record in results.json: key=value (repeatable)"),
 ) -> None:
     """Run one pretrain-then-finetune trial. Extra `--section.key value` options override the spaCy config."""
     from spacy.cli._util import parse_config_overrides
@@ -136,6 +137,7 @@ def trial(
 
     try:
         overrides = parse_assignments(param)
+        meta_values = parse_assignments(meta)
     except ValueError as err:
         fail(str(err))
     try:
@@ -144,7 +146,8 @@ def trial(
         fail(f"unexpected arguments {' '.join(ctx.args)!r}: config overrides are --section.key value")
     try:
         results = run_trial(experiment_dir, out, overrides, config_overrides=config_overrides, cache=cache,
-                            artifacts=artifacts, final=final, gpu=gpu, eval_processes=eval_processes)
+                            artifacts=artifacts, final=final, gpu=gpu, eval_processes=eval_processes,
+                            meta=meta_values)
     except (InputError, ValueError) as err:
         fail(str(err))
     line = f"{out}: best dev {results['metric']} {results['best_dev_score']:.4f} at epoch {results['best_epoch']}"

@@ -99,11 +99,11 @@ def resolve(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> Dict[s
 
 
 def parse_assignments(items) -> Dict[str, str]:
-    """Parse ``["width=128", "objective=trigram"]`` from ``-P`` options."""
+    """Parse ``["width=128", "objective=trigram"]`` from ``-P`` (or ``--meta``) options."""
     out: Dict[str, str] = {}
     for item in items or ():
         if "=" not in item:
-            raise ValueError(f"-P expects name=value, got {item!r}")
+            raise ValueError(f"expected name=value, got {item!r}")
         name, value = item.split("=", 1)
         out[name.strip()] = value.strip()
     return out

@@ -14,6 +14,8 @@ Schema (version 1)::
       "error": null | "message",
       "params": {...},                          # every resolved param, flat (see experiments.params)
       "seed": 0,
+      "meta": {"study": ..., "search": ..., "trial_number": ...},   # provenance (`lmao trial --meta k=v`)
+      "corpus": {"dir": "corpus/imdb-1k", "manifest": {...}},     # what `lmao data` wrote for this corpus
       "metric": "accuracy" | "ents_f",          # what dev_score means
       "pretraining": {
         "objective": null | "vectors" | "characters" | "trigram",   # null = baseline

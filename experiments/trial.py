@@ -40,6 +40,13 @@ def resolve_vectors(params: Mapping[str, Any], corpus_dir: Path) -> Optional[Pat
     return default if default.exists() else None
 
 
+def corpus_info(corpus_dir: Path) -> Dict[str, Any]:
+    """Which prepared corpus the trial read: its folder and the manifest `lmao data` wrote."""
+    manifest_path = corpus_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
+    return {"dir": str(corpus_dir), "manifest": manifest}
+
+
 def select_device(gpu: str) -> int:
     """``auto``: the GPU when one is there (spaCy's allocator), else CPU; ``-1``: CPU; ``N``: GPU N."""
     import spacy
@@ -104,8 +111,12 @@ def run_trial(
     final: bool = False,
     gpu: str = "auto",
     eval_processes: int = 0,
+    meta: Optional[Mapping[str, str]] = None,
 ) -> Dict[str, Any]:
-    """Run one trial and return its results (also written to ``out_dir/results.json``)."""
+    """Run one trial and return its results (also written to ``out_dir/results.json``).
+
+    ``meta`` is free-form provenance recorded as is (a sweep passes its study, search and trial number).
+    """
     from .finetune import METRICS, evaluate_saved, finetune
 
     experiment_dir, out_dir = Path(experiment_dir), Path(out_dir)
@@ -129,6 +140,8 @@ def run_trial(
         "params": dict(params),
         "config_overrides": dict(config_overrides or {}),
         "seed": params["seed"],
+        "meta": dict(meta or {}),
+        "corpus": corpus_info(corpus_dir),
         "metric": METRICS[task],
         "pretraining": {"objective": None, "epochs": 0, "words_seen": 0, "seconds": 0.0,
                         "words_per_second": None, "cached": False, "cache_key": None, "checkpoint": None},

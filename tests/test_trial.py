@@ -135,13 +135,17 @@ def test_parallel_evaluation_matches_spacy(imdb_corpus, tiny_trial_params, tmp_p
 def test_cli_trial_overrides_and_errors(imdb_corpus, tmp_path):
     cmd = [sys.executable, "-m", "experiments", "trial", str(IMDB), "--out", str(tmp_path / "cli"),
            "-P", f"corpus_dir={imdb_corpus}", "-P", "width=16", "-P", "depth=1", "-P", "pretrain_epochs=0",
-           "-P", "max_epochs=1", "--training.dropout", "0.3", "--nlp.batch_size", "64"]
+           "-P", "max_epochs=1", "--training.dropout", "0.3", "--nlp.batch_size", "64",
+           "--meta", "study=s1", "--meta", "trial_number=3"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "best dev accuracy" in done.stdout
     results = json.loads((tmp_path / "cli" / RESULTS_FILE).read_text())
     assert results["config_overrides"] == {"training.dropout": pytest.approx(0.3), "nlp.batch_size": 64}
     assert results["params"]["width"] == 16
+    assert results["meta"] == {"study": "s1", "trial_number": "3"}
+    assert results["corpus"]["dir"] == str(imdb_corpus)
+    assert results["corpus"]["manifest"]["kind"] == "imdb" and results["corpus"]["manifest"]["n_train"] == 300
     bad = subprocess.run(cmd[:7] + ["-P", "widht=16"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "unknown param 'widht'" in bad.stderr and "Traceback" not in bad.stderr
     bad_type = subprocess.run(cmd[:7] + ["-P", "depth=deep"], capture_output=True, text=True, cwd=REPO)
