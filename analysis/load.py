@@ -25,6 +25,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import pandas as pd
 
 RESULTS_FILE = "results.json"
+PUBLISHED_MARKER = "_COMPLETE"  # experiments.storage.MARKER
+PUBLISHED_DATA = re.compile(r"^(.+)/data-[^/]+/" + re.escape(RESULTS_FILE) + "$")
 SUPPORTED_SCHEMA = 1
 REQUIRED_KEYS = ("experiment", "task", "status", "params", "epochs")
 OBJECTIVE_ORDER = {"vectors": 0, "trigram": 1, "characters": 2}
@@ -142,15 +144,21 @@ def read_gcs(url: str, client: Any = None) -> List[RawResult]:
     bucket, prefix = split_gcs_url(url)
     found: List[RawResult] = []
     list_prefix = f"{prefix}/" if prefix else None
-    names = sorted(
-        blob.name for blob in client.list_blobs(bucket, prefix=list_prefix)
-        if blob.name == RESULTS_FILE or blob.name.endswith("/" + RESULTS_FILE)
-    )
+    all_names = {blob.name for blob in client.list_blobs(bucket, prefix=list_prefix)}
+    names = sorted(n for n in all_names if n == RESULTS_FILE or n.endswith("/" + RESULTS_FILE))
     for name in names:
         source = f"gs://{bucket}/{name}"
-        rel = name[len(list_prefix):].split("/") if list_prefix else name.split("/")
+        # `lmao trial --artifacts` publishes ENTRY/data-*/results.json and then ENTRY/_COMPLETE
+        # (experiments.storage): the entry folder names the trial; an entry without its marker is partial.
+        published = PUBLISHED_DATA.match(name)
+        logical = f"{published.group(1)}/{RESULTS_FILE}" if published else name
+        rel = logical[len(list_prefix):].split("/") if list_prefix else logical.split("/")
         study = _study_from(rel, prefix.rsplit("/", 1)[-1])
         item = RawResult(source=source, key=source, meta={"study": study} if study else {})
+        if published and f"{published.group(1)}/{PUBLISHED_MARKER}" not in all_names:
+            item.error = "partial: published entry has no _COMPLETE marker (upload unfinished or abandoned)"
+            found.append(item)
+            continue
         try:
             item.data, item.error = parse_json_bytes(client.bucket(bucket).blob(name).download_as_bytes())
         except Exception as err:  # network or permission errors: list the file, keep going

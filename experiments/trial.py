@@ -214,10 +214,29 @@ def run_trial(
         save()
         tracker.finish(results)
         if artifacts:
-            from .storage import upload_tree
-
-            upload_tree(out_dir, artifacts.rstrip("/") + "/" + out_dir.name)
+            publish_trial(out_dir, artifacts, results, save)
     return results
+
+
+def publish_trial(out_dir: Path, artifacts: str, results: Dict[str, Any], save) -> str:
+    """Publish the trial folder to ``ARTIFACTS/<trial name>`` (atomic: readers see all of it or none).
+
+    A re-run of the same trial (a retried job after a spot preemption) must not overwrite the first
+    publication: it goes to ``<trial name>-retry-<UTC time>`` instead, and results.json says where.
+    """
+    from .storage import AlreadyPublishedError, upload_tree
+
+    base = artifacts.rstrip("/") + "/" + out_dir.name
+    for url in (base, f"{base}-retry-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"):
+        results["artifacts_url"] = url
+        save()
+        try:
+            upload_tree(out_dir, url)
+            log(f"published {out_dir} -> {url}")
+            return url
+        except AlreadyPublishedError:
+            log(f"{url} is already published; publishing this run beside it")
+    raise AlreadyPublishedError(f"{base}: could not publish (retry name taken too)")
 
 
 def _plain(scores: Dict[str, Any]) -> Dict[str, Any]:
