@@ -3,6 +3,7 @@ child renders to the `lmao trial` command line a local sweep would run."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shlex
@@ -63,23 +64,45 @@ def test_matrix_matches_search_space(experiment_dir, search, path, name):
         assert matrix["metric"] == {"name": "best_dev_score", "optimization": space.direction}
 
 
-@pytest.mark.parametrize("experiment_dir, search, path, name", FILES, ids=IDS)
-def test_polyaxon_check_accepts(tmp_path, experiment_dir, search, path, name):
-    env = {**os.environ, "HOME": str(tmp_path)}
-    env.pop("POLYAXON_HOST", None)
-    run = subprocess.run([str(POLYAXON), "check", "-f", str(path)], capture_output=True, text=True, env=env,
-                         timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Polyaxonfile valid" in run.stdout
+CHECK_MANY = """
+import json, sys
+from polyaxon.cli import cli  # the `polyaxon` command itself, imported once for every file
+codes = []
+for args in json.loads(sys.argv[1]):
+    try:
+        cli.main(["check", *args], prog_name="polyaxon", standalone_mode=False)
+        codes.append(0)
+    except SystemExit as exc:
+        codes.append(exc.code)
+print("CODES", json.dumps(codes))
+"""
 
 
-def test_polyaxon_check_rejects_a_bad_param(tmp_path):
-    """The check above means something: it does validate parameter values against the inputs."""
-    env = {**os.environ, "HOME": str(tmp_path)}
+def polyaxon_env(home: Path) -> dict:
+    env = {**os.environ, "HOME": str(home)}
     env.pop("POLYAXON_HOST", None)
-    bad = subprocess.run([str(POLYAXON), "check", "-f", str(REPO / "polyaxonfile.yml"), "-P", "gpus=many"],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert bad.returncode != 0 and "gpus" in bad.stdout + bad.stderr
+    return env
+
+
+def test_polyaxon_check_cli_accepts_the_root_file(tmp_path):
+    """The `polyaxon check` binary on the file `polyaxon run -u` picks up from the repo root."""
+    run = subprocess.run([str(POLYAXON), "check", "-f", str(REPO / "polyaxonfile.yml")], capture_output=True,
+                         text=True, env=polyaxon_env(tmp_path), timeout=300)
+    assert run.returncode == 0 and "Polyaxonfile valid" in run.stdout, run.stdout + run.stderr
+
+
+def test_polyaxon_check_accepts_every_file_and_rejects_a_bad_param(tmp_path):
+    """`polyaxon check -f FILE` for every generated file (one process: its imports take seconds), and
+    proof that the check means something: a param value of the wrong type fails it."""
+    cases = [["-f", str(path)] for _, _, path, _ in FILES]
+    cases.append(["-f", str(REPO / "polyaxonfile.yml"), "-P", "gpus=many"])
+    run = subprocess.run([sys.executable, "-c", CHECK_MANY, json.dumps(cases)], capture_output=True, text=True,
+                         env=polyaxon_env(tmp_path), timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    codes = json.loads(run.stdout.split("CODES", 1)[1])
+    assert codes == [0] * len(FILES) + [1], run.stdout[-3000:]
+    assert run.stdout.count("Polyaxonfile valid") == len(FILES)
+    assert "gpus" in run.stdout
 
 
 @pytest.mark.parametrize("experiment_dir, search, path, name", FILES[::2], ids=IDS[::2])
