@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from experiments.sweep import stop_process
 from experiments.tracking import NoTracker, make_tracker
 from tests.services import free_port
 
@@ -78,3 +80,49 @@ def test_no_api_means_no_tracking(tmp_path, monkeypatch, capsys):
     assert isinstance(make_tracker("lmao-imdb-1k", {}, tmp_path / "t"), NoTracker)
     assert "not reachable" in capsys.readouterr().err
     assert not (tmp_path / "t" / "polyaxon.json").exists()
+
+
+START_ONLY = """
+import sys, time
+from pathlib import Path
+from experiments.tracking import make_tracker
+tracker = make_tracker("lmao-imdb-1k", {"width": 32}, Path(sys.argv[1]))
+tracker.log_epoch({"epoch": 1, "dev_score": 0.5, "train_loss": 0.7})
+print(type(tracker).__name__, flush=True)
+time.sleep(600)  # still training when the sweep prunes it
+"""
+
+STATUS = """
+import json, sys
+from polyaxon.client import RunClient
+info = json.load(open(sys.argv[1]))
+client = RunClient(owner=info["owner"], project=info["project"], run_uuid=info["run_uuid"])
+client.refresh_data()
+print("STATUS", client.run_data.status)
+"""
+
+
+@pytest.mark.slow
+def test_pruned_trial_run_is_marked_stopped(polyaxon_sandbox, tmp_path):
+    """The sweep kills a pruned trial, which cannot close its run: mark_stopped does it for it."""
+    env = {**os.environ, "HOME": polyaxon_sandbox["home"], "POLYAXON_HOST": polyaxon_sandbox["host"]}
+    env.pop("LMAO_TRACKING", None)
+    out = tmp_path / "study" / "trial-0007"
+    trial = subprocess.Popen([sys.executable, "-c", START_ONLY, str(out)], cwd=REPO, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert trial.stdout.readline().strip() == "PolyaxonTracker", trial.stderr.read()[-2000:]
+    finally:
+        stop_process(trial, grace=5)  # what the sweep does to a pruned trial
+    assert trial.returncode == -signal.SIGTERM
+    before = subprocess.run([sys.executable, "-c", STATUS, str(out / "polyaxon.json")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert "STATUS running" in before.stdout, before.stdout + before.stderr[-2000:]
+    stop = ("import sys; from pathlib import Path; from experiments.tracking import mark_stopped; "
+            "print('MARKED', mark_stopped(Path(sys.argv[1]), 'pruned', 'pruned after epoch 1'))")
+    marked = subprocess.run([sys.executable, "-c", stop, str(out)], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert "MARKED True" in marked.stdout, marked.stderr[-2000:]
+    status = subprocess.run([sys.executable, "-c", STATUS, str(out / "polyaxon.json")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert "STATUS stopped" in status.stdout, status.stdout + status.stderr[-2000:]
