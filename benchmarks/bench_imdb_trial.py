@@ -86,8 +86,10 @@ def main() -> None:
     config["corpora"]["pretrain"] = {"@readers": "spacy.JsonlCorpus.v1", "path": str(raw), "min_length": 0,
                                      "max_length": 0, "limit": 0}
     config["pretraining"]["max_epochs"] = 1
-    spacy_cfg = work / "spacy-config.cfg"
-    config.to_disk(spacy_cfg)
+    base_cfg, spacy_cfg = work / "spacy-base.cfg", work / "spacy-config.cfg"
+    config.to_disk(base_cfg)
+    # spaCy's pretrain wants a filled config, as its docs say: `spacy init fill-config --pretraining`.
+    run(spacy_cmd("init", "fill-config", base_cfg, spacy_cfg, "--pretraining"))
     pre_out = work / "spacy-pretrain"
     pre_wall = run(spacy_cmd("pretrain", spacy_cfg, pre_out, "--paths.vectors", corpus / "vectors",
                              "--paths.train", corpus / "train.spacy", "--paths.dev", corpus / "dev.spacy"))
