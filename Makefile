@@ -82,10 +82,11 @@ image:
 	docker push "$$image:latest"
 
 # Sweeps (issue 3). `make sweep`: a small random search over lmao-imdb-1k/sweep.yml on the small slice,
-# architecture narrowed so it finishes in about 15 minutes on 2 cores; re-running continues the study.
+# architecture narrowed so it finishes in 5-15 minutes on 2 cores (20 trials: 200 s on an idle machine,
+# 12 trials: 407 s on a busy one); re-running continues the study.
 # Trials are tracked in the dashboard when POLYAXON_HOST points at it (`make dashboard`).
 SWEEP_STUDY ?= imdb-small-random
-SWEEP_TRIALS ?= 20
+SWEEP_TRIALS ?= 30
 SWEEP_WORKERS ?= 2
 SWEEP_ARGS ?= -P width=64 -P depth=2 -P embed_rows=2000 -P max_epochs=3 -P patience=0 -P pretrain_max_words=200000
 DASH_VENV ?= .venv-dashboard
