@@ -19,7 +19,7 @@ help:
 	@echo "make check-infra - static checks of terraform-gke/ and the Dockerfile (HCL, references, checkov)"
 	@echo "make image  - build and push the experiment image to the cluster's Artifact Registry"
 	@echo "make report - tables and plots from the trial results in RUNS (default runs/)"
-	@echo "make sweep  - small local IMDB-1k random search (Optuna; ~15 min on 2 cores), then make report"
+	@echo "make sweep  - small local IMDB-1k random search (Optuna; 5-15 min on 2 cores), then make report"
 	@echo "make dashboard - Polyaxon's local UI/API on http://127.0.0.1:$(DASHBOARD_PORT) (haupt sandbox)"
 	@echo "make polyaxonfiles - regenerate the polyaxonfiles from the experiments' sweep.yml"
 
