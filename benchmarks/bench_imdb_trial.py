@@ -107,7 +107,7 @@ def main() -> None:
 
         accuracy = evaluate(best, load_examples(corpus / "dev.spacy", best), "textcat", batch_size=128,
                             processes=1).score
-        n_evals = max(1, (args.epochs * steps_per_epoch) // steps_per_epoch)
+        n_evals = args.epochs + 1  # spaCy's loop also evaluates at step 0
         eval_speed = meta["performance"].get("speed") or 0
         eval_seconds = n_evals * dev_words / eval_speed if eval_speed else 0
         spacy_train[name] = {"wall": wall, "accuracy": accuracy, "eval_wps": eval_speed,
