@@ -99,7 +99,8 @@ def main() -> None:
         out = work / f"spacy-train-{name}"
         extra = ["--paths.init_tok2vec", init] if init else []
         wall = run(spacy_cmd("train", spacy_cfg, "--output", out, "--paths.train", corpus / "train.spacy",
-                             "--paths.dev", corpus / "dev.spacy", "--training.max_epochs", args.epochs,
+                             "--paths.dev", corpus / "dev.spacy", "--training.max_epochs", args.epochs + 1,
+                             "--training.max_steps", args.epochs * steps_per_epoch + 1,
                              "--training.eval_frequency", steps_per_epoch, "--training.patience", 0, *extra))
         meta = json.loads((out / "model-best" / "meta.json").read_text())
         best = spacy.load(out / "model-best")
@@ -107,7 +108,9 @@ def main() -> None:
 
         accuracy = evaluate(best, load_examples(corpus / "dev.spacy", best), "textcat", batch_size=128,
                             processes=1).score
-        n_evals = args.epochs + 1  # spaCy's loop also evaluates at step 0
+        # spaCy's loop evaluates at step 0 and every eval_frequency steps; the step after the last epoch
+        # (max_steps = epochs * steps + 1) makes it evaluate after the final epoch as ours does.
+        n_evals = args.epochs + 1
         eval_speed = meta["performance"].get("speed") or 0
         eval_seconds = n_evals * dev_words / eval_speed if eval_speed else 0
         spacy_train[name] = {"wall": wall, "accuracy": accuracy, "eval_wps": eval_speed,
