@@ -258,10 +258,13 @@ class Sweep:
             trial.report(float(row["dev_score"]), step=int(row["epoch"]))
         return float(results["best_dev_score"])
 
-    def trial_command(self, params: Mapping[str, Any], result_dir: Path) -> List[str]:
+    def trial_command(self, params: Mapping[str, Any], result_dir: Path, trial_number: int) -> List[str]:
         assigns = [arg for name, value in params.items() for arg in ("-P", f"{name}={value}")]
+        # Provenance in results.json itself, so a report from the files alone knows the study and method.
+        meta = ["--meta", f"study={self.study_name}", "--meta", f"search={self.options.search}",
+                "--meta", f"trial_number={trial_number}"]
         return [*_pdeathsig_prefix(), sys.executable, "-m", "experiments", "trial", str(self.experiment_dir),
-                "--out", str(result_dir), "--cache", self.trial_cache(result_dir), *assigns,
+                "--out", str(result_dir), "--cache", self.trial_cache(result_dir), *assigns, *meta,
                 *self.options.trial_args]
 
     def trial_cache(self, result_dir: Path) -> str:
@@ -271,7 +274,7 @@ class Sweep:
         import optuna
 
         result_dir.mkdir(parents=True, exist_ok=True)
-        command = self.trial_command(params, result_dir)
+        command = self.trial_command(params, result_dir, trial.number)
         with open(result_dir / TRIAL_LOG, "ab") as out:
             header = f"# lmao sweep: study {self.study_name} trial {trial.number} started by " \
                      f"{socket.gethostname()}:{os.getpid()} at {now()}\n# {' '.join(command)}\n"

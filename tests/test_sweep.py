@@ -99,6 +99,7 @@ params:
     reported = trials[1].intermediate_values
     assert {r["epoch"]: r["dev_score"] for r in bad["epochs"]}.items() >= reported.items()
     assert Path(trials[1].user_attrs["result_dir"]) == runs / "prune" / "trial-0001"
+    assert bad["meta"] == {"study": "prune", "search": "random", "trial_number": "1"}  # provenance in the file
     assert "study prune: 1 complete, 1 pruned" in out.stdout
 
 
