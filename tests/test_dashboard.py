@@ -117,7 +117,9 @@ def test_pruned_trial_run_is_marked_stopped(polyaxon_sandbox, tmp_path):
     assert trial.returncode == -signal.SIGTERM
     before = subprocess.run([sys.executable, "-c", STATUS, str(out / "polyaxon.json")], env=env,
                             capture_output=True, text=True, timeout=300)
-    assert "STATUS running" in before.stdout, before.stdout + before.stderr[-2000:]
+    # Killed mid-training: the run is left open ("running", or still "created" when the client's async
+    # status update had not reached the server before the kill), never in a final state.
+    assert before.stdout.strip() in ("STATUS running", "STATUS created"), before.stdout + before.stderr[-2000:]
     stop = ("import sys; from pathlib import Path; from experiments.tracking import mark_stopped; "
             "print('MARKED', mark_stopped(Path(sys.argv[1]), 'pruned', 'pruned after epoch 1'))")
     marked = subprocess.run([sys.executable, "-c", stop, str(out)], cwd=REPO, env=env, capture_output=True,
