@@ -22,7 +22,6 @@ from .progress import log
 from .results import RESULTS_FILE, SCHEMA_VERSION, git_commit, library_versions
 from .tracking import make_tracker
 
-PRETRAINING_DIR = "pretraining"
 
 
 def _now() -> str:
