@@ -360,10 +360,22 @@ def check(data: Any) -> Optional[str]:
     return None
 
 
+def corpus_label(corpus: Any) -> Optional[str]:
+    """Which data a trial read, from the manifest `lmao data` wrote (results.json's ``corpus``): file names
+    of the sources, so a table can say e.g. that an ``ontonotes-ner`` run used WNUT-17."""
+    manifest = corpus.get("manifest") if isinstance(corpus, dict) else None
+    if not isinstance(manifest, dict):
+        return None
+    sources = manifest.get("sources") or {"source": manifest.get("source")}
+    names = [Path(str(v)).name for k, v in sorted(sources.items()) if v and k in ("train", "dev", "source")]
+    return " + ".join(names) or None
+
+
 def trial_row(item: RawResult) -> Dict[str, Any]:
     data = item.data
     row: Dict[str, Any] = {"source": item.source}
     row.update({key: data.get(key) for key in TOP_LEVEL})
+    row["corpus"] = corpus_label(data.get("corpus"))
     row.update({f"params.{k}": v for k, v in sorted(data["params"].items())})
     # spaCy config overrides change a trial as much as params do: part of its configuration identity
     row["config_overrides"] = json.dumps(data.get("config_overrides") or {}, sort_keys=True, default=str)

@@ -131,6 +131,10 @@ def _footer(trials: pd.DataFrame, top_k: int) -> List[str]:
         sizes = sorted({(int(a), int(b)) for a, b in trials[data_cols].dropna().itertuples(index=False)})
         if sizes:
             notes.append("data: " + "; ".join(f"{a} train / {b} dev docs" for a, b in sizes) + ".")
+    if "corpus" in trials:
+        corpora = sorted({str(c) for c in trials["corpus"].dropna()})
+        if corpora:
+            notes.append("corpus (from each trial's manifest): " + "; ".join(f"`{c}`" for c in corpora) + ".")
     return notes
 
 
