@@ -12,6 +12,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import yaml
 from spacy.util import load_config
+from thinc.api import Config
 
 from .errors import InputError
 
@@ -37,6 +38,7 @@ TRAINING_OVERRIDES = {
     "eps": lambda p: {"training.optimizer.eps": p["eps"]},
     "L2": lambda p: {"training.optimizer.L2": p["L2"]},
     "grad_clip": lambda p: {"training.optimizer.grad_clip": p["grad_clip"]},
+    "patience": lambda p: {"training.patience": p["patience"]},
     "eval_batch_size": lambda p: {"nlp.batch_size": p["eval_batch_size"]},
 }
 
@@ -60,6 +62,20 @@ def objective_section(params: Mapping[str, Any]) -> Dict[str, Any]:
     if objective == "trigram":
         return {"@architectures": "lmao.PretrainTrigramVectors.v1", "loss": params["pretrain_loss"], **common}
     raise ValueError(f"unknown objective {objective!r}")
+
+
+def batcher_section(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ``[training.batcher]`` block: spaCy's sequence batcher, fixed or compounding size.
+
+    As in ``spacy train``, the batcher is called once per epoch, so a compounding size restarts
+    from ``batch_start`` at every epoch.
+    """
+    if params["batch_schedule"] == "compounding":
+        size: Any = {"@schedules": "compounding.v1", "start": params["batch_start"],
+                     "stop": params["batch_stop"], "compound": params["batch_compound"], "t": 0.0}
+    else:
+        size = params["batch_size"]
+    return {"@batchers": "spacy.batch_by_sequence.v1", "size": size, "get_length": None}
 
 
 def needs_vectors(params: Mapping[str, Any], *, pretraining: bool) -> bool:
@@ -97,7 +113,11 @@ def build_config(
     pretraining: bool = False,
     overrides: Optional[Mapping[str, Any]] = None,
 ):
-    """Load ``config.cfg`` and apply paths, params and command-line overrides (in that order)."""
+    """Load ``config.cfg`` and apply paths, params and command-line overrides (in that order).
+
+    The result is the single source of the training settings: the loop reads only this config, so a
+    ``--training.x`` override takes effect and ``spacy train`` on the saved config trains the same way.
+    """
     config_path = Path(experiment_dir) / "config.cfg"
     if not config_path.exists():
         raise InputError(config_path, "experiment folder has no config.cfg")
@@ -108,15 +128,17 @@ def build_config(
         "paths.pretrain": str(corpus_dir / "pretrain"),
         "paths.vectors": str(vectors) if (use_vectors and vectors) else None,
         "paths.init_tok2vec": str(init_tok2vec) if init_tok2vec else None,
-        "training.patience": 0,
         "training.eval_frequency": 1_000_000_000,  # the trial evaluates once per epoch itself
     }
     for table in (ARCHITECTURE_OVERRIDES, TRAINING_OVERRIDES, PRETRAINING_OVERRIDES):
         for make in table.values():
             values.update(make(params))
-    values.update(overrides or {})
     config = load_config(config_path, overrides=values, interpolate=False)
+    # Blocks a param replaces whole; then the command line goes on top of everything.
     config["pretraining"]["objective"] = objective_section(params)
+    config["training"]["batcher"] = batcher_section(params)
+    if overrides:
+        config = Config().from_str(config.to_str(), overrides=dict(overrides), interpolate=False)
     if use_vectors and not vectors:
         raise InputError(config_path, f"objective {params['objective']!r} / static_vectors_input needs "
                                       "static vectors: run `lmao vectors train` or set -P vectors=PATH")

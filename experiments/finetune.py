@@ -13,18 +13,21 @@ import multiprocessing
 import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Sequence
 
+from spacy.attrs import NORM
 from spacy.language import Language
 from spacy.schemas import ConfigSchemaTraining
 from spacy.scorer import Scorer
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
-from spacy.util import minibatch, registry
-from thinc.api import Config, compounding, fix_random_seed
+from spacy.training.loop import subdivide_batch
+from spacy.util import registry
+from thinc.api import Config, fix_random_seed
 
 from . import pretrain  # noqa: F401  (registers the pretraining corpus reader named in configs)
 from .data.docbins import read_docs
@@ -47,25 +50,20 @@ class Evaluation:
 
 
 def load_examples(path: Path, nlp: Language, limit: int = 0) -> List[Example]:
-    """Gold docs from a DocBin, each paired with an unannotated copy of its tokens (no re-tokenizing)."""
+    """Gold docs from a DocBin, each paired with an unannotated copy of its tokens (no re-tokenizing).
+
+    The copy keeps the tokenizer's norms (``n't`` -> ``not``): the tok2vec embeds NORM, and ``nlp(text)``
+    sets them, so training and evaluation must see them too (spaCy's Corpus re-tokenizes to get them).
+    """
     examples = []
     for i, reference in enumerate(read_docs(path, nlp.vocab)):
         if limit and i >= limit:
             break
         predicted = Doc(nlp.vocab, words=[t.text for t in reference],
                         spaces=[bool(t.whitespace_) for t in reference])
+        predicted.from_array([NORM], reference.to_array([NORM]))
         examples.append(Example(predicted, reference))
     return examples
-
-
-def batch_sizes(params: Mapping[str, Any]) -> Iterator[int]:
-    """Docs per batch: fixed, or compounding from ``batch_start`` to ``batch_stop`` (across epochs)."""
-    if params["batch_schedule"] == "compounding":
-        for size in compounding(params["batch_start"], params["batch_stop"], params["batch_compound"]):
-            yield max(1, int(size))
-    else:
-        while True:
-            yield params["batch_size"]
 
 
 # ---- evaluation -------------------------------------------------------------------------------------
@@ -144,7 +142,6 @@ def directory_size(path: Path) -> int:
 
 def finetune(
     config: Config,
-    params: Mapping[str, Any],
     task: str,
     out_dir: Path,
     *,
@@ -152,32 +149,53 @@ def finetune(
     eval_processes: int = 0,
     use_gpu: int = -1,
 ) -> Dict[str, Any]:
-    """Train for up to ``max_epochs``; keep the best epoch's pipeline in ``out_dir/model-best``."""
-    fix_random_seed(params["seed"])
+    """Train for up to ``[training] max_epochs``; keep the best epoch's pipeline in ``out_dir/model-best``.
+
+    Every setting comes from the resolved ``[training]`` block, and the updates are the ones
+    ``spacy train`` makes on the same config (same seeding, shuffling, batcher, optimizer schedules,
+    averaged parameters for evaluation and saving). What differs: evaluation happens once per epoch
+    (so ``patience`` counts epochs, not steps) on every core, and ``model-last`` is the last epoch.
+    """
     nlp = init_nlp(config, use_gpu=use_gpu)
     T = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
-    optimizer = T["optimizer"]
+    fix_random_seed(T["seed"])  # again after init_nlp, as spaCy's train() does
+    optimizer, batcher, dropout = T["optimizer"], T["batcher"], T["dropout"]
     train = load_examples(Path(config["paths"]["train"]), nlp)
     dev = load_examples(Path(config["paths"]["dev"]), nlp)
+    train_words = sum(len(eg.reference) for eg in train)
     processes = 1 if use_gpu >= 0 else (eval_processes or min(os.cpu_count() or 1, 4))
-    rng = random.Random(params["seed"])
-    sizes = batch_sizes(params)
+    frozen = T["frozen_components"]
     best_dir = out_dir / "model-best"
     best: Dict[str, Any] = {"epoch": None, "score": None, "words_per_second": None}
-    stale = 0
     epochs: List[Dict[str, Any]] = []
-    # The resolved config is the source of truth: `--training.x` overrides win over params.
-    dropout, max_epochs, eval_batch_size = T["dropout"], T["max_epochs"], nlp.batch_size
-    for epoch in range(1, max_epochs + 1):
+    step = 0
+    for epoch in range(1, T["max_epochs"] + 1):
         start = time.perf_counter()
-        rng.shuffle(train)
+        random.shuffle(train)  # spaCy's create_train_batches: global RNG, once per epoch
         losses: Dict[str, float] = {}
-        batches = minibatch(train, size=sizes)
-        for batch in progress(batches, desc=f"epoch {epoch}/{max_epochs}", unit="batch"):
-            nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
+        for batch in progress(batcher(train), desc=f"epoch {epoch}/{T['max_epochs']}", unit="batch"):
+            if T["before_update"]:
+                T["before_update"](nlp, {"step": step, "epoch": epoch - 1})
+            for subbatch in subdivide_batch(batch, T["accumulate_gradient"]):
+                nlp.update(subbatch, drop=dropout, losses=losses, sgd=False, exclude=frozen,
+                           annotates=T["annotating_components"])
+            for name, proc in nlp.pipeline:
+                if name not in frozen and getattr(proc, "is_trainable", False) and \
+                        proc.model not in (True, False, None):
+                    proc.finish_update(optimizer)
+            optimizer.step_schedules()
+            step += 1
+            if T["max_steps"] and step >= T["max_steps"]:
+                break
         train_seconds = time.perf_counter() - start
-        train_words = sum(len(eg.reference) for eg in train)
-        evaluation = evaluate(nlp, dev, task, batch_size=eval_batch_size, processes=processes)
+        # Evaluate and save with the averaged parameters when the optimizer keeps them (spaCy does).
+        with nlp.use_params(optimizer.averages) if optimizer.averages else nullcontext():
+            evaluation = evaluate(nlp, dev, task, batch_size=nlp.batch_size, processes=processes)
+            improved = best["score"] is None or evaluation.score > best["score"]
+            if improved:
+                best = {"epoch": epoch, "score": evaluation.score, "words_per_second": evaluation.words_per_second}
+                with atomic_path(best_dir, is_dir=True) as tmp:
+                    nlp.to_disk(tmp)
         row = {
             "epoch": epoch,
             "train_loss": float(sum(v for k, v in losses.items() if k != "tok2vec")),
@@ -189,27 +207,23 @@ def finetune(
             "train_words": train_words,
             "train_words_per_second": train_words / train_seconds if train_seconds else None,
             "eval_words_per_second": evaluation.words_per_second,
+            "learn_rate": float(optimizer.learn_rate),
             "dev_scores": _jsonable(evaluation.scores),
         }
         epochs.append(row)
-        if best["score"] is None or evaluation.score > best["score"]:
-            best = {"epoch": epoch, "score": evaluation.score, "words_per_second": evaluation.words_per_second}
-            stale = 0
-            with atomic_path(best_dir, is_dir=True) as tmp:
-                nlp.to_disk(tmp)
-        else:
-            stale += 1
         on_epoch(row)
-        if params["patience"] and stale >= params["patience"]:
+        if (T["patience"] and epoch - best["epoch"] >= T["patience"]) or (T["max_steps"] and step >= T["max_steps"]):
             break
+    with nlp.use_params(optimizer.averages) if optimizer.averages else nullcontext():
+        with atomic_path(out_dir / "model-last", is_dir=True) as tmp:
+            nlp.to_disk(tmp)
     return {
         "epochs": epochs,
         "best_epoch": best["epoch"],
         "best_dev_score": best["score"],
         "inference_words_per_second": best["words_per_second"],
         "model_size_bytes": directory_size(best_dir),
-        "data": {"train_docs": len(train), "dev_docs": len(dev),
-                 "train_words": sum(len(eg.reference) for eg in train),
+        "data": {"train_docs": len(train), "dev_docs": len(dev), "train_words": train_words,
                  "dev_words": sum(len(eg.reference) for eg in dev)},
     }
 

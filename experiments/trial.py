@@ -191,7 +191,7 @@ def run_trial(
             save()
             tracker.log_epoch(row)
 
-        outcome = finetune(config, params, task, out_dir, on_epoch=on_epoch, eval_processes=eval_processes,
+        outcome = finetune(config, task, out_dir, on_epoch=on_epoch, eval_processes=eval_processes,
                            use_gpu=use_gpu)
         results.update({k: outcome[k] for k in ("best_epoch", "best_dev_score", "model_size_bytes",
                                                 "inference_words_per_second", "data")})
