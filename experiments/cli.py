@@ -182,6 +182,30 @@ def data_merge_annotations(
     typer.echo(format_summary(report, out))
 
 
+@app.command("campaign", context_settings=OVERRIDES)
+def campaign(
+    ctx: typer.Context,
+    design: Path = typer.Argument(..., help="Campaign design (YAML): experiment, runs folder, seeds, settings"),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these settings (repeatable)"),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache: folder or gs:// (default: RUNS/cache)"),
+    max_trials: int = typer.Option(0, "--max-trials", help="Stop after running this many trials (0 = all)"),
+    summary_only: bool = typer.Option(False, "--summary", help="Only print the summary of the finished trials"),
+) -> None:
+    """Run a fixed design of trials (settings x seeds), skipping finished ones; extra options go to each trial."""
+    from .campaign import load_design, run_campaign, summary
+
+    plan = run_reporting_input_errors(load_design, design)
+    if not summary_only:
+        counts = run_reporting_input_errors(run_campaign, plan, only=only or (), cache=cache, extra=ctx.args,
+                                            max_trials=max_trials)
+        typer.echo(f"campaign {design}: {counts['completed']} run, {counts['skipped']} already done, "
+                   f"{counts['failed']} failed")
+    table = summary(plan)
+    typer.echo("no finished trials yet" if table.empty else table.to_string())
+    if not summary_only and counts["failed"]:
+        raise typer.Exit(1)
+
+
 @app.command("report")
 def report(
     runs: Optional[List[str]] = typer.Argument(None, help="Runs folders or result files (default: runs/ when no source is given)"),

@@ -1,0 +1,187 @@
+"""A campaign: a fixed design of trials (settings x seeds) run to completion, resumable in pieces.
+
+The design is a YAML file beside the experiment (e.g. ``lmao-imdb-1k/campaign.yml``)::
+
+    experiment: .                 # the experiment folder, relative to this file
+    runs: analysis/imdb-1k-campaign   # where each trial's folder goes (relative to the repo root)
+    seeds: [0, 1, 2]
+    params: {corpus_dir: corpus/imdb-1k}          # every trial (``-P``)
+    overrides: {training.optimizer.use_averages: true}   # every trial (``--section.key``)
+    settings:
+      - name: baseline
+        params: {pretrain_epochs: 0}
+      - name: vectors-1
+        params: {pretrain_epochs: 1, objective: vectors}
+
+Each (setting, seed) trial is ``RUNS/<setting>/seed-<n>/``. A trial whose ``results.json`` says
+``completed`` is skipped, so the campaign can stop at any point (a session's time limit, a preempted
+machine) and be continued later, or split across machines by ``--only``. A trial that failed or was
+interrupted is run again from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+
+import yaml
+
+from .errors import InputError
+from .params import coerce
+from .progress import log
+from .results import RESULTS_FILE, load_results
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    params: Dict[str, Any] = field(default_factory=dict)
+    overrides: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Design:
+    path: Path
+    experiment_dir: Path
+    runs: Path
+    seeds: List[int]
+    settings: List[Setting]
+
+    def trials(self, only: Sequence[str] = ()) -> Iterator["PlannedTrial"]:
+        """Seed-major order: every setting gets seed 0 before any gets seed 1, so a partial
+        campaign already compares all settings."""
+        for seed in self.seeds:
+            for setting in self.settings:
+                if not only or setting.name in only:
+                    yield PlannedTrial(setting, seed, self.runs / setting.name / f"seed-{seed}")
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    setting: Setting
+    seed: int
+    out: Path
+
+    def is_complete(self) -> bool:
+        try:
+            return load_results(self.out)["status"] == "completed"
+        except (OSError, ValueError, KeyError):
+            return False
+
+
+def _mapping(path: Path, data: Any, key: str) -> Dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise InputError(path, f"'{key}' must be a mapping")
+    return dict(value)
+
+
+def load_design(path: Path, repo_root: Optional[Path] = None) -> Design:
+    """Read and check a design file; every param name and value is checked before anything runs."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "campaign design not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise InputError(path, f"invalid YAML ({getattr(err, 'problem', err)})",
+                         None if mark is None else mark.line + 1) from None
+    root = Path(repo_root) if repo_root else Path.cwd()
+    experiment_dir = (path.parent / str(data.get("experiment", "."))).resolve()
+    if not (experiment_dir / "defaults.yml").exists():
+        raise InputError(path, f"'experiment': {experiment_dir} has no defaults.yml")
+    if not data.get("runs"):
+        raise InputError(path, "'runs' (the folder the trials go to) is required")
+    seeds = data.get("seeds") or [0]
+    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
+        raise InputError(path, f"'seeds' must be a list of integers, got {seeds!r}")
+    common_params, common_overrides = _mapping(path, data, "params"), _mapping(path, data, "overrides")
+    settings = []
+    for i, item in enumerate(data.get("settings") or []):
+        if not isinstance(item, dict) or not item.get("name"):
+            raise InputError(path, f"settings[{i}] needs a 'name'")
+        params = {**common_params, **_mapping(path, item, "params")}
+        for name, value in params.items():
+            try:
+                coerce(name, value)
+            except ValueError as err:
+                raise InputError(path, f"setting {item['name']!r}: {err}") from None
+        if "seed" in params:
+            raise InputError(path, f"setting {item['name']!r}: seeds come from 'seeds', not params")
+        settings.append(Setting(str(item["name"]), params, {**common_overrides, **_mapping(path, item, "overrides")}))
+    if not settings:
+        raise InputError(path, "no 'settings' to run")
+    names = [s.name for s in settings]
+    if len(set(names)) != len(names):
+        raise InputError(path, f"setting names must be unique: {names}")
+    return Design(path, experiment_dir, root / str(data["runs"]), seeds, settings)
+
+
+def trial_command(design: Design, trial: PlannedTrial, *, cache: Optional[str], extra: Sequence[str]) -> List[str]:
+    command = [sys.executable, "-m", "experiments", "trial", str(design.experiment_dir), "--out", str(trial.out),
+               "--meta", f"campaign={design.path.name}", "--meta", f"setting={trial.setting.name}"]
+    for name, value in {**trial.setting.params, "seed": trial.seed}.items():
+        command += ["-P", f"{name}={value}"]
+    if cache:
+        command += ["--cache", cache]
+    command += list(extra)
+    for key, value in trial.setting.overrides.items():
+        command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]  # spaCy parses JSON
+    return command
+
+
+def run_campaign(design: Design, *, only: Sequence[str] = (), cache: Optional[str] = None,
+                 extra: Sequence[str] = (), max_trials: int = 0) -> Dict[str, int]:
+    """Run every planned trial that is not complete yet; returns counts of what happened."""
+    counts = {"skipped": 0, "completed": 0, "failed": 0}
+    unknown = set(only) - {s.name for s in design.settings}
+    if unknown:
+        raise InputError(design.path, f"--only names unknown settings: {sorted(unknown)}")
+    cache = cache or str(design.runs / "cache")
+    for trial in design.trials(only):
+        if trial.is_complete():
+            counts["skipped"] += 1
+            continue
+        if max_trials and counts["completed"] + counts["failed"] >= max_trials:
+            break
+        if trial.out.exists():  # an interrupted or failed attempt: start clean, never mix two runs
+            shutil.rmtree(trial.out)
+        log(f"campaign: {trial.setting.name} seed {trial.seed} -> {trial.out}")
+        start = time.perf_counter()
+        code = subprocess.call(trial_command(design, trial, cache=cache, extra=extra))
+        counts["completed" if code == 0 else "failed"] += 1
+        log(f"campaign: {trial.setting.name} seed {trial.seed} {'done' if code == 0 else 'FAILED'} "
+            f"in {time.perf_counter() - start:.0f}s")
+    return counts
+
+
+def summary(design: Design) -> "Any":
+    """One row per setting: n, best-epoch dev score mean/std/min/max, the largest drop after epoch 3."""
+    import pandas as pd
+
+    rows = []
+    for trial in design.trials():
+        if not trial.is_complete():
+            continue
+        result = load_results(trial.out)
+        scores = [row["dev_score"] for row in result["epochs"]]
+        drops = [max(scores[:i]) - scores[i] for i in range(3, len(scores))]
+        rows.append({"setting": trial.setting.name, "seed": trial.seed, "best": 100 * max(scores),
+                     "best_epoch": result["best_epoch"], "max_drop_after_3": 100 * max(drops, default=0.0),
+                     "wall_min": (result.get("wall_seconds") or 0) / 60})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    order = {s.name: i for i, s in enumerate(design.settings)}
+    table = frame.groupby("setting").agg(
+        n=("best", "size"), best_mean=("best", "mean"), best_std=("best", "std"), best_min=("best", "min"),
+        best_max=("best", "max"), best_epoch=("best_epoch", "mean"), max_drop_after_3=("max_drop_after_3", "max"),
+        wall_min=("wall_min", "mean"))
+    return table.sort_index(key=lambda idx: idx.map(order)).round(2)
