@@ -42,6 +42,8 @@ PARAMS: Dict[str, Param] = {
     "pretrain_batch_size": Param(int, 3000, "pretraining batch size in words"),
     "pretrain_hidden_size": Param(int, 300, "hidden layer of the pretraining output head"),
     "pretrain_n_characters": Param(int, 4, "first/last N characters for the characters objective"),
+    "pretrain_seed": Param(int, -1, "seed of the pretraining run (-1 = the trial's seed); one fixed value lets "
+                                    "one cached pretraining run serve every fine-tuning seed"),
     # fine-tuning
     "learn_rate": Param(float, 0.001, "Adam learn rate"),
     "beta1": Param(float, 0.9, "Adam beta1"),

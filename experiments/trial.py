@@ -69,6 +69,8 @@ def pretrained_checkpoint(experiment_dir: Path, params: Mapping[str, Any], corpu
     if epochs > params["pretrain_max_epochs"]:
         raise ValueError(f"pretrain_epochs ({epochs}) > pretrain_max_epochs ({params['pretrain_max_epochs']})")
     uses_vectors = needs_vectors(params, pretraining=True)
+    if params["pretrain_seed"] >= 0:  # one pretraining run shared by every fine-tuning seed
+        params = {**params, "seed": params["pretrain_seed"]}
     inputs = pretraining_inputs(params, corpus_dir, vectors, uses_vectors)
     key = cache_key(inputs)
     config = build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors, pretraining=True,
@@ -95,6 +97,7 @@ def pretrained_checkpoint(experiment_dir: Path, params: Mapping[str, Any], corpu
         "words_per_second": info["words_per_second"],
         "cached": entry.hit,
         "cache_key": key,
+        "seed": params["seed"],
         "checkpoint": str(entry.path / name),
     }
 

@@ -168,3 +168,18 @@ def test_static_vectors_as_input_and_characters_objective(imdb_corpus, tiny_tria
     assert nlp.vocab.vectors.shape[1] == 16  # the corpus fixture's vectors ship inside the model
     assert spacy.load(tmp_path / "plain" / "model-best").vocab.vectors.shape[1] == 0
     assert with_vectors["model_size_bytes"] > without["model_size_bytes"]
+
+
+def test_pretrain_seed_shares_one_pretraining_run_across_seeds(imdb_corpus, tiny_trial_params, tmp_path):
+    cache = tmp_path / "cache"
+    params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "objective": "vectors",
+              "pretrain_epochs": 1, "pretrain_seed": 0, "max_epochs": 1}
+    first = run_trial(IMDB, tmp_path / "s0", {**params, "seed": 0}, cache=str(cache))
+    second = run_trial(IMDB, tmp_path / "s1", {**params, "seed": 1}, cache=str(cache))
+    assert (first["pretraining"]["cached"], second["pretraining"]["cached"]) == (False, True)
+    assert first["pretraining"]["cache_key"] == second["pretraining"]["cache_key"]
+    assert first["pretraining"]["seed"] == second["pretraining"]["seed"] == 0
+    assert (first["seed"], second["seed"]) == (0, 1)
+    # Without it, each seed pretrains on its own (the default).
+    third = run_trial(IMDB, tmp_path / "s2", {**params, "seed": 1, "pretrain_seed": -1}, cache=str(cache))
+    assert third["pretraining"]["cached"] is False and third["pretraining"]["seed"] == 1
