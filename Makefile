@@ -55,6 +55,43 @@ bench: venv
 clean:
 	rm -rf $(RUNS) $(CORPUS)
 
+# The protocol's scale (issue 10). IMDB-1k: 1000 train / 10000 dev reviews, pretraining text = the 50k
+# labelled reviews; static vectors (LMAO targets) = 100-d fastText on all 100k reviews (unsup included).
+# WNUT-17 in full for NER, pretraining text = the first 20k IMDB reviews. Campaigns are resumable: run
+# them again to continue; each finished trial's results.json lands under analysis/*-campaign/.
+WNUT ?= $(SHARED)/ner/wnut17
+$(CORPUS)/imdb-1k/.done: $(BIN)/.installed
+	$(LMAO) data imdb $(IMDB_SOURCE) $(CORPUS)/imdb-1k
+	touch $@
+
+$(CORPUS)/vectors-imdb-100k/.done: $(BIN)/.installed
+	$(LMAO) data imdb $(IMDB_SOURCE) $(CORPUS)/imdb-1k-unsup --unsup
+	$(LMAO) vectors train $(CORPUS)/imdb-1k-unsup/pretrain $(CORPUS)/vectors-imdb-100k --dims 100
+	touch $@
+
+$(CORPUS)/wnut17/.done: $(BIN)/.installed
+	$(LMAO) data ner $(WNUT)/wnut17train.conll $(WNUT)/emerging.dev.conll $(CORPUS)/wnut17 \
+		--test $(WNUT)/emerging.test.annotated --raw $(SHARED)/imdb/imdb.jsonl.gz --max-pretrain-docs 20000
+	touch $@
+
+.PHONY: campaign-imdb campaign-ner campaigns recipe-levers
+campaign-imdb: $(CORPUS)/imdb-1k/.done $(CORPUS)/vectors-imdb-100k/.done
+	$(LMAO) campaign lmao-imdb-1k/campaign.yml $(CAMPAIGN_ARGS)
+
+campaign-ner: $(CORPUS)/wnut17/.done $(CORPUS)/vectors-imdb-100k/.done
+	$(LMAO) campaign ontonotes-ner/campaign-wnut17.yml $(CAMPAIGN_ARGS)
+
+campaigns: campaign-imdb campaign-ner
+
+# The recipe study behind lmao-imdb-1k's defaults (its README says what each lever bought).
+# The same 1000 training reviews; dev = the last 2000 of the protocol's 10000 (the split takes dev from the end).
+$(CORPUS)/imdb-1k-dev2k/.done: $(BIN)/.installed
+	$(LMAO) data imdb $(IMDB_SOURCE) $(CORPUS)/imdb-1k-dev2k --n-dev 2000 --n-test 100 --max-pretrain-docs 100
+	touch $@
+
+recipe-levers: $(CORPUS)/imdb-1k-dev2k/.done $(CORPUS)/vectors-imdb-100k/.done
+	$(LMAO) campaign lmao-imdb-1k/levers.yml
+
 # Comparison tables and plots from the raw trial results: analysis/results/ and the experiment READMEs.
 # The sweep's Optuna storage (when there) adds each trial's search method and trial number.
 .PHONY: report
