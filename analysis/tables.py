@@ -1,13 +1,14 @@
 """Comparison tables: one per (experiment, task), as markdown (for READMEs) and CSV (numbers).
 
 - Text classification (IMDB-1k style): rows = pretraining settings, columns = best trial, mean ± std and
-  95% bootstrap CI over a stated sample (see ``analysis.stats``), n trials, model size, the original's
+  95% bootstrap CI (from 3 or more values; the range otherwise) over a stated sample (see ``analysis.stats``), n trials, model size, the original's
   number where there is one.
 - NER (OntoNotes style): rows = fine-tuning epochs, columns = pretraining settings. An epoch cell is the
   dev F of the setting's best trial at that epoch (the original table shows one model's curve); the
   "best" row is that trial's best epoch; the rows below it are the same honesty numbers as above.
 
-Scores are printed as percentages with one decimal, like the original tables; the CSVs keep four.
+Scores are printed as percentages with one decimal, like the original tables, and every header or row
+label says so ("(%)"); the CSVs keep four.
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ def mean_std(s: Summary) -> str:
 
 
 def ci(s: Summary) -> str:
-    return DASH if np.isnan(s.ci_low) else f"[{pct(s.ci_low)}, {pct(s.ci_high)}]"
+    """The 95% CI from 3 or more values; the range, labelled, from 2; a dash from 1 (see ``analysis.stats``)."""
+    if not np.isnan(s.ci_low):
+        return f"[{pct(s.ci_low)}, {pct(s.ci_high)}]"
+    n_values = len(s.sample_sources)
+    if n_values >= 2 and not np.isnan(s.low):
+        return f"range [{pct(s.low)}, {pct(s.high)}] ({n_values} values, no CI)"
+    return DASH
 
 
 def size_mb(value: Optional[float]) -> str:
@@ -124,7 +131,8 @@ def _footer(trials: pd.DataFrame, top_k: int) -> List[str]:
         "are never best candidates and enter no mean/CI).",
         f"mean ± std and 95% CI (percentile bootstrap of the mean; the {top_k} best trials when the best "
         "config has no seed repeats) are over the sample named in *sample*; top-k samples are chosen on "
-        "dev, so they are optimistic like *best*.",
+        "dev, so they are optimistic like *best*. No CI is computed from fewer than 3 values: such a "
+        "cell gives the sample's range (min, max) instead.",
     ]
     data_cols = [c for c in ("data.train_docs", "data.dev_docs") if c in trials]
     if len(data_cols) == 2:
@@ -160,9 +168,9 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
         n_pruned = int(((trials["setting"] == s) & (trials["status"] == "pruned")).sum())
         row = {
             "pretraining": s,
-            "best": pct(sm.best) if sm else DASH,
-            "mean ± std": mean_std(sm) if sm else DASH,
-            "95% CI": ci(sm) if sm else DASH,
+            "best (%)": pct(sm.best) if sm else DASH,
+            "mean ± std (%)": mean_std(sm) if sm else DASH,
+            "95% CI (%)": ci(sm) if sm else DASH,
             "sample": sm.basis if sm else DASH,
             "n trials": sm.n if sm else 0,
             "pruned": n_pruned,
@@ -179,6 +187,7 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
             "best": r4(sm.best) if sm else None, "mean": r4(sm.mean) if sm else None,
             "std": r4(sm.std) if sm else None, "ci_low": r4(sm.ci_low) if sm else None,
             "ci_high": r4(sm.ci_high) if sm else None, "sample": sm.basis if sm else None,
+            "sample_min": r4(sm.low) if sm else None, "sample_max": r4(sm.high) if sm else None,
             "model_size_bytes": sm.model_size_bytes if sm else None,
             "inference_words_per_second": sm.inference_words_per_second if sm else None,
             "best_source": sm.best_source if sm else None,
@@ -187,7 +196,7 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
             "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None,
         })
     metric = _metric(trials)
-    lines = [f"### {experiment}: dev {metric} by pretraining setting", "", to_markdown(pd.DataFrame(md_rows)), ""]
+    lines = [f"### {experiment}: dev {metric} (%) by pretraining setting", "", to_markdown(pd.DataFrame(md_rows)), ""]
     lines += _significance_block(comparisons)
     lines += ["Notes:", ""] + [f"- {n}" for n in _footer(trials, top_k)]
     if with_ref:
@@ -255,15 +264,15 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
         row = {"epoch": str(e), **{s: pct(curves[s].get(e)) for s in settings}}
         md_rows.append({**row, **(ref_cells(str(e)) if with_ref else {})})
     honesty = [
-        ("best", lambda sm: pct(sm.best)),
-        ("mean ± std", mean_std), ("95% CI", ci), ("sample", lambda sm: sm.basis),
+        ("best (%)", lambda sm: pct(sm.best)),
+        ("mean ± std (%)", mean_std), ("95% CI (%)", ci), ("sample", lambda sm: sm.basis),
         ("n trials", lambda sm: str(sm.n)), ("size (MB)", lambda sm: size_mb(sm.model_size_bytes)),
     ]
     for label, fmt in honesty:
         row = {"epoch": label, **{s: fmt(summaries[s]) if summaries[s] else DASH for s in settings}}
         if label == "n trials":
             row.update({s: "0" for s in settings if not summaries[s]})
-        refs = ref_cells("best") if label == "best" and with_ref else {c: "" for c in ref_cols}
+        refs = ref_cells("best") if label == "best (%)" and with_ref else {c: "" for c in ref_cols}
         md_rows.append({**row, **refs})
     md = pd.DataFrame(md_rows, columns=["epoch", *settings, *ref_cols])
 
@@ -288,6 +297,7 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
             "best": r4(sm.best) if sm else None, "mean": r4(sm.mean) if sm else None,
             "std": r4(sm.std) if sm else None, "ci_low": r4(sm.ci_low) if sm else None,
             "ci_high": r4(sm.ci_high) if sm else None, "sample": sm.basis if sm else None,
+            "sample_min": r4(sm.low) if sm else None, "sample_max": r4(sm.high) if sm else None,
             "model_size_bytes": sm.model_size_bytes if sm else None,
             "inference_words_per_second": sm.inference_words_per_second if sm else None,
             "best_source": sm.best_source if sm else None,
@@ -295,7 +305,7 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
             "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None,
         })
     metric = _metric(trials)
-    lines = [f"### {experiment}: dev {metric} per fine-tuning epoch (best trial of each setting)", "",
+    lines = [f"### {experiment}: dev {metric} (%) per fine-tuning epoch (best trial of each setting)", "",
              to_markdown(md), ""]
     lines += _significance_block(comparisons)
     lines += ["Notes:", "",

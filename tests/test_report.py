@@ -133,18 +133,18 @@ def report(tmp_path_factory):
 
 def test_imdb_table_cells(report):
     md = (report.out / "lmao-imdb-1k.md").read_text()
-    assert cell(md, "baseline", "best") == "84.0"
-    assert cell(md, "baseline", "mean ± std") == "82.0 ± 2.0"
+    assert cell(md, "baseline", "best (%)") == "84.0"
+    assert cell(md, "baseline", "mean ± std (%)") == "82.0 ± 2.0"
     assert cell(md, "baseline", "sample") == "3 seeds of best config"
     assert cell(md, "baseline", "n trials") == "3"
     assert cell(md, "baseline", "size (MB)") == "2.0"
     assert cell(md, "baseline", "original (best of 50)") == "86.8"
-    assert cell(md, "1 epoch (vectors)", "best") == "87.0"
-    assert cell(md, "1 epoch (vectors)", "mean ± std") == "85.0 ± 2.6"
+    assert cell(md, "1 epoch (vectors)", "best (%)") == "87.0"
+    assert cell(md, "1 epoch (vectors)", "mean ± std (%)") == "85.0 ± 2.6"
     assert cell(md, "1 epoch (vectors)", "size (MB)") == "3.0"
     assert cell(md, "1 epoch (vectors)", "original (best of 50)") == "87.5"
     # the pruned 99% trial is neither best nor counted
-    assert cell(md, "2 epochs (vectors)", "best") == "—"
+    assert cell(md, "2 epochs (vectors)", "best (%)") == "—"
     assert cell(md, "2 epochs (vectors)", "n trials") == "0"
     assert cell(md, "2 epochs (vectors)", "pruned") == "1"
     # an original row we have no runs for still shows the original's number
@@ -157,6 +157,25 @@ def test_imdb_table_cells(report):
     assert csv.loc["baseline", "mean"] == pytest.approx(82.0)
     assert csv.loc["baseline", "std"] == pytest.approx(2.0)
     assert csv.loc["1 epoch (vectors)", "n_trials"] == 3
+
+
+def test_units_and_no_ci_from_fewer_than_3_values(report):
+    """Every score header says %; a CI needs 3 values (2 give the labelled range, 1 a dash)."""
+    md = (report.out / "lmao-imdb-1k.md").read_text()
+    assert md_rows(md)["header"][:6] == ["pretraining", "best (%)", "mean ± std (%)", "95% CI (%)", "sample",
+                                         "n trials"]
+    assert md.startswith("### lmao-imdb-1k: dev accuracy (%) by pretraining setting")
+    low, high = bootstrap_ci(np.array(BASE))
+    assert cell(md, "baseline", "95% CI (%)") == f"[{100 * low:.1f}, {100 * high:.1f}]"  # 3 seeds
+    ner = (report.out / "ontonotes-ner.md").read_text()
+    assert "dev ents_f (%) per fine-tuning epoch" in ner
+    assert [row for row in md_rows(ner) if "(%)" in row] == ["best (%)", "mean ± std (%)", "95% CI (%)"]
+    assert cell(ner, "95% CI (%)", "baseline") == "range [77.0, 78.0] (2 values, no CI)"  # 2 seeds
+    assert cell(ner, "95% CI (%)", "50M words (trigram)") == "—"  # 1 trial
+    assert "No CI is computed from fewer than 3 values" in ner
+    summary = pd.read_csv(report.out / "ontonotes-ner.csv").set_index("setting")
+    assert summary.loc["baseline", ["ci_low", "ci_high"]].isna().all()
+    assert summary.loc["baseline", ["sample_min", "sample_max"]].tolist() == [77.0, 78.0]
 
 
 def test_significance_is_paired_over_seeds(report):
@@ -193,13 +212,14 @@ def test_repeated_runs_count_once(tmp_path):
     loaded = load_all([tmp_path])
     md = build_tables(loaded.trials, loaded.epochs)[0].markdown
     assert cell(md, "baseline", "sample") == "2 seeds of best config"
-    assert cell(md, "baseline", "mean ± std") == "82.0 ± 2.8"
+    assert cell(md, "baseline", "mean ± std (%)") == "82.0 ± 2.8"
+    assert cell(md, "baseline", "95% CI (%)") == "range [80.0, 84.0] (2 values, no CI)"
     assert cell(md, "baseline", "n trials") == "4"
     write(tmp_path, "a/t1", result(curve=[0.84], seed=1, width=128))  # no seed repeats any more
     loaded = load_all([tmp_path])
     md = build_tables(loaded.trials, loaded.epochs)[0].markdown
     assert cell(md, "baseline", "sample") == "top 3 of 3 distinct runs"
-    assert cell(md, "baseline", "mean ± std") == "78.0 ± 7.2"
+    assert cell(md, "baseline", "mean ± std (%)") == "78.0 ± 7.2"
 
 
 def test_config_overrides_are_part_of_a_config(tmp_path):
@@ -240,12 +260,12 @@ def test_ner_epoch_table(report):
     assert cell(md, "1", "baseline") == "70.0"
     assert cell(md, "3", "50M words (vectors)") == "79.0"
     assert cell(md, "2", "50M words (trigram)") == "78.0"
-    assert cell(md, "best", "50M words (trigram)") == "78.0"
+    assert cell(md, "best (%)", "50M words (trigram)") == "78.0"
     assert cell(md, "n trials", "50M words (vectors)") == "2"
-    assert cell(md, "mean ± std", "baseline") == "77.5 ± 0.7"
+    assert cell(md, "mean ± std (%)", "baseline") == "77.5 ± 0.7"
     # the original's columns beside ours, with the epochs we did not run
     assert cell(md, "1", "original baseline") == "78.3"
-    assert cell(md, "best", "original T 50M") == "85.7"
+    assert cell(md, "best (%)", "original T 50M") == "85.7"
     assert cell(md, "10", "original 100M words") == "85.6"
     assert cell(md, "10", "baseline") == "—"
     summary = pd.read_csv(report.out / "ontonotes-ner.csv").set_index("setting")
@@ -353,7 +373,7 @@ def test_cli_writes_report(tmp_path):
     assert res.exit_code == 0, res.output
     assert "report: 3 trials (3 completed), 0 skipped, 1 table(s)" in res.output
     md = (out / "lmao-imdb-1k.md").read_text()
-    assert cell(md, "baseline", "best") == "84.0"
+    assert cell(md, "baseline", "best (%)") == "84.0"
     assert "Not the protocol's scale" in md and "data: 300 train / 200 dev docs." in md
     assert not list(out.glob("*.png"))
     bad = CliRunner().invoke(app, ["report", "--gcs", "s3://x", "--out", str(out)])
@@ -420,7 +440,7 @@ def test_gcs_prefix_source(gcs_emulator, tmp_path):
     assert loaded.trials["best_dev_score"].max() == pytest.approx(0.84)
     assert loaded.skipped["source"].tolist() == [f"gs://{bucket.name}/exp/runs/study-g/trial-9/results.json"]
     table = build_tables(loaded.trials, loaded.epochs)[0]
-    assert cell(table.markdown, "baseline", "mean ± std") == "82.0 ± 2.0"
+    assert cell(table.markdown, "baseline", "mean ± std (%)") == "82.0 ± 2.0"
 
 
 class FakeRunClient:
