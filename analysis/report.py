@@ -35,6 +35,7 @@ class ReportResult:
     outputs: List[Path] = field(default_factory=list)
     readmes: List[Path] = field(default_factory=list)
     empty: bool = False
+    error: Optional[str] = None  # why nothing was reported (one line); set when ``empty``
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
@@ -117,7 +118,7 @@ def build_report(
         result.messages += [f"  {line[2:]}" for line in skipped_lines]
     if loaded.empty:
         where = ", ".join(inputs or []) or "the given sources"
-        result.messages.append(f"no trial results found in {where}: nothing to report (no files written)")
+        result.error = f"no trial results found in {where}: nothing to report (no files written)"
         result.empty = True
         return result
 

@@ -344,18 +344,31 @@ def test_deterministic_and_stale_outputs_removed(report, tmp_path):
     assert not list(out.glob("*.png"))  # plots of the earlier run are not passed off as current
 
 
-def test_no_runs_message(tmp_path):
+def test_missing_or_empty_folder_fails_with_one_line(tmp_path):
     from typer.testing import CliRunner
 
     from experiments.cli import app
 
     (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["report", str(tmp_path / "empty"), str(tmp_path / "nowhere"),
-                                   "--out", str(out), "--no-readmes"])
-    assert res.exit_code == 0, res.output
-    assert "no trial results found" in res.output
-    assert f"runs folder not found: {tmp_path / 'nowhere'}" in res.output
+    runner = CliRunner()
+    missing = runner.invoke(app, ["report", str(tmp_path / "nowhere"), "--out", str(out), "--no-readmes"])
+    assert missing.exit_code == 1
+    assert missing.stderr == f"error: runs folder not found: {tmp_path / 'nowhere'}\n"
+    assert missing.stdout == ""
+    # one missing folder among good ones is an error too (a typo must not silently drop runs)
+    both = runner.invoke(app, ["report", str(tmp_path / "empty"), str(tmp_path / "nowhere"), "--out", str(out)])
+    assert both.exit_code == 1 and both.stderr == f"error: runs folder not found: {tmp_path / 'nowhere'}\n"
+    empty = runner.invoke(app, ["report", str(tmp_path / "empty"), "--out", str(out), "--no-readmes"])
+    assert empty.exit_code == 1
+    assert empty.stderr == (f"error: no trial results found in {tmp_path / 'empty'}: nothing to report "
+                            "(no files written)\n")
+    assert empty.stdout == ""
+    # only unusable files: they are listed (stdout), then the one error line
+    write(tmp_path / "empty", "t0", result(curve=[0.9], status="running"))
+    partial = runner.invoke(app, ["report", str(tmp_path / "empty"), "--out", str(out), "--no-readmes"])
+    assert partial.exit_code == 1 and "partial: trial still running" in partial.stdout
+    assert partial.stderr.startswith("error: no trial results found in") and partial.stderr.count("\n") == 1
     assert not out.exists()
 
 
