@@ -330,6 +330,65 @@ def test_plots_written(report):
             assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, path
 
 
+def _drawn_figure(monkeypatch):
+    """Patch the plots' save step to keep the drawn figure (its axes, ticks and artists) for inspection."""
+    import analysis.plots
+
+    kept = {}
+    original = analysis.plots._save
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        kept["axes"] = [ax for ax in fig.axes]
+        kept["offsets"] = [(ax.xaxis.get_offset_text().get_text(), ax.yaxis.get_offset_text().get_text())
+                           for ax in fig.axes]
+        kept["xticks"] = [[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes]
+        return original(fig, path)
+
+    monkeypatch.setattr(analysis.plots, "_save", keep)
+    return kept
+
+
+def test_size_speed_plot_readable_when_every_model_has_the_same_size(tmp_path, monkeypatch):
+    from analysis.plots import size_and_speed
+
+    for seed, score in enumerate(BASE):  # one size, near-equal speeds: matplotlib would print "+3.17e6"
+        write(tmp_path / "runs", f"t{seed}", result(curve=[score], seed=seed, size=3_170_743,
+                                                    speed=30_000.0 + seed * 0.01))
+    loaded = load_all([tmp_path / "runs"])
+    kept = _drawn_figure(monkeypatch)
+    assert size_and_speed(loaded.trials, "x", tmp_path / "p.png").is_file()
+    assert kept["offsets"] == [("", ""), ("", "")]  # no offset text on any axis
+    size_ax, speed_ax = kept["axes"]
+    assert size_ax.get_xlim() == pytest.approx((3.170743 * 0.9, 3.170743 * 1.1))
+    assert speed_ax.get_xlim() == pytest.approx((30.00001 * 0.9, 30.00001 * 1.1))
+    labels = [t for t in kept["xticks"][0] if t]
+    assert len(labels) == len(set(labels)) >= 3 and all(len(t) <= 4 for t in labels), labels  # e.g. "3.0"
+
+
+def test_vs_pretraining_plot_shows_the_baseline_at_0(tmp_path, monkeypatch):
+    from analysis.plots import score_vs_pretraining
+
+    loaded = load_all([imdb_runs(tmp_path / "runs")])
+    kept = _drawn_figure(monkeypatch)
+    score_vs_pretraining(loaded.trials, "x", tmp_path / "p.png")
+    ax = kept["axes"][0]
+    low, high = ax.get_xlim()
+    assert low < 0 < high
+    assert "0\n(baseline)" in kept["xticks"][0]
+    base = next(c for c in ax.collections if c.get_label() == "baseline trials (n=3)")
+    assert base.get_offsets()[:, 0].tolist() == [0, 0, 0]
+    assert sorted(base.get_offsets()[:, 1].tolist()) == pytest.approx([100 * v for v in BASE])
+    mean = next(line for line in ax.lines if line.get_label() == "baseline mean (82.0)")
+    assert mean.get_ydata()[0] == pytest.approx(82.0)
+    # no completed baseline: said on the plot, at 0
+    only_pretrained = load_all([tmp_path / "runs" / "sweep"])
+    trials = only_pretrained.trials[only_pretrained.trials["objective"].notna()]
+    score_vs_pretraining(trials, "x", tmp_path / "q.png")
+    assert [t.get_text() for t in kept["axes"][0].texts] == ["no completed\nbaseline trial"]
+    assert kept["axes"][0].get_xlim()[0] < 0
+
+
 def test_deterministic_and_stale_outputs_removed(report, tmp_path):
     out = tmp_path / "again"
     build_report(load_all([report.root]), out, readme_root=None, inputs=[str(report.root)])
