@@ -77,7 +77,8 @@ def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, title: str, path
 
 
 def score_vs_pretraining(trials: pd.DataFrame, title: str, path: Path) -> Optional[Path]:
-    """Every completed trial's best score against its pretraining amount, best per amount joined."""
+    """Every completed trial's best score against its pretraining amount, best per amount joined (for
+    campaign trials, the mean ± std over seeds per amount, as in the table)."""
     done = trials[trials["status"] == "completed"]
     if done.empty:
         return None
@@ -85,6 +86,7 @@ def score_vs_pretraining(trials: pd.DataFrame, title: str, path: Path) -> Option
     scale = 1e-6 if units == ["words"] else 1.0  # words in millions on a linear axis, epochs as they are
     fig, ax = plt.subplots(figsize=(7, 4.5))
     objectives = sorted({o for o in done["objective"] if isinstance(o, str)})
+    campaign = "meta.setting" in done and bool(done["meta.setting"].notna().all())
     col = colours(objectives or ["baseline"])
     base = done[done["objective"].isna()]
     if not base.empty:  # the baseline's trials, once, at 0; every objective's line starts from its best
@@ -103,6 +105,12 @@ def score_vs_pretraining(trials: pd.DataFrame, title: str, path: Path) -> Option
         c = col[objective or "baseline"]
         if not own.empty:
             ax.scatter(scale * own["amount"], 100 * own["best_dev_score"], color=c, alpha=0.35, s=18)
+        if campaign:  # a fixed design: the line is what the table reports, the mean over seeds
+            g = sub.groupby("amount")["best_dev_score"].agg(["mean", "std"]).sort_index()
+            ax.errorbar(scale * g.index.to_numpy(dtype=float), 100 * g["mean"].to_numpy(),
+                        yerr=100 * g["std"].fillna(0).to_numpy(), marker="o", color=c, capsize=3,
+                        label=f"{objective or 'baseline'}: mean ± std over seeds")
+            continue
         best = sub.groupby("amount")["best_dev_score"].max().sort_index()
         ax.plot(scale * best.index.to_numpy(dtype=float), 100 * best.to_numpy(), marker="o", color=c,
                 label=f"{objective or 'baseline'}: best")

@@ -669,6 +669,22 @@ def test_campaign_with_unsup_text_and_report_outputs(tmp_path):
                                                   "lmao-imdb-1k-vs-pretraining.png"}
 
 
+def test_vs_pretraining_plot_of_a_campaign_shows_means_over_seeds(tmp_path, monkeypatch):
+    from analysis.plots import score_vs_pretraining
+
+    loaded = load_all([campaign_runs(tmp_path / "campaign")])
+    kept = _drawn_figure(monkeypatch)
+    score_vs_pretraining(loaded.trials, "x", tmp_path / "p.png")
+    ax = kept["axes"][0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "vectors: mean ± std over seeds" in labels and not any(label.endswith(": best") for label in labels)
+    bars = next(c for c in ax.containers if c.get_label() == "vectors: mean ± std over seeds")
+    line = bars.lines[0]
+    assert line.get_xdata().tolist() == [0, 1, 2]
+    assert line.get_ydata() == pytest.approx([100 * np.mean(CAMPAIGN[s][2])
+                                              for s in ("baseline", "vectors-1", "vectors-2")])
+
+
 WNUT = {"dir": "corpus/wnut17", "manifest": {
     "kind": "ner", "task": "ner", "docs": {"train": 3394, "dev": 1009, "pretrain": 4403}, "pretrain_words": 82728,
     "sources": {"train": "../shared/data/ner/wnut17/wnut17train.conll",
