@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
@@ -25,11 +26,21 @@ def run_report(
     top_k: int = TOP_K,
     plots: bool = True,
     echo: Callable[[str], None] = print,
+    echo_error: Optional[Callable[[str], None]] = None,
 ) -> int:
-    """Load, report, print messages; exit code 0 (also when there are no runs, which is said clearly)."""
+    """Load, report, print messages; the exit code: 0 when a report was written, 1 (with one ``error:``
+    line on stderr, nothing written) when a runs folder given does not exist or no trial results were
+    found at all."""
+    echo_error = echo_error or (lambda line: print(line, file=sys.stderr))
     runs = list(runs)
-    if not (runs or storage or gcs or polyaxon_projects):
+    default = not (runs or storage or gcs or polyaxon_projects)
+    if default:
         runs = [DEFAULT_RUNS]
+    missing = [str(r) for r in runs if not Path(r).exists()]
+    if missing:
+        hint = " (no source given: pass a runs folder, --storage, --gcs or --polyaxon-project)" if default else ""
+        echo_error(f"error: runs folder not found: {', '.join(missing)}{hint}")
+        return 1
     inputs: List[str] = [str(r) for r in runs]
     inputs += [f"optuna:{storage}" + (f" (study {study})" if study else " (all studies)")] if storage else []
     inputs += list(gcs) + [f"polyaxon:{p}" for p in polyaxon_projects]
@@ -39,6 +50,8 @@ def run_report(
                           plots=plots)
     for message in result.messages:
         echo(message)
-    if not result.empty:
-        echo(f"done in {time.perf_counter() - t0:.1f} s")
+    if result.empty:
+        echo_error(f"error: {result.error}")
+        return 1
+    echo(f"done in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -371,11 +371,28 @@ def corpus_label(corpus: Any) -> Optional[str]:
     return " + ".join(names) or None
 
 
+def provenance_columns(data: Dict[str, Any]) -> Dict[str, Any]:
+    """``meta.<key>`` for what the trial recorded (``lmao campaign``: campaign, setting) and ``corpus.<key>``
+    for the corpus manifest's scalars (``include_unsup``, ``pretrain_words``, ...), its pretraining docs
+    and raw-text source: the tables say which setting and which pretraining text a trial had."""
+    scalar = (str, int, float, bool)
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    out = {f"meta.{k}": v for k, v in sorted(meta.items()) if isinstance(v, scalar)}
+    corpus = data.get("corpus") if isinstance(data.get("corpus"), dict) else {}
+    manifest = corpus.get("manifest") if isinstance(corpus.get("manifest"), dict) else {}
+    out.update({f"corpus.{k}": v for k, v in sorted(manifest.items()) if isinstance(v, scalar)})
+    docs, sources = manifest.get("docs"), manifest.get("sources")
+    out["corpus.pretrain_docs"] = docs.get("pretrain") if isinstance(docs, dict) else None
+    out["corpus.raw"] = Path(str(sources["raw"])).name if isinstance(sources, dict) and sources.get("raw") else None
+    return out
+
+
 def trial_row(item: RawResult) -> Dict[str, Any]:
     data = item.data
     row: Dict[str, Any] = {"source": item.source}
     row.update({key: data.get(key) for key in TOP_LEVEL})
     row["corpus"] = corpus_label(data.get("corpus"))
+    row.update(provenance_columns(data))
     row.update({f"params.{k}": v for k, v in sorted(data["params"].items())})
     # spaCy config overrides change a trial as much as params do: part of its configuration identity
     row["config_overrides"] = json.dumps(data.get("config_overrides") or {}, sort_keys=True, default=str)

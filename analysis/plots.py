@@ -29,6 +29,20 @@ def colours(settings: Sequence[str]) -> Dict[str, str]:
     return {s: matplotlib.colors.to_hex(cmap(i % 10)) for i, s in enumerate(settings)}
 
 
+def readable_axis(axis, values: Sequence[float], set_lim) -> None:
+    """Plain tick labels on ``axis`` (never an offset like "+3.17" with 1e-4 steps), and limits that
+    show a spread of values that are all (nearly) the same, e.g. every model the same size."""
+    axis.set_major_formatter(matplotlib.ticker.ScalarFormatter(useOffset=False))
+    values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if not len(values):
+        return
+    low, high = float(values.min()), float(values.max())
+    centre = (low + high) / 2
+    if high - low <= 0.01 * max(abs(centre), 1e-12):  # one value, or differences below 1%
+        half = 0.1 * abs(centre) if centre else 1.0
+        set_lim(centre - half, centre + half)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, **SAVE)
@@ -63,7 +77,8 @@ def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, title: str, path
 
 
 def score_vs_pretraining(trials: pd.DataFrame, title: str, path: Path) -> Optional[Path]:
-    """Every completed trial's best score against its pretraining amount, best per amount joined."""
+    """Every completed trial's best score against its pretraining amount, best per amount joined (for
+    campaign trials, the mean ± std over seeds per amount, as in the table)."""
     done = trials[trials["status"] == "completed"]
     if done.empty:
         return None
@@ -71,11 +86,17 @@ def score_vs_pretraining(trials: pd.DataFrame, title: str, path: Path) -> Option
     scale = 1e-6 if units == ["words"] else 1.0  # words in millions on a linear axis, epochs as they are
     fig, ax = plt.subplots(figsize=(7, 4.5))
     objectives = sorted({o for o in done["objective"] if isinstance(o, str)})
+    campaign = "meta.setting" in done and bool(done["meta.setting"].notna().all())
     col = colours(objectives or ["baseline"])
     base = done[done["objective"].isna()]
-    if not base.empty:  # the baseline's trials, once; every objective's line starts from its best
-        ax.scatter(scale * base["amount"], 100 * base["best_dev_score"], color="grey", alpha=0.35, s=18,
+    if not base.empty:  # the baseline's trials, once, at 0; every objective's line starts from its best
+        ax.scatter(np.zeros(len(base)), 100 * base["best_dev_score"], color="grey", alpha=0.35, s=18,
                    label=f"baseline trials (n={len(base)})")
+        ax.axhline(100 * float(base["best_dev_score"].mean()), color="grey", linestyle="--", linewidth=1,
+                   label=f"baseline mean ({100 * float(base['best_dev_score'].mean()):.1f})")
+    else:
+        ax.annotate("no completed\nbaseline trial", (0, 0.5), xycoords=("data", "axes fraction"), ha="center",
+                    fontsize=8, color="grey")
     for objective in objectives or [None]:
         own = done[done["objective"] == objective] if objective else done.iloc[0:0]
         sub = pd.concat([base, own])
@@ -84,12 +105,22 @@ def score_vs_pretraining(trials: pd.DataFrame, title: str, path: Path) -> Option
         c = col[objective or "baseline"]
         if not own.empty:
             ax.scatter(scale * own["amount"], 100 * own["best_dev_score"], color=c, alpha=0.35, s=18)
+        if campaign:  # a fixed design: the line is what the table reports, the mean over seeds
+            g = sub.groupby("amount")["best_dev_score"].agg(["mean", "std"]).sort_index()
+            ax.errorbar(scale * g.index.to_numpy(dtype=float), 100 * g["mean"].to_numpy(),
+                        yerr=100 * g["std"].fillna(0).to_numpy(), marker="o", color=c, capsize=3,
+                        label=f"{objective or 'baseline'}: mean ± std over seeds")
+            continue
         best = sub.groupby("amount")["best_dev_score"].max().sort_index()
         ax.plot(scale * best.index.to_numpy(dtype=float), 100 * best.to_numpy(), marker="o", color=c,
                 label=f"{objective or 'baseline'}: best")
     unit = "words (millions)" if scale != 1.0 else "/".join(units)
     if units == ["epochs"]:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    right = max(float(scale * done["amount"].max()), 1.0 if scale == 1.0 else 1e-6)
+    ax.set_xlim(-0.05 * right, 1.05 * right)  # 0 (the baseline) always on the axis, never at its edge
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _: "0\n(baseline)" if v == 0 else f"{v:g}"))
     ax.set_xlabel(f"pretraining {unit} (0 = baseline)")
     ax.set_ylabel("best dev score (%)")
     ax.set_title(f"{title}: score vs pretraining (dots = trials)")
@@ -132,6 +163,8 @@ def size_and_speed(trials: pd.DataFrame, title: str, path: Path) -> Optional[Pat
         fx, fy = x[front], y[front]
         ax.step(fx, fy, where="post", color="black", linewidth=1, label="Pareto front")
         ax.scatter(fx, fy, facecolors="none", edgecolors="black", s=60)
+        readable_axis(ax.xaxis, x, ax.set_xlim)
+        readable_axis(ax.yaxis, y, ax.set_ylim)
         ax.set_xlabel(label)
         ax.set_ylabel("best dev score (%)")
         ax.grid(alpha=0.3)

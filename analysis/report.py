@@ -35,6 +35,7 @@ class ReportResult:
     outputs: List[Path] = field(default_factory=list)
     readmes: List[Path] = field(default_factory=list)
     empty: bool = False
+    error: Optional[str] = None  # why nothing was reported (one line); set when ``empty``
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
@@ -90,8 +91,8 @@ def _remove_stale(out: Path, keep: List[Path]) -> None:
             path.unlink()
 
 
-def _trials_csv(loaded: Loaded) -> pd.DataFrame:
-    df = loaded.trials.drop(columns=["setting_order"], errors="ignore")
+def _trials_csv(trials: pd.DataFrame) -> pd.DataFrame:
+    df = trials.drop(columns=["setting_order"], errors="ignore")
     first = [c for c in ("source", "experiment", "task", "status", "setting", "objective", "amount",
                          "amount_unit", "seed", "best_dev_score", "best_epoch") if c in df]
     return df[first + sorted(c for c in df.columns if c not in first)]
@@ -108,7 +109,7 @@ def build_report(
 ) -> ReportResult:
     """Write every table, plot and README section for the loaded runs (see module doc)."""
     from .plots import plot_group
-    from .tables import build_tables
+    from .tables import build_tables, campaign_settings
 
     result = ReportResult(messages=list(loaded.notes))
     skipped_lines = [f"- `{r.source}`: {r.reason}" for r in loaded.skipped.itertuples()]
@@ -117,13 +118,14 @@ def build_report(
         result.messages += [f"  {line[2:]}" for line in skipped_lines]
     if loaded.empty:
         where = ", ".join(inputs or []) or "the given sources"
-        result.messages.append(f"no trial results found in {where}: nothing to report (no files written)")
+        result.error = f"no trial results found in {where}: nothing to report (no files written)"
         result.empty = True
         return result
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tables = build_tables(loaded.trials, loaded.epochs, top_k)
+    all_trials, all_epochs = campaign_settings(loaded.trials, loaded.epochs)  # campaign rows by setting name
+    tables = build_tables(all_trials, all_epochs, top_k)
     manifest: Dict[str, object] = {"inputs": sorted(inputs or []), "tables": {}, "plots": {}, "skipped": [
         {"source": r.source, "reason": r.reason} for r in loaded.skipped.itertuples()]}
     report_parts = ["# LMAO experiments: report", "",
@@ -131,10 +133,8 @@ def build_report(
                     f"traces back to the files listed in `{MANIFEST}`.", ""]
     written: List[Path] = []
     for table in tables:
-        trials = loaded.trials[(loaded.trials["experiment"] == table.experiment)
-                               & (loaded.trials["task"] == table.task)]
-        epochs = loaded.epochs[(loaded.epochs["experiment"] == table.experiment)
-                               & (loaded.epochs["task"] == table.task)]
+        trials = all_trials[(all_trials["experiment"] == table.experiment) & (all_trials["task"] == table.task)]
+        epochs = all_epochs[(all_epochs["experiment"] == table.experiment) & (all_epochs["task"] == table.task)]
         made = plot_group(trials, epochs, table.name, out) if plots else {}
         files = [write_text_path(out / f"{table.name}.md", table.markdown), write_csv(table.csv, out / f"{table.name}.csv")]
         files += [write_csv(df, out / f"{table.name}-{suffix}.csv") for suffix, df in sorted(table.extra_csv.items())]
@@ -155,8 +155,8 @@ def build_report(
     if skipped_lines:
         report_parts += ["## Skipped result files", ""] + skipped_lines + [""]
     written.append(write_text_path(out / "report.md", "\n".join(report_parts).rstrip() + "\n"))
-    written.append(write_csv(_trials_csv(loaded), out / "trials.csv"))
-    written.append(write_csv(loaded.epochs.drop(columns=["setting_order"]), out / "epochs.csv"))
+    written.append(write_csv(_trials_csv(all_trials), out / "trials.csv"))
+    written.append(write_csv(all_epochs.drop(columns=["setting_order"]), out / "epochs.csv"))
     written.append(write_csv(loaded.skipped, out / "skipped.csv"))
     manifest["tables"]["trials.csv"] = sorted(loaded.trials["source"].astype(str))  # type: ignore[index]
     manifest["outputs"] = sorted(p.name for p in written) + [MANIFEST]

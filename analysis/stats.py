@@ -8,7 +8,9 @@ be judged by:
 - **top-k** otherwise: the k best completed trials of the setting (k = ``TOP_K``), the best configurations
   the search found. It is optimistic (chosen on dev), like the "best" column, and labelled as such.
 
-The CI is a percentile bootstrap of the sample mean with a fixed seed (same inputs, same bounds).
+The CI is a percentile bootstrap of the sample mean with a fixed seed (same inputs, same bounds), and
+only from ``MIN_CI_VALUES`` (3) or more values: a "95% CI" from two numbers is no interval anyone should
+trust, so a smaller sample reports its range (min, max) instead, labelled as such.
 
 Significance against the baseline, per setting:
 
@@ -32,6 +34,7 @@ from scipy import stats
 
 TOP_K = 5
 MIN_PAIRS = 3
+MIN_CI_VALUES = 3
 BOOTSTRAP_SEED = 0
 N_RESAMPLES = 9999
 CONFIDENCE = 0.95
@@ -105,6 +108,8 @@ class Summary:
     sample_sources: List[str]
     model_size_bytes: Optional[float]
     inference_words_per_second: Optional[float]
+    low: float = float("nan")  # smallest and largest value of the sample (the range)
+    high: float = float("nan")
 
 
 def summarize(trials: pd.DataFrame, setting: str, top_k: int = TOP_K) -> Optional[Summary]:
@@ -125,7 +130,7 @@ def summarize(trials: pd.DataFrame, setting: str, top_k: int = TOP_K) -> Optiona
         configs = "" if len(unique) == len(done) else f" distinct run{'s' if len(unique) > 1 else ''}"
         sample, basis = unique.head(k), f"top {k} of {len(unique)}{configs}"
     values = sample["best_dev_score"].to_numpy(dtype=float)
-    low, high = bootstrap_ci(values)
+    low, high = bootstrap_ci(values) if len(values) >= MIN_CI_VALUES else (float("nan"), float("nan"))
     std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
     return Summary(
         setting=setting, n=len(done), n_pruned=n_pruned, best=float(best["best_dev_score"]),
@@ -133,6 +138,7 @@ def summarize(trials: pd.DataFrame, setting: str, top_k: int = TOP_K) -> Optiona
         basis=basis, sample_sources=sorted(sample["source"].astype(str)),
         model_size_bytes=_num(best.get("model_size_bytes")),
         inference_words_per_second=_num(best.get("inference_words_per_second")),
+        low=float(values.min()), high=float(values.max()),
     )
 
 

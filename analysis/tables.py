@@ -1,13 +1,14 @@
 """Comparison tables: one per (experiment, task), as markdown (for READMEs) and CSV (numbers).
 
 - Text classification (IMDB-1k style): rows = pretraining settings, columns = best trial, mean ± std and
-  95% bootstrap CI over a stated sample (see ``analysis.stats``), n trials, model size, the original's
+  95% bootstrap CI (from 3 or more values; the range otherwise) over a stated sample (see ``analysis.stats``), n trials, model size, the original's
   number where there is one.
 - NER (OntoNotes style): rows = fine-tuning epochs, columns = pretraining settings. An epoch cell is the
   dev F of the setting's best trial at that epoch (the original table shows one model's curve); the
   "best" row is that trial's best epoch; the rows below it are the same honesty numbers as above.
 
-Scores are printed as percentages with one decimal, like the original tables; the CSVs keep four.
+Scores are printed as percentages with one decimal, like the original tables, and every header or row
+label says so ("(%)"); the CSVs keep four.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import reference
-from .load import OBJECTIVE_ORDER, setting_label
+from .load import OBJECTIVE_ORDER, setting_label, words_label
 from .stats import TOP_K, Comparison, Summary, compare, completed, summarize
 
 DASH = "—"
@@ -37,7 +38,13 @@ def mean_std(s: Summary) -> str:
 
 
 def ci(s: Summary) -> str:
-    return DASH if np.isnan(s.ci_low) else f"[{pct(s.ci_low)}, {pct(s.ci_high)}]"
+    """The 95% CI from 3 or more values; the range, labelled, from 2; a dash from 1 (see ``analysis.stats``)."""
+    if not np.isnan(s.ci_low):
+        return f"[{pct(s.ci_low)}, {pct(s.ci_high)}]"
+    n_values = len(s.sample_sources)
+    if n_values >= 2 and not np.isnan(s.low):
+        return f"range [{pct(s.low)}, {pct(s.high)}] ({n_values} values, no CI)"
+    return DASH
 
 
 def size_mb(value: Optional[float]) -> str:
@@ -67,6 +74,130 @@ def to_markdown(df: pd.DataFrame) -> str:
              "|" + "|".join("---" for _ in df.columns) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def campaign_settings(trials: pd.DataFrame, epochs: Optional[pd.DataFrame] = None):
+    """Trials of an ``lmao campaign`` grouped by the design's setting name (``meta.setting``: "vectors-1",
+    "trigram-1", "baseline", ...) instead of the label derived from their pretraining; ordered as before
+    (baseline, then objective and amount), names breaking ties. Idempotent; returns (trials, epochs)."""
+    if trials.empty or "meta.setting" not in trials or not trials["meta.setting"].notna().any():
+        return trials, epochs
+    trials = trials.copy()
+    named = trials["meta.setting"].notna()
+    names = trials.loc[named, "meta.setting"].astype(str)
+    trials.loc[named, "setting"] = names
+    trials["setting_order"] = [tuple(order)[:3] + ((name,) if isinstance(name, str) else ())
+                               for order, name in zip(trials["setting_order"], trials["meta.setting"])]
+    if epochs is not None and not epochs.empty:
+        by_source = trials.set_index("source")
+        epochs = epochs.copy()
+        epochs["setting"] = epochs["source"].map(by_source["setting"]).fillna(epochs["setting"])
+        epochs["setting_order"] = [by_source["setting_order"].get(src, order)
+                                   for src, order in zip(epochs["source"], epochs["setting_order"])]
+    return trials, epochs
+
+
+def pretraining_text(row: pd.Series) -> Optional[str]:
+    """What text a trial's corpus offers pretraining (from the manifest `lmao data` wrote), e.g.
+    "train+test, no unsup; 50,000 docs, 11M words" for IMDB; None when not recorded."""
+    words = _value(row.get("corpus.pretrain_words"))
+    docs = _value(row.get("corpus.pretrain_docs"))
+    if words is None and docs is None:
+        return None
+    size = ", ".join(part for part in (f"{int(docs):,} docs" if docs is not None else None,
+                                       f"{words_label(float(words))} words" if words is not None else None) if part)
+    unsup = _value(row.get("corpus.include_unsup"))
+    if unsup is not None:  # IMDB: the labelled reviews' text, the 50k unlabelled ones optional
+        what = "train+test+unsup" if unsup else "train+test, no unsup"
+    elif _value(row.get("corpus.raw")):
+        what = f"`{row.get('corpus.raw')}`"
+    else:
+        what = "train+dev text"
+    capped = _value(row.get("corpus.max_pretrain_docs"))
+    return f"{'capped: ' if capped else ''}{what}; {size}"
+
+
+def _value(value):
+    """A cell's value, None when missing (NaN/None)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _setting_trials(trials: pd.DataFrame, setting: str) -> pd.DataFrame:
+    return completed(trials[trials["setting"] == setting])
+
+
+def setting_pretraining_text(trials: pd.DataFrame, setting: str, objective: Optional[str]) -> str:
+    """The pretraining-text cell of a row: "none" for the baseline, else the distinct texts its trials had."""
+    if objective is None:
+        return "none"
+    done = _setting_trials(trials, setting)
+    texts = sorted({t for t in (pretraining_text(r) for _, r in done.iterrows()) if t})
+    return "; ".join(texts) if texts else DASH
+
+
+def finetune_minutes(trials: pd.DataFrame, setting: str) -> Optional[float]:
+    """Mean wall time of a completed trial of the setting, in minutes, less the pretraining the trial ran
+    itself (``wall_seconds`` - ``pretraining.seconds``, which is 0 on a cache hit): data loading,
+    fine-tuning and evaluation."""
+    done = _setting_trials(trials, setting)
+    if done.empty or "wall_seconds" not in done or done["wall_seconds"].isna().all():
+        return None
+    own = done["pretraining.seconds"].fillna(0) if "pretraining.seconds" in done else 0
+    return float((done["wall_seconds"] - own).mean()) / 60
+
+
+def pretraining_runs(trials: pd.DataFrame, setting: str) -> List[Dict[str, object]]:
+    """The distinct pretraining runs (cache keys) behind a setting's completed trials: key, run minutes,
+    pretraining seeds, and how many trials used it."""
+    done = _setting_trials(trials, setting)
+    if done.empty or "pretraining.cache_key" not in done:
+        return []
+    runs = []
+    for key, group in done[done["pretraining.cache_key"].notna()].groupby("pretraining.cache_key", sort=True):
+        seconds = group["pretraining.run_seconds"].dropna() if "pretraining.run_seconds" in group else pd.Series([], dtype=float)
+        seeds = sorted({int(v) for v in group["pretraining.seed"].dropna()}) if "pretraining.seed" in group else []
+        runs.append({"key": str(key), "minutes": float(seconds.iloc[0]) / 60 if len(seconds) else None,
+                     "seeds": seeds, "n_trials": len(group)})
+    return runs
+
+
+def minutes(value: Optional[float]) -> str:
+    return DASH if value is None else f"{value:.1f}"
+
+
+def pretraining_run_notes(trials: pd.DataFrame, settings: Sequence[str]) -> List[str]:
+    """Say how many pretraining runs stand behind each setting; when one run serves all its seeds, the
+    spread over seeds is fine-tuning noise only."""
+    notes, users = [], {}
+    for s in settings:
+        runs = pretraining_runs(trials, s)
+        if not runs:
+            continue
+        n = sum(int(r["n_trials"]) for r in runs)
+        for r in runs:
+            users.setdefault(r["key"], []).append(s)
+        if len(runs) == 1:
+            r = runs[0]
+            seed = f", pretraining seed {r['seeds'][0]}" if len(r["seeds"]) == 1 else ""
+            run_time = f", {r['minutes']:.1f} min" if r["minutes"] is not None else ""
+            if n > 1:
+                seeds = sorted({int(v) for v in _setting_trials(trials, s)["seed"].dropna()})
+                which = f" (seeds {', '.join(map(str, seeds))})" if len(seeds) == n else ""
+                notes.append(f"{s}: all {n} trials{which} fine-tune from one shared pretraining run (cache key "
+                             f"{r['key'][:12]}{seed}{run_time}); their spread comes from fine-tuning alone, "
+                             "not from pretraining.")
+            else:
+                notes.append(f"{s}: one pretraining run (cache key {r['key'][:12]}{seed}{run_time}).")
+        else:
+            total = sum(r["minutes"] or 0 for r in runs)
+            notes.append(f"{s}: {len(runs)} pretraining runs for {n} trials ({total:.1f} min in all).")
+    shared = {key: names for key, names in users.items() if len(names) > 1}
+    for key, names in sorted(shared.items()):
+        notes.append(f"{', '.join(names)} read checkpoints of the same pretraining run (cache key {key[:12]}): "
+                     "one run serves every pretraining amount.")
+    return notes
 
 
 def ordered_settings(trials: pd.DataFrame) -> List[str]:
@@ -124,7 +255,8 @@ def _footer(trials: pd.DataFrame, top_k: int) -> List[str]:
         "are never best candidates and enter no mean/CI).",
         f"mean ± std and 95% CI (percentile bootstrap of the mean; the {top_k} best trials when the best "
         "config has no seed repeats) are over the sample named in *sample*; top-k samples are chosen on "
-        "dev, so they are optimistic like *best*.",
+        "dev, so they are optimistic like *best*. No CI is computed from fewer than 3 values: such a "
+        "cell gives the sample's range (min, max) instead.",
     ]
     data_cols = [c for c in ("data.train_docs", "data.dev_docs") if c in trials]
     if len(data_cols) == 2:
@@ -141,6 +273,7 @@ def _footer(trials: pd.DataFrame, top_k: int) -> List[str]:
 def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
                   top_k: int = TOP_K) -> Table:
     """Rows = pretraining settings (see module doc)."""
+    trials, _ = campaign_settings(trials)
     with_ref = experiment == reference.IMDB_REFERENCE_EXPERIMENT
     info = trials.drop_duplicates("setting").set_index("setting")
     specs = [(s, _none(info.loc[s, "objective"]), float(info.loc[s, "amount"]), str(info.loc[s, "amount_unit"]))
@@ -149,53 +282,86 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
         ours = {(objective, amount) for _, objective, amount, _ in specs}
         specs += [(setting_label(objective, epochs), objective, epochs, "epochs")
                   for objective, epochs in reference.IMDB if (objective, epochs) not in ours]
-        specs.sort(key=lambda spec: (spec[1] is not None, OBJECTIVE_ORDER.get(spec[1], 9), spec[2]))
+        specs.sort(key=lambda spec: (spec[1] is not None, OBJECTIVE_ORDER.get(spec[1], 9), spec[2], spec[0]))
     settings = [spec[0] for spec in specs]
     summaries = {s: summarize(trials, s, top_k) for s in settings}
     comparisons = _comparisons(trials, [s for s in settings if summaries.get(s)])
+    has_text = any(pretraining_text(r) for _, r in completed(trials).iterrows())
     md_rows, csv_rows = [], []
     for s, objective, amount, unit in specs:
         sm = summaries[s]
         ref = reference.IMDB.get((objective, amount)) if with_ref else None
         n_pruned = int(((trials["setting"] == s) & (trials["status"] == "pruned")).sum())
-        row = {
-            "pretraining": s,
-            "best": pct(sm.best) if sm else DASH,
-            "mean ± std": mean_std(sm) if sm else DASH,
-            "95% CI": ci(sm) if sm else DASH,
+        text = setting_pretraining_text(trials, s, objective) if sm else DASH
+        wall = finetune_minutes(trials, s)
+        runs = pretraining_runs(trials, s)
+        run_minutes = [r["minutes"] for r in runs if r["minutes"] is not None]
+        pre_min = float(np.mean(run_minutes)) if run_minutes else None
+        row = {"pretraining": s}
+        if has_text:
+            row["pretraining text"] = text
+        row.update({
+            "best (%)": pct(sm.best) if sm else DASH,
+            "mean ± std (%)": mean_std(sm) if sm else DASH,
+            "95% CI (%)": ci(sm) if sm else DASH,
             "sample": sm.basis if sm else DASH,
             "n trials": sm.n if sm else 0,
             "pruned": n_pruned,
             "size (MB)": size_mb(sm.model_size_bytes) if sm else DASH,
-        }
+            "fine-tune wall / trial (min)": minutes(wall),
+            "pretraining run (min)": minutes(pre_min) if objective is not None else DASH,
+        })
         if with_ref:
             row[reference.IMDB_LABEL] = DASH if ref is None else f"{ref:.1f}"
         md_rows.append(row)
         comp = next((c for c in comparisons if c.setting == s), None)
         csv_rows.append({
             "setting": s, "objective": objective, "amount": amount,
-            "amount_unit": unit,
+            "amount_unit": unit, "pretraining_text": text if sm else None,
             "n_trials": sm.n if sm else 0, "n_pruned": n_pruned,
             "best": r4(sm.best) if sm else None, "mean": r4(sm.mean) if sm else None,
             "std": r4(sm.std) if sm else None, "ci_low": r4(sm.ci_low) if sm else None,
             "ci_high": r4(sm.ci_high) if sm else None, "sample": sm.basis if sm else None,
+            "sample_min": r4(sm.low) if sm else None, "sample_max": r4(sm.high) if sm else None,
             "model_size_bytes": sm.model_size_bytes if sm else None,
             "inference_words_per_second": sm.inference_words_per_second if sm else None,
+            "finetune_wall_seconds_mean": r4(wall, 60) if wall is not None else None,
+            "pretraining_runs": len(runs),
+            "pretraining_run_seconds_mean": r4(pre_min, 60) if pre_min is not None else None,
             "best_source": sm.best_source if sm else None,
             "original": ref,
             "test": comp.test if comp else None, "difference": r4(comp.difference) if comp else None,
             "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None,
         })
     metric = _metric(trials)
-    lines = [f"### {experiment}: dev {metric} by pretraining setting", "", to_markdown(pd.DataFrame(md_rows)), ""]
+    lines = [f"### {experiment}: dev {metric} (%) by pretraining setting", "", to_markdown(pd.DataFrame(md_rows)), ""]
     lines += _significance_block(comparisons)
     lines += ["Notes:", ""] + [f"- {n}" for n in _footer(trials, top_k)]
+    lines += [f"- {n}" for n in _time_and_pretraining_notes(trials, settings, has_text)]
     if with_ref:
-        lines.append(f"- {reference.SOURCE_NOTE}")
+        lines.append(f"- {reference.SOURCE_NOTE} {reference.IMDB_NOTE}")
         lines += _scale_warning(trials)
     return Table(name, experiment, task, f"{experiment} ({task})", "\n".join(lines) + "\n",
                  pd.DataFrame(csv_rows), sources=sorted(completed(trials)["source"].astype(str)),
                  pruned_sources=sorted(trials.loc[trials["status"] == "pruned", "source"].astype(str)))
+
+
+def _time_and_pretraining_notes(trials: pd.DataFrame, settings: Sequence[str], has_text: bool) -> List[str]:
+    notes = ["*fine-tune wall / trial*: mean `wall_seconds` of a completed trial less the pretraining it ran "
+             "itself (data loading, fine-tuning and per-epoch evaluation); *pretraining run*: the cached "
+             "pretraining run's own time (`pretraining.run_seconds`), paid once per run, not per trial."]
+    if has_text:
+        notes.append("*pretraining text*: what the trial's corpus offered pretraining, from its manifest "
+                     "(`include_unsup`, `pretrain_words`, `docs.pretrain`): for IMDB, *train+test* is the text "
+                     "(not the labels) of the 50k labelled reviews and *unsup* the 50k unlabelled ones; "
+                     "*capped* means `max_pretrain_docs` kept only the first docs; otherwise a raw-text file, or "
+                     "the corpus's own train+dev text.")
+    notes += pretraining_run_notes(trials, settings)
+    campaigns = sorted({str(c) for c in trials.get("meta.campaign", pd.Series([], dtype=object)).dropna()})
+    if campaigns:
+        notes.append("rows named by the campaign design's settings (`meta.setting`) of "
+                     + ", ".join(f"`{c}`" for c in campaigns) + ".")
+    return notes
 
 
 def _scale_warning(trials: pd.DataFrame) -> List[str]:
@@ -230,10 +396,14 @@ def _significance_block(comparisons: Sequence[Comparison]) -> List[str]:
 def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment: str, task: str,
               top_k: int = TOP_K) -> Table:
     """Rows = fine-tuning epochs + best + honesty rows; columns = settings (+ the original's)."""
+    trials, epochs = campaign_settings(trials, epochs)
     settings = ordered_settings(trials)
     summaries = {s: summarize(trials, s, top_k) for s in settings}
     comparisons = _comparisons(trials, [s for s in settings if summaries.get(s)])
-    with_ref = experiment == reference.NER_REFERENCE_EXPERIMENT
+    corpus, ontonotes = ner_corpus(trials)
+    # the original's OntoNotes numbers only beside runs on OntoNotes (or runs that do not record a corpus,
+    # with a note); never beside another corpus's scores as if they were comparable
+    with_ref = experiment == reference.NER_REFERENCE_EXPERIMENT and ontonotes is not False
     done_epochs = epochs[epochs["status"] == "completed"]
     curves: Dict[str, Dict[int, float]] = {}
     for s in settings:
@@ -255,15 +425,21 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
         row = {"epoch": str(e), **{s: pct(curves[s].get(e)) for s in settings}}
         md_rows.append({**row, **(ref_cells(str(e)) if with_ref else {})})
     honesty = [
-        ("best", lambda sm: pct(sm.best)),
-        ("mean ± std", mean_std), ("95% CI", ci), ("sample", lambda sm: sm.basis),
+        ("best (%)", lambda sm: pct(sm.best)),
+        ("mean ± std (%)", mean_std), ("95% CI (%)", ci), ("sample", lambda sm: sm.basis),
         ("n trials", lambda sm: str(sm.n)), ("size (MB)", lambda sm: size_mb(sm.model_size_bytes)),
+        ("fine-tune wall / trial (min)", lambda sm: minutes(finetune_minutes(trials, sm.setting))),
+        ("pretraining run (min)", lambda sm: minutes(_mean_run_minutes(trials, sm.setting))),
     ]
+    has_text = any(pretraining_text(r) for _, r in completed(trials).iterrows())
+    if has_text:
+        honesty.append(("pretraining text", lambda sm: setting_pretraining_text(
+            trials, sm.setting, _none(trials.loc[trials["setting"] == sm.setting, "objective"].iloc[0]))))
     for label, fmt in honesty:
         row = {"epoch": label, **{s: fmt(summaries[s]) if summaries[s] else DASH for s in settings}}
         if label == "n trials":
             row.update({s: "0" for s in settings if not summaries[s]})
-        refs = ref_cells("best") if label == "best" and with_ref else {c: "" for c in ref_cols}
+        refs = ref_cells("best") if label == "best (%)" and with_ref else {c: "" for c in ref_cols}
         md_rows.append({**row, **refs})
     md = pd.DataFrame(md_rows, columns=["epoch", *settings, *ref_cols])
 
@@ -288,6 +464,7 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
             "best": r4(sm.best) if sm else None, "mean": r4(sm.mean) if sm else None,
             "std": r4(sm.std) if sm else None, "ci_low": r4(sm.ci_low) if sm else None,
             "ci_high": r4(sm.ci_high) if sm else None, "sample": sm.basis if sm else None,
+            "sample_min": r4(sm.low) if sm else None, "sample_max": r4(sm.high) if sm else None,
             "model_size_bytes": sm.model_size_bytes if sm else None,
             "inference_words_per_second": sm.inference_words_per_second if sm else None,
             "best_source": sm.best_source if sm else None,
@@ -295,7 +472,8 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
             "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None,
         })
     metric = _metric(trials)
-    lines = [f"### {experiment}: dev {metric} per fine-tuning epoch (best trial of each setting)", "",
+    on = f", corpus: {corpus}" if corpus else ", corpus not recorded"
+    lines = [f"### {experiment}: dev {metric} (%) per fine-tuning epoch (best trial of each setting){on}", "",
              to_markdown(md), ""]
     lines += _significance_block(comparisons)
     lines += ["Notes:", "",
@@ -303,16 +481,45 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
               "per-epoch means over all completed trials are in the `-epochs.csv` file and the learning "
               "curves plot."]
     lines += [f"- {n}" for n in _footer(trials, top_k)]
+    lines += [f"- {n}" for n in _time_and_pretraining_notes(trials, settings, has_text)]
     if with_ref:
-        lines.append(f"- {reference.SOURCE_NOTE} T = trigram objective.")
+        lines.append(f"- {reference.SOURCE_NOTE} T = trigram objective. They are OntoNotes 5.0 scores (18 "
+                     "entity types, Reddit pretraining text).")
+        if ontonotes is None:
+            lines.append("- **Corpus not recorded**: these results carry no corpus manifest, so nothing shows "
+                         "they used OntoNotes; the *original* columns compare only if they did.")
+    elif experiment == reference.NER_REFERENCE_EXPERIMENT:
+        lines.append(f"- The original's OntoNotes numbers (`../shared/PROTOCOL.md`) are not shown: these runs used "
+                     f"{corpus}, a different corpus (other entity types and text), so their scores are not "
+                     "comparable.")
     return Table(name, experiment, task, f"{experiment} ({task})", "\n".join(lines) + "\n",
                  pd.DataFrame(summary_rows), extra_csv={"epochs": pd.DataFrame(long_rows)},
                  sources=sorted(completed(trials)["source"].astype(str)),
                  pruned_sources=sorted(trials.loc[trials["status"] == "pruned", "source"].astype(str)))
 
 
+ONTONOTES = ("ontonotes", "conll-2012", "conll2012", "gold_conll")
+
+
+def ner_corpus(trials: pd.DataFrame):
+    """(the corpus label for the title, whether it is OntoNotes: True, False, or None when no trial records
+    a corpus manifest). Judged from the source file names in the manifests; any non-OntoNotes file makes
+    the table non-OntoNotes."""
+    labels = sorted({str(c) for c in trials["corpus"].dropna()}) if "corpus" in trials else []
+    if not labels:
+        return None, None
+    is_onto = all(any(mark in label.lower() for mark in ONTONOTES) for label in labels)
+    return "; ".join(f"`{label}`" for label in labels), is_onto
+
+
+def _mean_run_minutes(trials: pd.DataFrame, setting: str) -> Optional[float]:
+    values = [r["minutes"] for r in pretraining_runs(trials, setting) if r["minutes"] is not None]
+    return float(np.mean(values)) if values else None
+
+
 def build_tables(trials: pd.DataFrame, epochs: pd.DataFrame, top_k: int = TOP_K) -> List[Table]:
     """One table per (experiment, task), NER-style for ``task == "ner"``, settings-style otherwise."""
+    trials, epochs = campaign_settings(trials, epochs)
     tables = []
     groups = sorted(trials.groupby(["experiment", "task"]).groups)
     experiments = [e for e, _ in groups]

@@ -133,22 +133,22 @@ def report(tmp_path_factory):
 
 def test_imdb_table_cells(report):
     md = (report.out / "lmao-imdb-1k.md").read_text()
-    assert cell(md, "baseline", "best") == "84.0"
-    assert cell(md, "baseline", "mean ± std") == "82.0 ± 2.0"
+    assert cell(md, "baseline", "best (%)") == "84.0"
+    assert cell(md, "baseline", "mean ± std (%)") == "82.0 ± 2.0"
     assert cell(md, "baseline", "sample") == "3 seeds of best config"
     assert cell(md, "baseline", "n trials") == "3"
     assert cell(md, "baseline", "size (MB)") == "2.0"
-    assert cell(md, "baseline", "original (best of 50)") == "86.8"
-    assert cell(md, "1 epoch (vectors)", "best") == "87.0"
-    assert cell(md, "1 epoch (vectors)", "mean ± std") == "85.0 ± 2.6"
+    assert cell(md, "baseline", "original: best of 50 random-search runs (%)") == "86.8"
+    assert cell(md, "1 epoch (vectors)", "best (%)") == "87.0"
+    assert cell(md, "1 epoch (vectors)", "mean ± std (%)") == "85.0 ± 2.6"
     assert cell(md, "1 epoch (vectors)", "size (MB)") == "3.0"
-    assert cell(md, "1 epoch (vectors)", "original (best of 50)") == "87.5"
+    assert cell(md, "1 epoch (vectors)", "original: best of 50 random-search runs (%)") == "87.5"
     # the pruned 99% trial is neither best nor counted
-    assert cell(md, "2 epochs (vectors)", "best") == "—"
+    assert cell(md, "2 epochs (vectors)", "best (%)") == "—"
     assert cell(md, "2 epochs (vectors)", "n trials") == "0"
     assert cell(md, "2 epochs (vectors)", "pruned") == "1"
     # an original row we have no runs for still shows the original's number
-    assert cell(md, "3 epochs (vectors)", "original (best of 50)") == "86.5"
+    assert cell(md, "3 epochs (vectors)", "original: best of 50 random-search runs (%)") == "86.5"
     assert cell(md, "3 epochs (vectors)", "n trials") == "0"
     assert "Not the protocol's scale" not in md  # 1000 / 10000 docs, as the protocol
     assert list(md_rows(md))[1:] == ["baseline", "1 epoch (vectors)", "2 epochs (vectors)", "3 epochs (vectors)"]
@@ -157,6 +157,25 @@ def test_imdb_table_cells(report):
     assert csv.loc["baseline", "mean"] == pytest.approx(82.0)
     assert csv.loc["baseline", "std"] == pytest.approx(2.0)
     assert csv.loc["1 epoch (vectors)", "n_trials"] == 3
+
+
+def test_units_and_no_ci_from_fewer_than_3_values(report):
+    """Every score header says %; a CI needs 3 values (2 give the labelled range, 1 a dash)."""
+    md = (report.out / "lmao-imdb-1k.md").read_text()
+    assert md_rows(md)["header"][:6] == ["pretraining", "best (%)", "mean ± std (%)", "95% CI (%)", "sample",
+                                         "n trials"]
+    assert md.startswith("### lmao-imdb-1k: dev accuracy (%) by pretraining setting")
+    low, high = bootstrap_ci(np.array(BASE))
+    assert cell(md, "baseline", "95% CI (%)") == f"[{100 * low:.1f}, {100 * high:.1f}]"  # 3 seeds
+    ner = (report.out / "ontonotes-ner.md").read_text()
+    assert "dev ents_f (%) per fine-tuning epoch" in ner
+    assert [row for row in md_rows(ner) if "(%)" in row] == ["best (%)", "mean ± std (%)", "95% CI (%)"]
+    assert cell(ner, "95% CI (%)", "baseline") == "range [77.0, 78.0] (2 values, no CI)"  # 2 seeds
+    assert cell(ner, "95% CI (%)", "50M words (trigram)") == "—"  # 1 trial
+    assert "No CI is computed from fewer than 3 values" in ner
+    summary = pd.read_csv(report.out / "ontonotes-ner.csv").set_index("setting")
+    assert summary.loc["baseline", ["ci_low", "ci_high"]].isna().all()
+    assert summary.loc["baseline", ["sample_min", "sample_max"]].tolist() == [77.0, 78.0]
 
 
 def test_significance_is_paired_over_seeds(report):
@@ -193,13 +212,14 @@ def test_repeated_runs_count_once(tmp_path):
     loaded = load_all([tmp_path])
     md = build_tables(loaded.trials, loaded.epochs)[0].markdown
     assert cell(md, "baseline", "sample") == "2 seeds of best config"
-    assert cell(md, "baseline", "mean ± std") == "82.0 ± 2.8"
+    assert cell(md, "baseline", "mean ± std (%)") == "82.0 ± 2.8"
+    assert cell(md, "baseline", "95% CI (%)") == "range [80.0, 84.0] (2 values, no CI)"
     assert cell(md, "baseline", "n trials") == "4"
     write(tmp_path, "a/t1", result(curve=[0.84], seed=1, width=128))  # no seed repeats any more
     loaded = load_all([tmp_path])
     md = build_tables(loaded.trials, loaded.epochs)[0].markdown
     assert cell(md, "baseline", "sample") == "top 3 of 3 distinct runs"
-    assert cell(md, "baseline", "mean ± std") == "78.0 ± 7.2"
+    assert cell(md, "baseline", "mean ± std (%)") == "78.0 ± 7.2"
 
 
 def test_config_overrides_are_part_of_a_config(tmp_path):
@@ -240,12 +260,12 @@ def test_ner_epoch_table(report):
     assert cell(md, "1", "baseline") == "70.0"
     assert cell(md, "3", "50M words (vectors)") == "79.0"
     assert cell(md, "2", "50M words (trigram)") == "78.0"
-    assert cell(md, "best", "50M words (trigram)") == "78.0"
+    assert cell(md, "best (%)", "50M words (trigram)") == "78.0"
     assert cell(md, "n trials", "50M words (vectors)") == "2"
-    assert cell(md, "mean ± std", "baseline") == "77.5 ± 0.7"
+    assert cell(md, "mean ± std (%)", "baseline") == "77.5 ± 0.7"
     # the original's columns beside ours, with the epochs we did not run
     assert cell(md, "1", "original baseline") == "78.3"
-    assert cell(md, "best", "original T 50M") == "85.7"
+    assert cell(md, "best (%)", "original T 50M") == "85.7"
     assert cell(md, "10", "original 100M words") == "85.6"
     assert cell(md, "10", "baseline") == "—"
     summary = pd.read_csv(report.out / "ontonotes-ner.csv").set_index("setting")
@@ -310,6 +330,65 @@ def test_plots_written(report):
             assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, path
 
 
+def _drawn_figure(monkeypatch):
+    """Patch the plots' save step to keep the drawn figure (its axes, ticks and artists) for inspection."""
+    import analysis.plots
+
+    kept = {}
+    original = analysis.plots._save
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        kept["axes"] = [ax for ax in fig.axes]
+        kept["offsets"] = [(ax.xaxis.get_offset_text().get_text(), ax.yaxis.get_offset_text().get_text())
+                           for ax in fig.axes]
+        kept["xticks"] = [[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes]
+        return original(fig, path)
+
+    monkeypatch.setattr(analysis.plots, "_save", keep)
+    return kept
+
+
+def test_size_speed_plot_readable_when_every_model_has_the_same_size(tmp_path, monkeypatch):
+    from analysis.plots import size_and_speed
+
+    for seed, score in enumerate(BASE):  # one size, near-equal speeds: matplotlib would print "+3.17e6"
+        write(tmp_path / "runs", f"t{seed}", result(curve=[score], seed=seed, size=3_170_743,
+                                                    speed=30_000.0 + seed * 0.01))
+    loaded = load_all([tmp_path / "runs"])
+    kept = _drawn_figure(monkeypatch)
+    assert size_and_speed(loaded.trials, "x", tmp_path / "p.png").is_file()
+    assert kept["offsets"] == [("", ""), ("", "")]  # no offset text on any axis
+    size_ax, speed_ax = kept["axes"]
+    assert size_ax.get_xlim() == pytest.approx((3.170743 * 0.9, 3.170743 * 1.1))
+    assert speed_ax.get_xlim() == pytest.approx((30.00001 * 0.9, 30.00001 * 1.1))
+    labels = [t for t in kept["xticks"][0] if t]
+    assert len(labels) == len(set(labels)) >= 3 and all(len(t) <= 4 for t in labels), labels  # e.g. "3.0"
+
+
+def test_vs_pretraining_plot_shows_the_baseline_at_0(tmp_path, monkeypatch):
+    from analysis.plots import score_vs_pretraining
+
+    loaded = load_all([imdb_runs(tmp_path / "runs")])
+    kept = _drawn_figure(monkeypatch)
+    score_vs_pretraining(loaded.trials, "x", tmp_path / "p.png")
+    ax = kept["axes"][0]
+    low, high = ax.get_xlim()
+    assert low < 0 < high
+    assert "0\n(baseline)" in kept["xticks"][0]
+    base = next(c for c in ax.collections if c.get_label() == "baseline trials (n=3)")
+    assert base.get_offsets()[:, 0].tolist() == [0, 0, 0]
+    assert sorted(base.get_offsets()[:, 1].tolist()) == pytest.approx([100 * v for v in BASE])
+    mean = next(line for line in ax.lines if line.get_label() == "baseline mean (82.0)")
+    assert mean.get_ydata()[0] == pytest.approx(82.0)
+    # no completed baseline: said on the plot, at 0
+    only_pretrained = load_all([tmp_path / "runs" / "sweep"])
+    trials = only_pretrained.trials[only_pretrained.trials["objective"].notna()]
+    score_vs_pretraining(trials, "x", tmp_path / "q.png")
+    assert [t.get_text() for t in kept["axes"][0].texts] == ["no completed\nbaseline trial"]
+    assert kept["axes"][0].get_xlim()[0] < 0
+
+
 def test_deterministic_and_stale_outputs_removed(report, tmp_path):
     out = tmp_path / "again"
     build_report(load_all([report.root]), out, readme_root=None, inputs=[str(report.root)])
@@ -324,18 +403,31 @@ def test_deterministic_and_stale_outputs_removed(report, tmp_path):
     assert not list(out.glob("*.png"))  # plots of the earlier run are not passed off as current
 
 
-def test_no_runs_message(tmp_path):
+def test_missing_or_empty_folder_fails_with_one_line(tmp_path):
     from typer.testing import CliRunner
 
     from experiments.cli import app
 
     (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["report", str(tmp_path / "empty"), str(tmp_path / "nowhere"),
-                                   "--out", str(out), "--no-readmes"])
-    assert res.exit_code == 0, res.output
-    assert "no trial results found" in res.output
-    assert f"runs folder not found: {tmp_path / 'nowhere'}" in res.output
+    runner = CliRunner()
+    missing = runner.invoke(app, ["report", str(tmp_path / "nowhere"), "--out", str(out), "--no-readmes"])
+    assert missing.exit_code == 1
+    assert missing.stderr == f"error: runs folder not found: {tmp_path / 'nowhere'}\n"
+    assert missing.stdout == ""
+    # one missing folder among good ones is an error too (a typo must not silently drop runs)
+    both = runner.invoke(app, ["report", str(tmp_path / "empty"), str(tmp_path / "nowhere"), "--out", str(out)])
+    assert both.exit_code == 1 and both.stderr == f"error: runs folder not found: {tmp_path / 'nowhere'}\n"
+    empty = runner.invoke(app, ["report", str(tmp_path / "empty"), "--out", str(out), "--no-readmes"])
+    assert empty.exit_code == 1
+    assert empty.stderr == (f"error: no trial results found in {tmp_path / 'empty'}: nothing to report "
+                            "(no files written)\n")
+    assert empty.stdout == ""
+    # only unusable files: they are listed (stdout), then the one error line
+    write(tmp_path / "empty", "t0", result(curve=[0.9], status="running"))
+    partial = runner.invoke(app, ["report", str(tmp_path / "empty"), "--out", str(out), "--no-readmes"])
+    assert partial.exit_code == 1 and "partial: trial still running" in partial.stdout
+    assert partial.stderr.startswith("error: no trial results found in") and partial.stderr.count("\n") == 1
     assert not out.exists()
 
 
@@ -353,7 +445,7 @@ def test_cli_writes_report(tmp_path):
     assert res.exit_code == 0, res.output
     assert "report: 3 trials (3 completed), 0 skipped, 1 table(s)" in res.output
     md = (out / "lmao-imdb-1k.md").read_text()
-    assert cell(md, "baseline", "best") == "84.0"
+    assert cell(md, "baseline", "best (%)") == "84.0"
     assert "Not the protocol's scale" in md and "data: 300 train / 200 dev docs." in md
     assert not list(out.glob("*.png"))
     bad = CliRunner().invoke(app, ["report", "--gcs", "s3://x", "--out", str(out)])
@@ -420,7 +512,7 @@ def test_gcs_prefix_source(gcs_emulator, tmp_path):
     assert loaded.trials["best_dev_score"].max() == pytest.approx(0.84)
     assert loaded.skipped["source"].tolist() == [f"gs://{bucket.name}/exp/runs/study-g/trial-9/results.json"]
     table = build_tables(loaded.trials, loaded.epochs)[0]
-    assert cell(table.markdown, "baseline", "mean ± std") == "82.0 ± 2.0"
+    assert cell(table.markdown, "baseline", "mean ± std (%)") == "82.0 ± 2.0"
 
 
 class FakeRunClient:
@@ -477,3 +569,164 @@ def test_unsafe_experiment_name_is_skipped(tmp_path):
     assert loaded.empty
     assert sorted(loaded.skipped["reason"]) == ["bad experiment '../escape' (expected a folder-style name)",
                                                 "bad task None (expected a folder-style name)"]
+
+
+# ---------------------------------------------------------------------------------- campaign trials
+
+IMDB_MANIFEST = {"kind": "imdb", "task": "textcat", "source": "../shared/data/imdb/imdb.jsonl.gz", "seed": 0,
+                 "n_train": 1000, "n_dev": 10000, "include_unsup": False, "max_pretrain_docs": 0,
+                 "docs": {"train": 1000, "dev": 10000, "test": 25000, "pretrain": 50000},
+                 "pretrain_words": 11_712_345}
+CAMPAIGN = {  # setting -> (objective, pretraining epochs, best score per seed, cache key per seed)
+    "baseline": (None, 0, [0.850, 0.860, 0.855], [None] * 3),
+    "vectors-1": ("vectors", 1, [0.870, 0.875, 0.865], ["a" * 64] * 3),
+    "vectors-2": ("vectors", 2, [0.860, 0.870, 0.862], ["a" * 64] * 3),
+    "trigram-1": ("trigram", 1, [0.858, 0.866, 0.861], ["b" * 64] * 3),
+    "characters-1": ("characters", 1, [0.850, 0.852], ["c" * 64, "d" * 64]),
+}
+
+
+def campaign_runs(runs: Path, corpus: Optional[Dict[str, Any]] = None) -> Path:
+    """RUNS/<setting>/seed-<n>/results.json as `lmao campaign` writes them (meta.setting, shared runs)."""
+    for setting, (objective, epochs, scores, keys) in CAMPAIGN.items():
+        for seed, (score, key) in enumerate(zip(scores, keys)):
+            data = result(curve=[score - 0.02, score], seed=seed, pretrain_epochs=epochs, objective=objective,
+                          size=3_500_000)
+            data["params"]["pretrain_seed"] = 0
+            data["meta"] = {"campaign": "campaign.yml", "setting": setting}
+            data["corpus"] = corpus or {"dir": "corpus/imdb-1k", "manifest": IMDB_MANIFEST}
+            ran = key is not None and (seed == 0 or setting == "characters-1")  # the first user ran it
+            if key is not None:
+                data["pretraining"].update({"cache_key": key, "seed": 0 if setting != "characters-1" else seed,
+                                            "run_seconds": 1800.0, "seconds": 1800.0 if ran else 0.0,
+                                            "cached": not ran, "words_seen": 11_712_345 * epochs})
+            data["wall_seconds"] = 600.0 + (1800.0 if ran else 0.0)
+            write(runs, f"{setting}/seed-{seed}", data)
+    return runs
+
+
+def test_campaign_table_rows_by_setting(tmp_path):
+    loaded = load_all([campaign_runs(tmp_path / "campaign")])
+    table = build_tables(loaded.trials, loaded.epochs)[0]
+    md = table.markdown
+    assert list(md_rows(md))[1:] == ["baseline", "vectors-1", "vectors-2", "3 epochs (vectors)", "trigram-1",
+                                     "characters-1"]
+    assert md_rows(md)["header"] == [
+        "pretraining", "pretraining text", "best (%)", "mean ± std (%)", "95% CI (%)", "sample", "n trials",
+        "pruned", "size (MB)", "fine-tune wall / trial (min)", "pretraining run (min)",
+        "original: best of 50 random-search runs (%)"]
+    assert cell(md, "vectors-1", "mean ± std (%)") == "87.0 ± 0.5"
+    assert cell(md, "vectors-1", "sample") == "3 seeds of best config"
+    assert cell(md, "vectors-1", "n trials") == "3"
+    assert cell(md, "vectors-1", "size (MB)") == "3.5"
+    low, high = bootstrap_ci(np.array(CAMPAIGN["vectors-1"][2]))
+    assert cell(md, "vectors-1", "95% CI (%)") == f"[{100 * low:.1f}, {100 * high:.1f}]"
+    assert cell(md, "characters-1", "95% CI (%)") == "range [85.0, 85.2] (2 values, no CI)"
+    # the original's numbers beside ours, labelled as a best-of-50 maximum
+    assert [cell(md, r, "original: best of 50 random-search runs (%)") for r in
+            ("baseline", "vectors-1", "vectors-2", "3 epochs (vectors)", "trigram-1")] == [
+        "86.8", "87.5", "86.5", "86.5", "—"]
+    assert "not comparable to a mean over seeds" in md
+    # which pretraining text, and wall time per trial / per pretraining run
+    assert cell(md, "baseline", "pretraining text") == "none"
+    assert cell(md, "vectors-1", "pretraining text") == "train+test, no unsup; 50,000 docs, 12M words"
+    assert cell(md, "vectors-1", "fine-tune wall / trial (min)") == "10.0"  # 600 s, pretraining excluded
+    assert cell(md, "vectors-1", "pretraining run (min)") == "30.0"
+    assert cell(md, "baseline", "pretraining run (min)") == "—"
+    notes = [line for line in md.splitlines() if line.startswith("- ")]
+    assert ("- vectors-1: all 3 trials (seeds 0, 1, 2) fine-tune from one shared pretraining run (cache key "
+            "aaaaaaaaaaaa, pretraining seed 0, 30.0 min); their spread comes from fine-tuning alone, not from "
+            "pretraining.") in notes
+    assert "- characters-1: 2 pretraining runs for 2 trials (60.0 min in all)." in notes
+    assert ("- vectors-1, vectors-2 read checkpoints of the same pretraining run (cache key aaaaaaaaaaaa): one "
+            "run serves every pretraining amount.") in notes
+    assert "- rows named by the campaign design's settings (`meta.setting`) of `campaign.yml`." in notes
+    # the test against the baseline pairs seed-matched trials
+    expected = sps.ttest_rel(CAMPAIGN["vectors-1"][2], CAMPAIGN["baseline"][2])
+    line = next(n for n in notes if n.startswith("- vectors-1 vs baseline"))
+    assert "paired t-test over 3 pairs" in line and f"p = {expected.pvalue:.3g}" in line
+    assert "+1.50 points (mean paired difference)" in line
+    assert "Mann-Whitney U, two-sided, over 2 vs 3" in next(n for n in notes if n.startswith("- characters-1 vs"))
+    csv = table.csv.set_index("setting")
+    assert csv.loc["vectors-1", "pretraining_runs"] == 1 and csv.loc["characters-1", "pretraining_runs"] == 2
+    assert csv.loc["vectors-1", "finetune_wall_seconds_mean"] == 600.0
+    assert csv.loc["vectors-1", "pretraining_run_seconds_mean"] == 1800.0
+
+
+def test_campaign_with_unsup_text_and_report_outputs(tmp_path):
+    manifest = {**IMDB_MANIFEST, "include_unsup": True, "docs": {**IMDB_MANIFEST["docs"], "pretrain": 100000},
+                "pretrain_words": 23_456_789}
+    runs = campaign_runs(tmp_path / "campaign", {"dir": "corpus/imdb-1k-unsup", "manifest": manifest})
+    out = tmp_path / "out"
+    build_report(load_all([runs]), out, readme_root=None, inputs=[str(runs)])
+    md = (out / "lmao-imdb-1k.md").read_text()
+    assert cell(md, "trigram-1", "pretraining text") == "train+test+unsup; 100,000 docs, 23M words"
+    trials = pd.read_csv(out / "trials.csv")
+    assert sorted(set(trials["setting"])) == sorted(CAMPAIGN)
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert sorted(set(epochs["setting"])) == sorted(CAMPAIGN)
+    assert {p.name for p in out.glob("*.png")} >= {"lmao-imdb-1k-learning-curves.png",
+                                                  "lmao-imdb-1k-vs-pretraining.png"}
+
+
+def test_vs_pretraining_plot_of_a_campaign_shows_means_over_seeds(tmp_path, monkeypatch):
+    from analysis.plots import score_vs_pretraining
+
+    loaded = load_all([campaign_runs(tmp_path / "campaign")])
+    kept = _drawn_figure(monkeypatch)
+    score_vs_pretraining(loaded.trials, "x", tmp_path / "p.png")
+    ax = kept["axes"][0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "vectors: mean ± std over seeds" in labels and not any(label.endswith(": best") for label in labels)
+    bars = next(c for c in ax.containers if c.get_label() == "vectors: mean ± std over seeds")
+    line = bars.lines[0]
+    assert line.get_xdata().tolist() == [0, 1, 2]
+    assert line.get_ydata() == pytest.approx([100 * np.mean(CAMPAIGN[s][2])
+                                              for s in ("baseline", "vectors-1", "vectors-2")])
+
+
+WNUT = {"dir": "corpus/wnut17", "manifest": {
+    "kind": "ner", "task": "ner", "docs": {"train": 3394, "dev": 1009, "pretrain": 4403}, "pretrain_words": 82728,
+    "sources": {"train": "../shared/data/ner/wnut17/wnut17train.conll",
+                "dev": "../shared/data/ner/wnut17/emerging.dev.conll", "test": None, "raw": None}}}
+
+
+def _ner_with_corpus(root: Path, corpus: Dict[str, Any]) -> Path:
+    for setting, runs in NER_CURVES.items():
+        for seed, words, objective, curve in runs:
+            data = result("ontonotes-ner", curve=curve, seed=seed, words=words, objective=objective,
+                          pretrain_epochs=1 if words else 0)
+            data["corpus"] = corpus
+            write(root, f"ner/{setting.split()[0]}{objective or 'base'}-{seed}", data)
+    return root
+
+
+def test_ner_table_on_another_corpus_prints_no_ontonotes_numbers(tmp_path):
+    loaded = load_all([_ner_with_corpus(tmp_path / "wnut", WNUT)])
+    md = build_tables(loaded.trials, loaded.epochs)[0].markdown
+    assert md.splitlines()[0] == ("### ontonotes-ner: dev ents_f (%) per fine-tuning epoch (best trial of each "
+                                  "setting), corpus: `emerging.dev.conll + wnut17train.conll`")
+    assert md_rows(md)["header"] == ["epoch", "baseline", "50M words (vectors)", "50M words (trigram)"]
+    assert "78.3" not in md and "85.5" not in md and "original baseline" not in md
+    assert list(md_rows(md))[1:4] == ["1", "2", "3"]  # no OntoNotes epochs 5 and 10 padded in
+    assert ("- The original's OntoNotes numbers (`../shared/PROTOCOL.md`) are not shown: these runs used "
+            "`emerging.dev.conll + wnut17train.conll`, a different corpus (other entity types and text), so "
+            "their scores are not comparable.") in md.splitlines()
+    assert cell(md, "pretraining text", "50M words (vectors)") == "train+dev text; 4,403 docs, 83k words"
+    assert cell(md, "fine-tune wall / trial (min)", "baseline") == "60.0"
+
+
+def test_ner_table_on_ontonotes_keeps_the_original_columns(tmp_path):
+    onto = {"dir": "corpus/onto", "manifest": {**WNUT["manifest"], "sources": {
+        "train": "ontonotes/train.gold_conll", "dev": "ontonotes/dev.gold_conll", "test": None, "raw": None}}}
+    loaded = load_all([_ner_with_corpus(tmp_path / "onto", onto)])
+    md = build_tables(loaded.trials, loaded.epochs)[0].markdown
+    assert cell(md, "1", "original baseline") == "78.3"
+    assert "corpus: `dev.gold_conll + train.gold_conll`" in md.splitlines()[0]
+    assert "Corpus not recorded" not in md and "are not shown" not in md
+
+
+def test_ner_table_without_a_corpus_manifest_says_so(report):
+    md = (report.out / "ontonotes-ner.md").read_text()
+    assert md.splitlines()[0].endswith("(best trial of each setting), corpus not recorded")
+    assert "**Corpus not recorded**" in md and cell(md, "1", "original baseline") == "78.3"

@@ -68,7 +68,7 @@ def test_report_reads_polyaxon_runs(polyaxon_sandbox, tmp_path):
     assert "report: 3 trials (3 completed), 1 skipped, 1 table(s)" in done.stdout
     assert "no results.json artifact and no 'results' output (run status failed)" in done.stdout
     md = (report_out / "lmao-imdb-1k.md").read_text()
-    assert cell(md, "baseline", "best") == "84.0" and cell(md, "baseline", "mean ± std") == "82.0 ± 2.0"
+    assert cell(md, "baseline", "best (%)") == "84.0" and cell(md, "baseline", "mean ± std (%)") == "82.0 ± 2.0"
     manifest = json.loads((report_out / "manifest.json").read_text())
     sources = manifest["tables"]["lmao-imdb-1k.md"]["sources"]
     assert len(sources) == 3 and all(s.startswith(f"polyaxon:default/{project}/") for s in sources)
