@@ -33,6 +33,16 @@ from .errors import InputError
 from .params import PARAMS, coerce
 
 SWEEP_FILE = "sweep.yml"
+# The search methods, one vocabulary per backend. A local sweep (``lmao sweep --search``) uses Optuna's
+# samplers; a cluster sweep (``lmao polyaxonfile --search``) uses Polyaxon's matrix kinds. Both offer a
+# random search and one model-based search: Optuna's TPE, Polyaxon's Gaussian-process "bayes". This table
+# is the one place that says which name plays which role.
+SEARCHES: Dict[str, Dict[str, str]] = {
+    "random": {"optuna": "random", "polyaxon": "random"},
+    "model-based": {"optuna": "tpe", "polyaxon": "bayes"},
+}
+OPTUNA_SEARCHES = tuple(names["optuna"] for names in SEARCHES.values())  # ("random", "tpe")
+POLYAXON_SEARCHES = tuple(names["polyaxon"] for names in SEARCHES.values())  # ("random", "bayes")
 KINDS = ("choice", "uniform", "loguniform", "int")
 DIRECTIONS = ("maximize", "minimize")
 PRUNERS: Dict[str, Dict[str, type]] = {
@@ -93,9 +103,11 @@ class SearchSpace:
     fixed: Dict[str, Any]
     params: Dict[str, Dimension]
 
-    def sample(self, trial: Any) -> Dict[str, Any]:
-        """Sampled values for every searched param (fixed ones are not included)."""
-        return {name: dim.suggest(trial) for name, dim in self.params.items()}
+    def sample(self, trial: Any, fixed: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """A trial's params: ``fixed`` as given, and a value sampled from the trial for every searched
+        param that ``fixed`` does not set (with no ``fixed``: the sampled values only)."""
+        fixed = dict(fixed or {})
+        return {**fixed, **{name: dim.suggest(trial) for name, dim in self.params.items() if name not in fixed}}
 
     def fingerprint(self, fixed_overrides: Optional[Mapping[str, Any]] = None) -> str:
         """A hash of what makes trials comparable: resuming a study with another space is an error."""
@@ -106,6 +118,12 @@ class SearchSpace:
         }
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def check_search(search: str, allowed: Tuple[str, ...]) -> None:
+    """``--search`` must be one of ``allowed`` (one backend's names in :data:`SEARCHES`)."""
+    if search not in allowed:
+        raise InputError("--search", f"expected one of {list(allowed)}, got {search!r}")
 
 
 def load_search_space(experiment_dir: Path) -> SearchSpace:
