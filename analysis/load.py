@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
+from experiments.errors import InputError
 from experiments.results import RESULTS_FILE, problem
 from experiments.storage import MARKER as PUBLISHED_MARKER
 from experiments.storage import parse_gs_url
@@ -436,12 +437,17 @@ def load_all(
     return tabulate(items, notes)
 
 
-class SourceError(RuntimeError):
-    """A whole source could not be read (no credentials, no such study, server down): says which."""
+class SourceError(InputError):
+    """A whole source could not be read (no credentials, no such study, server down): says which, in the
+    CLI's one-line ``error:`` form (the cause stays chained for a debugger)."""
+
+    def __init__(self, what: str, err: Exception):
+        super().__init__(what, f"{type(err).__name__}: {err}")
+        self.args = (f"cannot read {what}: {self.problem}",)
 
 
 def _reading(what: str, func, *args, **kwargs) -> List[RawResult]:
     try:
         return func(*args, **kwargs)
     except Exception as err:  # one clear line naming the source instead of a client library traceback
-        raise SourceError(f"cannot read {what}: {type(err).__name__}: {err}") from err
+        raise SourceError(what, err) from err

@@ -113,7 +113,7 @@ def build_command(experiment: str, space: SearchSpace) -> str:
 def build_polyaxonfile(space: SearchSpace, search: str, *, corpus_dir: str, cache: str,
                        concurrency: int = 4) -> Dict[str, Any]:
     """The whole operation: matrix over the search space + the trial component."""
-    check_search(search, SEARCHES)
+    check_search(search, "polyaxon")
     experiment = space.experiment
     return {
         "kind": "operation",

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import yaml
 
 from .errors import InputError
-from .params import PARAMS, coerce
+from .params import PARAMS, coerce, unknown_param
 
 SWEEP_FILE = "sweep.yml"
 # The search methods, one vocabulary per backend. A local sweep (``lmao sweep --search``) uses Optuna's
@@ -120,10 +120,14 @@ class SearchSpace:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def check_search(search: str, allowed: Tuple[str, ...]) -> None:
-    """``--search`` must be one of ``allowed`` (one backend's names in :data:`SEARCHES`)."""
+def check_search(search: str, backend: str) -> None:
+    """``--search`` must be one of ``backend``'s names in :data:`SEARCHES` (``optuna`` or ``polyaxon``);
+    the other backend's name for the same role is pointed out."""
+    allowed = [names[backend] for names in SEARCHES.values()]
     if search not in allowed:
-        raise InputError("--search", f"expected one of {list(allowed)}, got {search!r}")
+        same = [names[backend] for names in SEARCHES.values() if search in names.values()]
+        hint = f" ({search!r} is called {same[0]!r} here)" if same else ""
+        raise InputError("--search", f"expected one of {allowed}, got {search!r}{hint}")
 
 
 def load_search_space(experiment_dir: Path) -> SearchSpace:
@@ -182,7 +186,7 @@ def _parse_params(raw: Any, path: Path) -> Dict[str, Dimension]:
 def _parse_dimension(name: Any, spec: Any, path: Path) -> Dimension:
     key = f"params.{name}"
     if name not in PARAMS:
-        raise InputError(path, f"{key}: unknown param (known: {', '.join(sorted(PARAMS))})")
+        raise InputError(path, f"{key}: {unknown_param(name)}")
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
         raise InputError(path, f"{key}: expected exactly one of {', '.join(KINDS)}, e.g. {{choice: [a, b]}}")
     kind, value = next(iter(spec.items()))

@@ -33,7 +33,7 @@ from . import results as result_file
 from .errors import InputError
 from .params import coerce
 from .progress import is_terminal, log
-from .search_space import OPTUNA_SEARCHES, SearchSpace, check_search, load_search_space
+from .search_space import SearchSpace, check_search, load_search_space
 
 STORAGE_FILE = "optuna.sqlite3"
 TRIAL_LOG = "trial.log"
@@ -88,7 +88,7 @@ def make_sampler(search: str, seed: Optional[int]) -> Any:
     """The Optuna sampler for ``--search`` (see ``search_space.SEARCHES`` for the vocabulary)."""
     import optuna
 
-    check_search(search, OPTUNA_SEARCHES)
+    check_search(search, "optuna")
     if search == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
     return optuna.samplers.RandomSampler(seed=seed)
@@ -369,7 +369,7 @@ class Sweep:
 
 def run_sweep(options: SweepOptions) -> Dict[str, Any]:
     """Run (or continue) a sweep; returns a summary with the best trial."""
-    check_search(options.search, OPTUNA_SEARCHES)
+    check_search(options.search, "optuna")
     if options.workers < 1:
         raise InputError("--workers", f"expected at least 1, got {options.workers}")
     return Sweep(options).run()

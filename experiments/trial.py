@@ -45,7 +45,10 @@ def select_device(gpu: str) -> int:
 
     if gpu == "auto":
         return 0 if spacy.prefer_gpu() else -1
-    gpu_id = int(gpu)
+    try:
+        gpu_id = int(gpu)
+    except ValueError:
+        raise InputError("--gpu", f"expected auto, -1 or a GPU id, got {gpu!r}") from None
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     return gpu_id
@@ -72,7 +75,7 @@ def run_trial(
 
     experiment_dir, out_dir = Path(experiment_dir), Path(out_dir)
     experiment = load_experiment(experiment_dir)
-    params = resolve(experiment["params"], overrides)
+    params = resolve(experiment["params"], overrides, defaults_source=experiment_dir / "defaults.yml")
     task = experiment["task"]
     corpus_dir = Path(params["corpus_dir"])
     for name in ("train.spacy", "dev.spacy"):
