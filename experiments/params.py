@@ -103,6 +103,18 @@ def coerce(name: str, value: Any) -> Any:
     return out
 
 
+def coerce_all(values: Mapping[str, Any], source: Union[str, Path], key: str = "") -> Dict[str, Any]:
+    """:func:`coerce` every value of a mapping; a bad name or value is an :class:`InputError` naming
+    ``source`` (a file, or ``-P``) and, with ``key``, the key (``fixed.width``)."""
+    out: Dict[str, Any] = {}
+    for name, value in values.items():
+        try:
+            out[name] = coerce(name, value)
+        except ValueError as err:
+            raise InputError(source, f"{key}.{name}: {err}" if key else str(err)) from None
+    return out
+
+
 def resolve(defaults: Mapping[str, Any], overrides: Mapping[str, Any], *,
             defaults_source: Union[str, Path] = "defaults", overrides_source: str = "-P") -> Dict[str, Any]:
     """Built-in defaults <- experiment defaults <- overrides, every value type-checked.
@@ -110,12 +122,8 @@ def resolve(defaults: Mapping[str, Any], overrides: Mapping[str, Any], *,
     A bad name or value is an :class:`InputError` naming where it came from (``defaults_source``, e.g.
     the experiment's ``defaults.yml``, or ``overrides_source``)."""
     params = {name: spec.default for name, spec in PARAMS.items()}
-    for source, values in ((defaults_source, defaults), (overrides_source, overrides)):
-        for name, value in values.items():
-            try:
-                params[name] = coerce(name, value)
-            except ValueError as err:
-                raise InputError(source, str(err)) from None
+    params.update(coerce_all(defaults, defaults_source))
+    params.update(coerce_all(overrides, overrides_source))
     return params
 
 

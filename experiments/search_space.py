@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import yaml
 
 from .errors import InputError
-from .params import PARAMS, coerce, unknown_param
+from .params import PARAMS, coerce, coerce_all, unknown_param
 
 SWEEP_FILE = "sweep.yml"
 # The search methods, one vocabulary per backend. A local sweep (``lmao sweep --search``) uses Optuna's
@@ -238,13 +238,7 @@ def _parse_bounds(value: Any, key: str, path: Path, integer: bool) -> Tuple[floa
 def _parse_fixed(raw: Any, path: Path) -> Dict[str, Any]:
     if not isinstance(raw, dict):
         raise InputError(path, "fixed: expected a mapping of param name -> value")
-    out = {}
-    for name, value in raw.items():
-        try:
-            out[name] = coerce(name, value)
-        except ValueError as err:
-            raise InputError(path, f"fixed.{name}: {err}") from None
-    return out
+    return coerce_all(raw, path, "fixed")
 
 
 def _parse_pruner(raw: Any, path: Path) -> Pruner:

@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from . import results as result_file
 from .errors import InputError
-from .params import coerce
+from .params import coerce_all
 from .progress import is_terminal, log
 from .search_space import SearchSpace, check_search, load_search_space
 
@@ -149,13 +149,7 @@ class Sweep:
         self.lock = threading.Lock()
 
     def _fixed_params(self, overrides: Mapping[str, Any]) -> Dict[str, Any]:
-        fixed = dict(self.space.fixed)
-        for name, value in overrides.items():
-            try:
-                fixed[name] = coerce(name, value)
-            except ValueError as err:
-                raise InputError("-P", str(err)) from None
-        return fixed
+        return {**self.space.fixed, **coerce_all(overrides, "-P")}
 
     # --- study -----------------------------------------------------------------------------------
     def open_study(self) -> Any:
