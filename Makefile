@@ -10,11 +10,12 @@ IMDB_SOURCE ?= $(if $(wildcard $(SHARED)/imdb/imdb.jsonl.gz),$(SHARED)/imdb/imdb
 RUNS ?= runs
 CORPUS ?= corpus
 
-.PHONY: help venv test demo data-imdb-small trial-small bench clean
+.PHONY: help venv test test-fast demo data-imdb-small trial-small bench clean
 
 help:
 	@echo "make demo   - main job: prepare a small IMDB slice and run a small local job end to end"
-	@echo "make test   - run the test suite"
+	@echo "make test   - run the test suite (what CI runs)"
+	@echo "make test-fast - the tests that train no model and start no external tool (under a minute)"
 	@echo "make bench  - benchmarks (full-size, slow)"
 	@echo "make check-infra - static checks of terraform-gke/ and the Dockerfile (HCL, references, checkov)"
 	@echo "make image  - build and push the experiment image to the cluster's Artifact Registry"
@@ -33,6 +34,10 @@ venv: $(BIN)/.installed
 
 test: venv dashboard-venv
 	$(BIN)/python -m pytest -q
+
+# The inner loop: everything but the tests marked slow (model training, sweeps, Polyaxon, checkov).
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Small slice of IMDB-1k (protocol split, fewer docs) for the demo and quick local runs.
 $(CORPUS)/imdb-small/.done: $(BIN)/.installed

@@ -7,5 +7,15 @@ plots; ``analysis.report`` writes everything (plus a manifest of the raw files b
 ``python -m analysis`` and ``make report``.
 """
 
-from .load import Loaded, load_all  # noqa: F401
-from .report import build_report  # noqa: F401
+from typing import Any
+
+# Imported on first use (PEP 562), so `lmao --help` and `lmao report --help` do not load pandas.
+_EXPORTS = {"Loaded": "load", "load_all": "load", "build_report": "report"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        from importlib import import_module
+
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,11 @@
-"""``python -m analysis ARGS`` is ``lmao report ARGS``."""
+"""``python -m analysis ARGS`` is ``lmao report ARGS`` (the same command, without the rest of ``lmao``)."""
 
-import sys
+from experiments.cli_base import Command, new_app
 
-from experiments.cli import app
+from .cli import report
+
+app = new_app(help="Comparison tables and plots from raw trial results.")
+app.command(cls=Command)(report)
 
 if __name__ == "__main__":
-    app(["report", *sys.argv[1:]], prog_name="python -m analysis")
+    app(prog_name="python -m analysis")

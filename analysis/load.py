@@ -24,11 +24,12 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
-RESULTS_FILE = "results.json"
-PUBLISHED_MARKER = "_COMPLETE"  # experiments.storage.MARKER
+from experiments.errors import InputError
+from experiments.results import RESULTS_FILE, problem
+from experiments.storage import MARKER as PUBLISHED_MARKER
+from experiments.storage import parse_gs_url
+
 PUBLISHED_DATA = re.compile(r"^(.+)/data-[^/]+/" + re.escape(RESULTS_FILE) + "$")
-SUPPORTED_SCHEMA = 1
-REQUIRED_KEYS = ("experiment", "task", "status", "params", "epochs")
 OBJECTIVE_ORDER = {"vectors": 0, "trigram": 1, "characters": 2}
 TOP_LEVEL = (
     "experiment", "task", "status", "error", "seed", "metric", "best_epoch", "best_dev_score",
@@ -126,22 +127,14 @@ def read_local(roots: Iterable[Path]) -> Tuple[List[RawResult], List[str]]:
     return found, notes
 
 
-def split_gcs_url(url: str) -> Tuple[str, str]:
-    if not url.startswith("gs://"):
-        raise ValueError(f"not a gs:// URL: {url!r}")
-    bucket, _, prefix = url[len("gs://"):].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket in {url!r}")
-    return bucket, prefix.strip("/")
-
-
 def read_gcs(url: str, client: Any = None) -> List[RawResult]:
     """Every ``*/results.json`` under a ``gs://bucket/prefix`` (honours ``STORAGE_EMULATOR_HOST``)."""
     if client is None:
         from google.cloud import storage
 
         client = storage.Client()
-    bucket, prefix = split_gcs_url(url)
+    gs = parse_gs_url(url)
+    bucket, prefix = gs.bucket, gs.prefix
     found: List[RawResult] = []
     list_prefix = f"{prefix}/" if prefix else None
     all_names = {blob.name for blob in client.list_blobs(bucket, prefix=list_prefix)}
@@ -170,7 +163,8 @@ def read_gcs(url: str, client: Any = None) -> List[RawResult]:
 def read_result_dir(location: str, meta: Dict[str, Any], rank: int, gcs_client: Any = None) -> RawResult:
     """A result folder named by a sweep (local path or gs:// URL)."""
     if location.startswith("gs://"):
-        bucket, prefix = split_gcs_url(location)
+        gs = parse_gs_url(location)
+        bucket, prefix = gs.bucket, gs.prefix
         name = prefix if prefix.endswith(RESULTS_FILE) else f"{prefix}/{RESULTS_FILE}".lstrip("/")
         source = f"gs://{bucket}/{name}"
         item = RawResult(source=source, key=source, meta=meta, meta_rank=rank)
@@ -333,33 +327,6 @@ def pretraining_setting(task: str, params: Dict[str, Any], pretraining: Dict[str
             "amount_unit": unit}
 
 
-def check(data: Any) -> Optional[str]:
-    """Why a parsed result file cannot be used (None = usable)."""
-    if not isinstance(data, dict):
-        return "not a JSON object"
-    version = data.get("schema_version", SUPPORTED_SCHEMA)
-    if version != SUPPORTED_SCHEMA:
-        return f"unsupported schema_version {version!r}"
-    missing = [key for key in REQUIRED_KEYS if key not in data]
-    if missing:
-        return f"missing keys: {', '.join(missing)}"
-    for key in ("experiment", "task"):
-        if not isinstance(data[key], str) or not SAFE_NAME.fullmatch(data[key]):
-            return f"bad {key} {data[key]!r} (expected a folder-style name)"
-    status = data["status"]
-    if status == "running":
-        return "partial: trial still running"
-    if status == "failed":
-        return f"partial: trial failed ({data.get('error') or 'no error message'})"
-    if status not in ("completed", "pruned"):
-        return f"unknown status {status!r}"
-    if not isinstance(data["epochs"], list) or not isinstance(data["params"], dict):
-        return "malformed epochs/params"
-    if status == "completed" and not isinstance(data.get("best_dev_score"), (int, float)):
-        return "completed but no best_dev_score"
-    return None
-
-
 def corpus_label(corpus: Any) -> Optional[str]:
     """Which data a trial read, from the manifest `lmao data` wrote (results.json's ``corpus``): file names
     of the sources, so a table can say e.g. that an ``ontonotes-ner`` run used WNUT-17."""
@@ -444,7 +411,7 @@ def tabulate(items: Iterable[RawResult], notes: Sequence[str] = ()) -> Loaded:
     """Validate and flatten: trials, per-epoch rows and skipped files, all in a stable order."""
     trials, epochs, skipped = [], [], []
     for item in merge(items):
-        reason = item.error or check(item.data)
+        reason = item.error or problem(item.data, SAFE_NAME)
         if reason:
             skipped.append({"source": item.source, "reason": reason})
             continue
@@ -487,12 +454,17 @@ def load_all(
     return tabulate(items, notes)
 
 
-class SourceError(RuntimeError):
-    """A whole source could not be read (no credentials, no such study, server down): says which."""
+class SourceError(InputError):
+    """A whole source could not be read (no credentials, no such study, server down): says which, in the
+    CLI's one-line ``error:`` form (the cause stays chained for a debugger)."""
+
+    def __init__(self, what: str, err: Exception):
+        super().__init__(what, f"{type(err).__name__}: {err}")
+        self.args = (f"cannot read {what}: {self.problem}",)
 
 
 def _reading(what: str, func, *args, **kwargs) -> List[RawResult]:
     try:
         return func(*args, **kwargs)
     except Exception as err:  # one clear line naming the source instead of a client library traceback
-        raise SourceError(f"cannot read {what}: {type(err).__name__}: {err}") from err
+        raise SourceError(what, err) from err

@@ -21,8 +21,9 @@ Guarantees, for local and GCS roots alike:
   long ago) deletes it, with a generation precondition so only that stale lock goes, and competes
   again. If a slow builder was wrongly presumed dead, both may build, but only the first publish wins
   and both callers use that entry.
-- GCS entries are mirrored to a local folder (``mirror_dir``, default ``$LMAO_CACHE_DIR`` or
-  ``~/.cache/lmao``, under ``gcs/<bucket>/<prefix>/<key>``), downloaded once per machine.
+- GCS entries are mirrored to a local folder (``mirror_dir``, default the local cache folder
+  ``$LMAO_CACHE_DIR`` or ``~/.cache/lmao`` (:func:`experiments.fileio.local_cache_dir`), under
+  ``gcs/<bucket>/<prefix>/<key>``), downloaded once per machine.
 
 Keys are what :func:`cache_key` returns: the sha256 of the canonical JSON of exactly the inputs given,
 so put in everything that changes the result (data hash, settings, code version) and nothing else.
@@ -38,9 +39,7 @@ import logging
 import math
 import os
 import re
-import shutil
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -51,6 +50,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 from filelock import FileLock, Timeout
 
 from . import storage
+from .fileio import local_cache_dir
 from .storage import MARKER, AlreadyPublishedError, StorageError
 
 logger = logging.getLogger(__name__)
@@ -98,22 +98,11 @@ def _check_key(key: str) -> None:
         raise ValueError(f"cache key {key!r}: use cache_key() (letters, digits, . _ -; max 128)")
 
 
-def default_mirror_root() -> Path:
-    return Path(os.environ.get("LMAO_CACHE_DIR", "~/.cache/lmao")).expanduser()
-
-
-def _build_into_tmp(build: Build, parent: Path, key: str) -> Path:
-    """Run ``build`` on a fresh temporary folder under ``parent``; remove it if build fails."""
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=parent))
-    try:
-        build(tmp)
-        if (tmp / MARKER).exists():
-            raise StorageError(f"{tmp}: build wrote {MARKER}, a name the cache reserves")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return tmp
+def _run_build(build: Build, folder: Path) -> None:
+    """Run ``build`` on the entry's (temporary) folder; it must not write the marker itself."""
+    build(folder)
+    if (folder / MARKER).exists():
+        raise StorageError(f"{folder}: build wrote {MARKER}, a name the cache reserves")
 
 
 class _GcsLock:
@@ -193,7 +182,7 @@ class ArtifactCache:
         self.wait_timeout_s = wait_timeout_s
         if storage.is_gs_url(self.root):
             self.gs: Optional[storage.GsUrl] = storage.parse_gs_url(self.root)
-            base = Path(mirror_dir) if mirror_dir else default_mirror_root() / "gcs"
+            base = Path(mirror_dir) if mirror_dir else local_cache_dir() / "gcs"
             self.local_root = base / self.gs.bucket / self.gs.prefix
         else:
             self.gs = None
@@ -227,7 +216,9 @@ class ArtifactCache:
                     return CacheResult(entry, True, key)
                 if entry.exists():
                     raise StorageError(f"{entry}: exists without {MARKER}; not a cache entry, remove it")
-                storage.adopt_local(_build_into_tmp(build, self.local_root, key), entry)
+                with storage.publishing(entry) as tmp:
+                    _run_build(build, tmp)
+                    storage.write_marker(tmp)
                 return CacheResult(entry, False, key)
         except Timeout as err:
             raise CacheTimeoutError(f"{lock_path}: still locked after {timeout}s") from err
@@ -266,18 +257,14 @@ class ArtifactCache:
     def _build_and_publish(self, url: str, key: str, build: Build) -> CacheResult:
         if storage.is_complete(url):  # published between our check and our lock
             return CacheResult(self._mirror(url, key), True, key)
-        built = _build_into_tmp(build, self.local_root, key)
-        try:
-            manifest = storage.upload_tree(built, url)
-        except AlreadyPublishedError:  # our lock was presumed stale and someone else published first
-            shutil.rmtree(built, ignore_errors=True)
-            return CacheResult(self._mirror(url, key), True, key)
-        except BaseException:
-            shutil.rmtree(built, ignore_errors=True)
-            raise
-        with contextlib.suppress(AlreadyPublishedError):  # a local process mirrored it meanwhile
-            storage.adopt_local(built, self.local_root / key, manifest)
-        return CacheResult(self._mirror(url, key), False, key)
+        published = False  # by us; else our lock was presumed stale and someone else published first
+        with contextlib.suppress(AlreadyPublishedError):  # theirs, or a local process mirrored it meanwhile
+            with storage.publishing(self.local_root / key) as built:
+                _run_build(build, built)
+                manifest = storage.upload_tree(built, url)
+                published = True
+                storage.write_marker(built, manifest)
+        return CacheResult(self._mirror(url, key), not published, key)
 
     def _wait_for_builder(self, url: str, lock: Any, deadline: Optional[float]) -> None:
         """Return once the entry is published, the lock is gone, or the lock was stale and broken."""

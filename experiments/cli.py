@@ -1,7 +1,9 @@
 """The ``lmao`` command line (also ``python -m experiments``), in spaCy's CLI style: typer commands,
 ``--section.key value`` config overrides, clear one-line errors for bad input.
 
-Heavy imports happen inside the commands so ``lmao --help`` stays fast.
+Bad input anywhere raises :class:`~experiments.errors.InputError`; ``experiments.cli_base`` prints it as
+one ``error: FILE:LINE: problem`` line (other exceptions keep their traceback). Heavy imports happen
+inside the commands so ``lmao --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,34 +13,17 @@ from typing import List, Optional
 
 import typer
 
+from analysis.cli import report
+from . import cli_sweep
+from .cli_base import OVERRIDES, new_app
 from .errors import InputError
+from .params import params_help
 
-app = typer.Typer(
-    name="lmao",
-    help="LMAO pretrain-then-finetune experiments with spaCy.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-data_app = typer.Typer(help="Prepare corpora as tokenized spaCy DocBins.", no_args_is_help=True)
-vectors_app = typer.Typer(help="Static word vectors for the LMAO objective.", no_args_is_help=True)
+app = new_app(name="lmao", help="LMAO pretrain-then-finetune experiments with spaCy.", no_args_is_help=True)
+data_app = new_app(help="Prepare corpora as tokenized spaCy DocBins.", no_args_is_help=True)
+vectors_app = new_app(help="Static word vectors for the LMAO objective.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(vectors_app, name="vectors")
-
-OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print one clear error line and exit (no traceback for bad input)."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def run_reporting_input_errors(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except InputError as err:
-        fail(str(err))
 
 
 @data_app.command("imdb")
@@ -57,8 +42,8 @@ def data_imdb(
     """IMDB-1k splits as DocBins (train/dev/test) plus the tokenized pretraining text."""
     from .data.imdb import prepare_imdb
 
-    manifest = run_reporting_input_errors(
-        prepare_imdb, source, out, n_train=n_train, n_dev=n_dev, seed=seed, include_unsup=unsup,
+    manifest = prepare_imdb(
+        source, out, n_train=n_train, n_dev=n_dev, seed=seed, include_unsup=unsup,
         max_pretrain_docs=max_pretrain_docs, n_test=n_test)
     typer.echo(f"{out}: {manifest['docs']} docs, {manifest['pretrain_words']} pretraining words")
 
@@ -78,8 +63,8 @@ def data_ner(
     """An NER corpus as train/dev(/test) DocBins plus the tokenized pretraining text."""
     from .data.ner import prepare_ner
 
-    manifest = run_reporting_input_errors(
-        prepare_ner, train, dev, out, test=test, raw=raw, n_sents=n_sents, max_train_docs=max_train_docs,
+    manifest = prepare_ner(
+        train, dev, out, test=test, raw=raw, n_sents=n_sents, max_train_docs=max_train_docs,
         max_dev_docs=max_dev_docs, max_pretrain_docs=max_pretrain_docs)
     typer.echo(f"{out}: {manifest['docs']} docs, labels {manifest['labels']}")
 
@@ -98,8 +83,8 @@ def vectors_train(
     """Train static vectors with gensim and save them with spaCy's vectors machinery."""
     from .vectors import train_vectors
 
-    info = run_reporting_input_errors(train_vectors, corpus, out, algorithm=algorithm, dims=dims,
-                                      min_count=min_count, epochs=epochs, window=window, seed=seed)
+    info = train_vectors(corpus, out, algorithm=algorithm, dims=dims, min_count=min_count, epochs=epochs,
+                         window=window, seed=seed)
     typer.echo(f"{out}: {info['rows']} vectors x {info['dims']} dims")
 
 
@@ -111,17 +96,17 @@ def vectors_import(
     """Import existing vectors as a spaCy vectors folder."""
     from .vectors import import_vectors
 
-    info = run_reporting_input_errors(import_vectors, source, out)
+    info = import_vectors(source, out)
     typer.echo(f"{out}: {info['rows']} vectors x {info['dims']} dims")
 
 
-@app.command("trial", context_settings=OVERRIDES)
+@app.command("trial", context_settings=OVERRIDES, epilog=params_help())
 def trial(
     ctx: typer.Context,
     experiment_dir: Path = typer.Argument(..., help="Experiment folder (config.cfg + defaults.yml)", exists=True,
                                           file_okay=False),
     out: Path = typer.Option(..., "--out", help="Trial folder: results.json and model-best/"),
-    param: Optional[List[str]] = typer.Option(None, "-P", "--param", help="Override a param: name=value (repeatable)"),
+    param: Optional[List[str]] = typer.Option(None, "-P", "--param", help="Override a param: name=value (repeatable; the params are listed below)"),
     cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache: folder or gs://bucket/prefix (default: OUT/../cache)"),
     artifacts: Optional[str] = typer.Option(None, "--artifacts", help="Also publish the trial folder to gs://bucket/prefix/<OUT name>"),
     final: bool = typer.Option(False, "--final", help="Also evaluate the best model on the TEST split (final comparison only)"),
@@ -135,21 +120,15 @@ def trial(
     from .params import parse_assignments
     from .trial import run_trial
 
-    try:
-        overrides = parse_assignments(param)
-        meta_values = parse_assignments(meta)
-    except ValueError as err:
-        fail(str(err))
+    overrides = parse_assignments(param)
+    meta_values = parse_assignments(meta, "--meta")
     try:
         config_overrides = parse_config_overrides(ctx.args)
     except SystemExit:  # spaCy's parser prints its own message and exits
-        fail(f"unexpected arguments {' '.join(ctx.args)!r}: config overrides are --section.key value")
-    try:
-        results = run_trial(experiment_dir, out, overrides, config_overrides=config_overrides, cache=cache,
-                            artifacts=artifacts, final=final, gpu=gpu, eval_processes=eval_processes,
-                            meta=meta_values)
-    except (InputError, ValueError) as err:
-        fail(str(err))
+        raise InputError(" ".join(ctx.args), "unexpected arguments: config overrides are --section.key value") from None
+    results = run_trial(experiment_dir, out, overrides, config_overrides=config_overrides, cache=cache,
+                        artifacts=artifacts, final=final, gpu=gpu, eval_processes=eval_processes,
+                        meta=meta_values)
     line = f"{out}: best dev {results['metric']} {results['best_dev_score']:.4f} at epoch {results['best_epoch']}"
     if final:
         line += f"; TEST {results['metric']} {results['test_score']:.4f}"
@@ -170,16 +149,16 @@ def data_merge_annotations(
     from .data.merge_annotations import MISALIGNED, ON_CONFLICT, format_summary, merge_annotations
 
     if on_conflict not in ON_CONFLICT:
-        fail(f"--on-conflict must be one of {', '.join(ON_CONFLICT)}, got {on_conflict!r}")
+        raise InputError("--on-conflict", f"must be one of {', '.join(ON_CONFLICT)}, got {on_conflict!r}")
     if misaligned not in MISALIGNED:
-        fail(f"--misaligned must be one of {', '.join(MISALIGNED)}, got {misaligned!r}")
+        raise InputError("--misaligned", f"must be one of {', '.join(MISALIGNED)}, got {misaligned!r}")
     if shard_docs < 1:
-        fail(f"--shard-docs must be at least 1, got {shard_docs}")
-    report = run_reporting_input_errors(
-        merge_annotations, inputs, out, on_conflict=on_conflict, misaligned=misaligned,
+        raise InputError("--shard-docs", f"must be at least 1, got {shard_docs}")
+    summary = merge_annotations(
+        inputs, out, on_conflict=on_conflict, misaligned=misaligned,
         complete=complete, shard_docs=shard_docs, lang=lang,
     )
-    typer.echo(format_summary(report, out))
+    typer.echo(format_summary(summary, out))
 
 
 @app.command("campaign", context_settings=OVERRIDES)
@@ -194,50 +173,17 @@ def campaign(
     """Run a fixed design of trials (settings x seeds), skipping finished ones; extra options go to each trial."""
     from .campaign import load_design, run_campaign, summary
 
-    plan = run_reporting_input_errors(load_design, design)
+    plan = load_design(design)
+    counts = {"failed": 0}
     if not summary_only:
-        counts = run_reporting_input_errors(run_campaign, plan, only=only or (), cache=cache, extra=ctx.args,
-                                            max_trials=max_trials)
+        counts = run_campaign(plan, only=only or (), cache=cache, extra=ctx.args, max_trials=max_trials)
         typer.echo(f"campaign {design}: {counts['completed']} run, {counts['skipped']} already done, "
                    f"{counts['failed']} failed")
     table = summary(plan)
     typer.echo("no finished trials yet" if table.empty else table.to_string())
-    if not summary_only and counts["failed"]:
+    if counts["failed"]:
         raise typer.Exit(1)
 
 
-@app.command("report")
-def report(
-    runs: Optional[List[str]] = typer.Argument(None, help="Runs folders or result files (default: runs/ when no source is given)"),
-    study: Optional[str] = typer.Option(None, "--study", help="Optuna study name (default: every study in --storage)"),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (sqlite:///..., postgresql://...)"),
-    gcs: Optional[List[str]] = typer.Option(None, "--gcs", help="gs://bucket/prefix holding */results.json (repeatable)"),
-    polyaxon_project: Optional[List[str]] = typer.Option(None, "--polyaxon-project", help="Polyaxon owner/project (repeatable)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: analysis/results)"),
-    top_k: int = typer.Option(5, "--top-k", help="Trials in the mean/CI sample when the best config has no seed repeats"),
-    no_readmes: bool = typer.Option(False, "--no-readmes", help="Do not update the experiment folders' READMEs"),
-    no_plots: bool = typer.Option(False, "--no-plots", help="Tables only (faster; plots from earlier runs are removed)"),
-) -> None:
-    """Comparison tables and plots from raw trial results, into analysis/results/ and the experiment READMEs."""
-    from analysis.cli import run_report
-    from analysis.report import REPO_ROOT
-
-    if top_k < 1:
-        fail(f"--top-k must be at least 1, got {top_k}")
-    for url in gcs or []:
-        if not url.startswith("gs://"):
-            fail(f"--gcs expects gs://bucket/prefix, got {url!r}")
-    from analysis.load import SourceError
-
-    try:
-        code = run_report(
-            runs or [], study=study, storage=storage, gcs=gcs or [], polyaxon_projects=polyaxon_project or [],
-            out=out or REPO_ROOT / "analysis" / "results", readme_root=None if no_readmes else REPO_ROOT,
-            top_k=top_k, plots=not no_plots, echo=typer.echo,
-        )
-    except SourceError as err:
-        fail(str(err))
-    raise typer.Exit(code)
-
-
-from . import cli_sweep  # noqa: E402,F401  registers `lmao sweep` and `lmao polyaxonfile`
+app.command("report")(report)  # defined in analysis.cli (also `python -m analysis`)
+cli_sweep.register(app)  # `lmao sweep` and `lmao polyaxonfile`

@@ -1,4 +1,5 @@
-"""``lmao sweep`` and ``lmao polyaxonfile`` (registered on the main app by ``experiments.cli``)."""
+"""``lmao sweep`` and ``lmao polyaxonfile``: ``experiments.cli`` registers them with :func:`register`
+(this module imports nothing from it, so there is no import cycle)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from typing import List, Optional
 
 import typer
 
-from .cli import OVERRIDES, app, fail
+from .cli_base import OVERRIDES
 from .errors import InputError
+from .search_space import OPTUNA_SEARCHES, POLYAXON_SEARCHES
 
 
-@app.command("sweep", context_settings=OVERRIDES)
 def sweep(
     ctx: typer.Context,
     experiment_dir: Path = typer.Argument(..., help="Experiment folder with sweep.yml", exists=True, file_okay=False),
-    search: str = typer.Option("random", "--search", help="random | tpe"),
+    search: str = typer.Option("random", "--search", help=f"{' | '.join(OPTUNA_SEARCHES)} (Optuna's samplers)"),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Trials to finish in the study (default: sweep.yml n_trials)"),
     workers: int = typer.Option(1, "--workers", help="Trials run at once by this process"),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite under --runs; postgresql://... for many workers)"),
@@ -34,16 +35,12 @@ def sweep(
     from .params import parse_assignments
     from .sweep import SweepOptions, run_sweep
 
-    try:
-        fixed = parse_assignments(param)
-        options = SweepOptions(
-            experiment_dir=experiment_dir, search=search, n_trials=n_trials, workers=workers, storage=storage,
-            study=study, fixed=fixed, runs=runs, cache=cache, seed=seed, heartbeat=heartbeat,
-            kill_grace=kill_grace, trial_args=list(ctx.args),
-        )
-        summary = run_sweep(options)
-    except (InputError, ValueError) as err:
-        fail(str(err))
+    options = SweepOptions(
+        experiment_dir=experiment_dir, search=search, n_trials=n_trials, workers=workers, storage=storage,
+        study=study, fixed=parse_assignments(param), runs=runs, cache=cache, seed=seed, heartbeat=heartbeat,
+        kill_grace=kill_grace, trial_args=list(ctx.args),
+    )
+    summary = run_sweep(options)
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items()))
     typer.echo(f"study {summary['study']}: {states}")
     if "best_value" in summary:
@@ -51,30 +48,32 @@ def sweep(
                    f"({summary['best_result_dir']})")
 
 
-@app.command("polyaxonfile")
 def polyaxonfile(
     experiment_dir: Path = typer.Argument(..., help="Experiment folder with sweep.yml", exists=True, file_okay=False),
-    search: str = typer.Option("random", "--search", help="random | bayes"),
+    search: str = typer.Option("random", "--search", help=f"{' | '.join(POLYAXON_SEARCHES)} (Polyaxon's matrix kinds; bayes plays tpe's role)"),
     out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: EXPERIMENT_DIR/polyaxonfile.SEARCH.yml)"),
     concurrency: int = typer.Option(4, "--concurrency", help="Matrix runs at once on the cluster"),
     check: bool = typer.Option(False, "--check", help="Exit 1 if the file on disk differs from the generated one"),
 ) -> None:
     """Generate a Polyaxon v2 polyaxonfile (operation + matrix) from EXPERIMENT_DIR/sweep.yml."""
     from .fileio import write_text
-    from .polyaxonfile import SEARCHES, polyaxonfile_path, render_polyaxonfile
+    from .polyaxonfile import polyaxonfile_path, render_polyaxonfile
+    from .search_space import check_search
 
-    if search not in SEARCHES:
-        fail(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    check_search(search, "polyaxon")
     target = out or polyaxonfile_path(experiment_dir, search)
     shown = str(out) if out else f"{experiment_dir.resolve().name}/{target.name}"
-    try:
-        text = render_polyaxonfile(experiment_dir, search, shown, concurrency=concurrency)
-    except InputError as err:
-        fail(str(err))
+    text = render_polyaxonfile(experiment_dir, search, shown, concurrency=concurrency)
     if check:
         if not target.exists() or target.read_text(encoding="utf-8") != text:
-            fail(f"{target} is out of date: run `lmao polyaxonfile {experiment_dir} --search {search}`")
+            raise InputError(target, f"out of date: run `lmao polyaxonfile {experiment_dir} --search {search}`")
         typer.echo(f"{target}: up to date")
         return
     write_text(target, text)
     typer.echo(f"wrote {target}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sweep`` and ``polyaxonfile`` to the ``lmao`` app."""
+    app.command("sweep", context_settings=OVERRIDES)(sweep)
+    app.command("polyaxonfile")(polyaxonfile)

@@ -7,8 +7,12 @@ overrides them; unknown names are an error (a typo must not silently run the def
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,21 @@ PARAMS: Dict[str, Param] = {
 }
 
 
+def did_you_mean(name: Any) -> str:
+    """``; did you mean 'width'?`` for a misspelt param name (empty when nothing is close)."""
+    close = difflib.get_close_matches(str(name), PARAMS, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_param(name: Any) -> str:
+    """The message for a name that is not a param: the closest name, then every known one."""
+    return f"unknown param {name!r}{did_you_mean(name)} (known: {', '.join(sorted(PARAMS))})"
+
+
 def coerce(name: str, value: Any) -> Any:
     """Convert ``value`` (often a string from the command line) to the param's type, or raise ValueError."""
     if name not in PARAMS:
-        known = ", ".join(sorted(PARAMS))
-        raise ValueError(f"unknown param {name!r} (known: {known})")
+        raise ValueError(unknown_param(name))
     spec = PARAMS[name]
     if spec.type is bool:
         if isinstance(value, bool):
@@ -91,21 +105,50 @@ def coerce(name: str, value: Any) -> Any:
     return out
 
 
-def resolve(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
-    """Built-in defaults <- experiment defaults <- overrides, every value type-checked."""
+def coerce_all(values: Mapping[str, Any], source: Union[str, Path], key: str = "") -> Dict[str, Any]:
+    """:func:`coerce` every value of a mapping; a bad name or value is an :class:`InputError` naming
+    ``source`` (a file, or ``-P``) and, with ``key``, the key (``fixed.width``)."""
+    out: Dict[str, Any] = {}
+    for name, value in values.items():
+        try:
+            out[name] = coerce(name, value)
+        except ValueError as err:
+            raise InputError(source, f"{key}.{name}: {err}" if key else str(err)) from None
+    return out
+
+
+def resolve(defaults: Mapping[str, Any], overrides: Mapping[str, Any], *,
+            defaults_source: Union[str, Path] = "defaults", overrides_source: str = "-P") -> Dict[str, Any]:
+    """Built-in defaults <- experiment defaults <- overrides, every value type-checked.
+
+    A bad name or value is an :class:`InputError` naming where it came from (``defaults_source``, e.g.
+    the experiment's ``defaults.yml``, or ``overrides_source``)."""
     params = {name: spec.default for name, spec in PARAMS.items()}
-    for source in (defaults, overrides):
-        for name, value in source.items():
-            params[name] = coerce(name, value)
+    params.update(coerce_all(defaults, defaults_source))
+    params.update(coerce_all(overrides, overrides_source))
     return params
 
 
-def parse_assignments(items) -> Dict[str, str]:
+def _type_name(spec: Param) -> str:
+    return "|".join(map(str, spec.choices)) if spec.choices else spec.type.__name__
+
+
+def params_help() -> str:
+    """Every param with its type, default and help: the epilog of ``lmao trial --help``."""
+    width = max(len(name) for name in PARAMS) + 2
+    lines: List[str] = ["Params (-P name=value; an experiment's defaults.yml sets its own defaults):", "", "\b"]
+    for name, spec in PARAMS.items():
+        default = "''" if spec.default == "" else str(spec.default).lower() if spec.type is bool else spec.default
+        lines.append(f"  {name:<{width}}{_type_name(spec)} = {default}: {spec.help}")
+    return "\n".join(lines)
+
+
+def parse_assignments(items, option: str = "-P") -> Dict[str, str]:
     """Parse ``["width=128", "objective=trigram"]`` from ``-P`` (or ``--meta``) options."""
     out: Dict[str, str] = {}
     for item in items or ():
         if "=" not in item:
-            raise ValueError(f"expected name=value, got {item!r}")
+            raise InputError(option, f"expected name=value, got {item!r}")
         name, value = item.split("=", 1)
         out[name.strip()] = value.strip()
     return out

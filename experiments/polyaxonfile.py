@@ -21,9 +21,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from .params import PARAMS
-from .search_space import Dimension, SearchSpace, load_search_space
+from .search_space import POLYAXON_SEARCHES as SEARCHES  # random | bayes (mapping: search_space.SEARCHES)
+from .search_space import Dimension, SearchSpace, check_search, load_search_space
 
-SEARCHES = ("random", "bayes")
 LOG_GRID_POINTS = 10
 RESULT_METRIC = "best_dev_score"  # the run output the tracker logs (experiments.tracking)
 DEFAULT_IMAGE = "lmao:latest"
@@ -113,8 +113,7 @@ def build_command(experiment: str, space: SearchSpace) -> str:
 def build_polyaxonfile(space: SearchSpace, search: str, *, corpus_dir: str, cache: str,
                        concurrency: int = 4) -> Dict[str, Any]:
     """The whole operation: matrix over the search space + the trial component."""
-    if search not in SEARCHES:
-        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+    check_search(search, "polyaxon")
     experiment = space.experiment
     return {
         "kind": "operation",
@@ -169,14 +168,11 @@ def render_polyaxonfile(experiment_dir: Path, search: str, target_name: str,
 
 
 def default_corpus_dir(experiment_dir: Path) -> str:
-    """The experiment's own default corpus (defaults.yml), else the built-in one."""
-    defaults = Path(experiment_dir) / "defaults.yml"
-    if defaults.is_file():
-        data = yaml.safe_load(defaults.read_text(encoding="utf-8")) or {}
-        value = (data.get("params") or {}).get("corpus_dir")
-        if value:
-            return str(value)
-    return str(PARAMS["corpus_dir"].default)
+    """The experiment's own default corpus: its ``defaults.yml`` read (and validated) as a trial reads it."""
+    from .config import load_experiment
+    from .params import resolve
+
+    return str(resolve(load_experiment(Path(experiment_dir))["params"], {})["corpus_dir"])
 
 
 def polyaxonfile_path(experiment_dir: Path, search: str) -> Path:

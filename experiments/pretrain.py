@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
@@ -24,7 +25,7 @@ from thinc.api import Config, fix_random_seed
 
 from . import objectives  # noqa: F401  (registers lmao.PretrainTrigramVectors.v1)
 from .data.docbins import docbin_files, read_docs
-from .fileio import write_json
+from .fileio import feed_file, write_json
 from .progress import log, progress
 
 LOG_FILE = "log.jsonl"
@@ -125,9 +126,7 @@ def corpus_fingerprint(corpus_dir: Path) -> str:
     digest = hashlib.sha256()
     for file in docbin_files(Path(corpus_dir) / "pretrain"):
         digest.update(file.name.encode())
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        feed_file(digest, file)
     return digest.hexdigest()
 
 
@@ -138,7 +137,7 @@ def vectors_fingerprint(vectors: Optional[Path]) -> Optional[str]:
     for file in sorted(Path(vectors).rglob("*")):
         if file.is_file() and file.name != "vectors-info.json":
             digest.update(str(file.relative_to(vectors)).encode())
-            digest.update(file.read_bytes())
+            feed_file(digest, file)
     return digest.hexdigest()
 
 
@@ -156,3 +155,68 @@ def pretraining_inputs(params: Mapping[str, Any], corpus_dir: Path, vectors: Opt
         "vectors": vectors_fingerprint(vectors) if uses_vectors else None,
         "params": {name: params[name] for name in PRETRAINING_PARAMS},
     }
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """The pretrained weights a trial starts from: which checkpoint of which (cached) run, and its cost.
+
+    The run's own files (``pretraining.json``, checkpoint names) are read only here.
+    """
+
+    objective: str
+    loss: Optional[str]  # None for the characters objective (it has no distance)
+    epochs: int  # full pretraining epochs behind the checkpoint
+    words_seen: int  # words the checkpoint was trained on
+    seconds: float  # pretraining compute spent by this trial (0 when the run was cached)
+    run_seconds: float  # the whole run's time
+    words_per_second: Optional[float]
+    cached: bool  # True when an existing run was reused
+    cache_key: str
+    seed: int  # the pretraining run's seed (``pretrain_seed`` when fixed, else the trial's)
+    checkpoint: Path
+
+    def to_results(self) -> Dict[str, Any]:
+        """The ``pretraining`` block of ``results.json`` (see :mod:`experiments.results`)."""
+        return {"objective": self.objective, "loss": self.loss, "epochs": self.epochs,
+                "words_seen": self.words_seen, "seconds": self.seconds, "run_seconds": self.run_seconds,
+                "words_per_second": self.words_per_second, "cached": self.cached, "cache_key": self.cache_key,
+                "seed": self.seed, "checkpoint": str(self.checkpoint)}
+
+
+def read_run(run_dir: Path, epochs: int, params: Mapping[str, Any], *, cache_key: str, cached: bool) -> Pretrained:
+    """The checkpoint after ``epochs`` epochs (at most as many as the run completed) of a finished run."""
+    info = json.loads((Path(run_dir) / INFO_FILE).read_text(encoding="utf-8"))
+    usable = min(epochs, info["epochs_completed"])
+    name = checkpoint_name(usable)
+    row = info["checkpoints"][name]
+    return Pretrained(
+        objective=params["objective"],
+        loss=params["pretrain_loss"] if params["objective"] != "characters" else None,
+        epochs=usable, words_seen=row["words"], seconds=0.0 if cached else row["seconds"],
+        run_seconds=info["seconds"], words_per_second=info["words_per_second"], cached=cached,
+        cache_key=cache_key, seed=params["seed"], checkpoint=Path(run_dir) / name,
+    )
+
+
+def pretrained_checkpoint(config: Config, params: Mapping[str, Any], corpus_dir: Path, vectors: Optional[Path],
+                          uses_vectors: bool, cache_root: str) -> Pretrained:
+    """Reuse the cached pretraining run these params need, or run it (``config``: the trial's pretraining
+    config), and return the checkpoint for ``params["pretrain_epochs"]``."""
+    from .cache import ArtifactCache, cache_key
+    from .errors import InputError
+
+    epochs = params["pretrain_epochs"]
+    if epochs > params["pretrain_max_epochs"]:
+        raise InputError("pretrain_epochs", f"{epochs} > pretrain_max_epochs ({params['pretrain_max_epochs']})")
+    inputs = pretraining_inputs(params, corpus_dir, vectors, uses_vectors)
+    key = cache_key(inputs)
+
+    def build(out: Path) -> None:
+        log(f"pretraining: {params['objective']} objective, {params['pretrain_max_epochs']} epochs (key {key[:12]})")
+        pretrain(config, out, max_words=params["pretrain_max_words"],
+                 save_every_words=params["pretrain_save_every_words"])
+        write_json(out / "inputs.json", inputs)
+
+    entry = ArtifactCache(cache_root).get_or_create(key, build)
+    return read_run(entry.path, epochs, params, cache_key=key, cached=entry.hit)

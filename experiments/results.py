@@ -44,19 +44,41 @@ Schema (version 1)::
       "started_at": "ISO-8601", "finished_at": null | "ISO-8601", "wall_seconds": float,
       "model_dir": "model-best"                 # relative to the trial dir
     }
+
+This module owns the file: its name, the schema version, creating a trial's record
+(:func:`new_results`), updating it per epoch (:func:`add_epoch`), writing it (:func:`save`), marking a
+stopped trial (:func:`mark`), reading it (:func:`read` / :func:`load_results`) and validating it for a
+report (:func:`problem`). Every other module goes through these.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import platform
+import socket
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
+
+from .fileio import write_json
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
 STATUSES = ("running", "completed", "pruned", "failed")
+USABLE = ("completed", "pruned")  # statuses a report reads; running/failed files are partial
+REQUIRED_KEYS = ("experiment", "task", "status", "params", "epochs")
+
+
+def now() -> str:
+    """The time stamp every result file uses (UTC, ISO-8601, seconds)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def results_path(location: Any) -> Path:
+    """``<trial dir>/results.json`` for a trial folder; the path itself for a result file."""
+    path = Path(location)
+    return path if path.is_file() or path.name == RESULTS_FILE else path / RESULTS_FILE
 
 
 def library_versions() -> Dict[str, str]:
@@ -89,9 +111,121 @@ def git_commit(repo_dir: Optional[Path] = None) -> Optional[str]:
     return f"{sha}+dirty" if dirty else sha
 
 
-def load_results(path: Path) -> Dict[str, Any]:
-    """Read a result file (``results.json`` or its folder)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    return json.loads(path.read_text(encoding="utf-8"))
+def no_pretraining() -> Dict[str, Any]:
+    """The ``pretraining`` block of a baseline trial (or of a trial before its pretraining is known)."""
+    return {"objective": None, "epochs": 0, "words_seen": 0, "seconds": 0.0, "words_per_second": None,
+            "cached": False, "cache_key": None, "checkpoint": None}
+
+
+def new_results(*, experiment: str, task: str, metric: str, params: Mapping[str, Any],
+                config_overrides: Optional[Mapping[str, Any]] = None, meta: Optional[Mapping[str, str]] = None,
+                corpus: Optional[Mapping[str, Any]] = None, final: bool = False) -> Dict[str, Any]:
+    """A trial's record as it starts: ``status: running``, no epochs yet."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "experiment": experiment,
+        "task": task,
+        "status": "running",
+        "error": None,
+        "params": dict(params),
+        "config_overrides": dict(config_overrides or {}),
+        "seed": params["seed"],
+        "meta": dict(meta or {}),
+        "corpus": dict(corpus) if corpus is not None else None,
+        "metric": metric,
+        "pretraining": no_pretraining(),
+        "epochs": [],
+        "best_epoch": None,
+        "best_dev_score": None,
+        "model_size_bytes": None,
+        "inference_words_per_second": None,
+        "final_evaluation": bool(final),
+        "test_score": None,
+        "test_scores": None,
+        "data": None,
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "host": socket.gethostname(),
+        "device": "cpu",
+        "started_at": now(),
+        "finished_at": None,
+        "wall_seconds": None,
+        "model_dir": "model-best",
+    }
+
+
+def add_epoch(results: Dict[str, Any], row: Mapping[str, Any]) -> None:
+    """Append one fine-tuning epoch and keep ``best_epoch`` / ``best_dev_score`` in step."""
+    results["epochs"].append(dict(row))
+    best = max(results["epochs"], key=lambda r: r["dev_score"])
+    results["best_epoch"], results["best_dev_score"] = best["epoch"], best["dev_score"]
+
+
+def finish(results: Dict[str, Any], status: str, error: Optional[str] = None) -> None:
+    """Set the final status (and error), and stamp ``finished_at`` if it is not stamped yet."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown result status {status!r} (expected one of {list(STATUSES)})")
+    results["status"] = status
+    if error:
+        results["error"] = error
+    results["finished_at"] = results.get("finished_at") or now()
+
+
+def save(location: Any, results: Mapping[str, Any]) -> Path:
+    """Write the result file atomically (a reader never sees half of it); returns its path."""
+    path = results_path(location)
+    write_json(path, results)
+    return path
+
+
+def read(location: Any) -> Optional[Dict[str, Any]]:
+    """The result file, or None while there is none (or it is not JSON): for polling a running trial."""
+    try:
+        return json.loads(results_path(location).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def load_results(location: Any) -> Dict[str, Any]:
+    """Read a result file (``results.json`` or its folder); errors if it is missing or not JSON."""
+    return json.loads(results_path(location).read_text(encoding="utf-8"))
+
+
+def mark(location: Any, status: str, error: Optional[str] = None) -> None:
+    """Rewrite a stopped trial's status (``pruned`` / ``failed``) atomically, keeping every epoch it
+    finished; a trial that never wrote its file gets a minimal one."""
+    results = read(location) or {"schema_version": SCHEMA_VERSION, "params": {}, "epochs": []}
+    finish(results, status, error)
+    save(location, results)
+
+
+def problem(data: Any, safe_name: Any = None) -> Optional[str]:
+    """Why a parsed result file cannot be used in a report (None = usable: completed or pruned).
+
+    ``safe_name``: a compiled pattern that ``experiment`` and ``task`` must match in full (they become
+    file and folder names in a report).
+    """
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        return f"unsupported schema_version {version!r}"
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        return f"missing keys: {', '.join(missing)}"
+    if safe_name is not None:
+        for key in ("experiment", "task"):
+            if not isinstance(data[key], str) or not safe_name.fullmatch(data[key]):
+                return f"bad {key} {data[key]!r} (expected a folder-style name)"
+    status = data["status"]
+    if status == "running":
+        return "partial: trial still running"
+    if status == "failed":
+        return f"partial: trial failed ({data.get('error') or 'no error message'})"
+    if status not in USABLE:
+        return f"unknown status {status!r}"
+    if not isinstance(data["epochs"], list) or not isinstance(data["params"], dict):
+        return "malformed epochs/params"
+    if status == "completed" and not isinstance(data.get("best_dev_score"), (int, float)):
+        return "completed but no best_dev_score"
+    return None

@@ -30,9 +30,19 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import yaml
 
 from .errors import InputError
-from .params import PARAMS, coerce
+from .params import PARAMS, coerce, coerce_all, unknown_param
 
 SWEEP_FILE = "sweep.yml"
+# The search methods, one vocabulary per backend. A local sweep (``lmao sweep --search``) uses Optuna's
+# samplers; a cluster sweep (``lmao polyaxonfile --search``) uses Polyaxon's matrix kinds. Both offer a
+# random search and one model-based search: Optuna's TPE, Polyaxon's Gaussian-process "bayes". This table
+# is the one place that says which name plays which role.
+SEARCHES: Dict[str, Dict[str, str]] = {
+    "random": {"optuna": "random", "polyaxon": "random"},
+    "model-based": {"optuna": "tpe", "polyaxon": "bayes"},
+}
+OPTUNA_SEARCHES = tuple(names["optuna"] for names in SEARCHES.values())  # ("random", "tpe")
+POLYAXON_SEARCHES = tuple(names["polyaxon"] for names in SEARCHES.values())  # ("random", "bayes")
 KINDS = ("choice", "uniform", "loguniform", "int")
 DIRECTIONS = ("maximize", "minimize")
 PRUNERS: Dict[str, Dict[str, type]] = {
@@ -93,9 +103,11 @@ class SearchSpace:
     fixed: Dict[str, Any]
     params: Dict[str, Dimension]
 
-    def sample(self, trial: Any) -> Dict[str, Any]:
-        """Sampled values for every searched param (fixed ones are not included)."""
-        return {name: dim.suggest(trial) for name, dim in self.params.items()}
+    def sample(self, trial: Any, fixed: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """A trial's params: ``fixed`` as given, and a value sampled from the trial for every searched
+        param that ``fixed`` does not set (with no ``fixed``: the sampled values only)."""
+        fixed = dict(fixed or {})
+        return {**fixed, **{name: dim.suggest(trial) for name, dim in self.params.items() if name not in fixed}}
 
     def fingerprint(self, fixed_overrides: Optional[Mapping[str, Any]] = None) -> str:
         """A hash of what makes trials comparable: resuming a study with another space is an error."""
@@ -106,6 +118,16 @@ class SearchSpace:
         }
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def check_search(search: str, backend: str) -> None:
+    """``--search`` must be one of ``backend``'s names in :data:`SEARCHES` (``optuna`` or ``polyaxon``);
+    the other backend's name for the same role is pointed out."""
+    allowed = [names[backend] for names in SEARCHES.values()]
+    if search not in allowed:
+        same = [names[backend] for names in SEARCHES.values() if search in names.values()]
+        hint = f" ({search!r} is called {same[0]!r} here)" if same else ""
+        raise InputError("--search", f"expected one of {allowed}, got {search!r}{hint}")
 
 
 def load_search_space(experiment_dir: Path) -> SearchSpace:
@@ -164,7 +186,7 @@ def _parse_params(raw: Any, path: Path) -> Dict[str, Dimension]:
 def _parse_dimension(name: Any, spec: Any, path: Path) -> Dimension:
     key = f"params.{name}"
     if name not in PARAMS:
-        raise InputError(path, f"{key}: unknown param (known: {', '.join(sorted(PARAMS))})")
+        raise InputError(path, f"{key}: {unknown_param(name)}")
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
         raise InputError(path, f"{key}: expected exactly one of {', '.join(KINDS)}, e.g. {{choice: [a, b]}}")
     kind, value = next(iter(spec.items()))
@@ -216,13 +238,7 @@ def _parse_bounds(value: Any, key: str, path: Path, integer: bool) -> Tuple[floa
 def _parse_fixed(raw: Any, path: Path) -> Dict[str, Any]:
     if not isinstance(raw, dict):
         raise InputError(path, "fixed: expected a mapping of param name -> value")
-    out = {}
-    for name, value in raw.items():
-        try:
-            out[name] = coerce(name, value)
-        except ValueError as err:
-            raise InputError(path, f"fixed.{name}: {err}") from None
-    return out
+    return coerce_all(raw, path, "fixed")
 
 
 def _parse_pruner(raw: Any, path: Path) -> Pruner:

@@ -23,16 +23,17 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import functools
-import hashlib
 import json
 import os
 import shutil
 import socket
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, Iterator, List, Optional, Union
+
+from .errors import InputError
+from .fileio import atomic_path, file_digest
 
 PathLike = Union[str, Path]
 GS_SCHEME = "gs://"
@@ -72,15 +73,16 @@ def is_gs_url(url: PathLike) -> bool:
 
 
 def parse_gs_url(url: str) -> GsUrl:
-    """Split ``gs://bucket/some/prefix``; raises ValueError naming the URL when it is not one."""
+    """Split ``gs://bucket/some/prefix`` (the one parser of these URLs); raises InputError (a ValueError)
+    naming the URL when it is not one."""
     if not is_gs_url(url):
-        raise ValueError(f"{url!r}: not a GCS URL (expected gs://bucket/prefix)")
+        raise InputError(str(url), "not a GCS URL (expected gs://bucket/prefix)")
     bucket, _, prefix = url[len(GS_SCHEME) :].partition("/")
     if not bucket or any(c in bucket for c in " /\\"):
-        raise ValueError(f"{url!r}: missing or invalid bucket name")
+        raise InputError(url, "missing or invalid bucket name")
     prefix = prefix.strip("/")
     if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
-        raise ValueError(f"{url!r}: prefix has empty, '.' or '..' segments")
+        raise InputError(url, "prefix has empty, '.' or '..' segments")
     return GsUrl(bucket, prefix)
 
 
@@ -105,14 +107,6 @@ def gcs_client() -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _local_files(local_dir: Path) -> List[str]:
     """Relative POSIX paths of the regular files under ``local_dir`` (sorted, marker excluded)."""
     if not local_dir.is_dir():
@@ -130,7 +124,7 @@ def _local_files(local_dir: Path) -> List[str]:
 def build_manifest(local_dir: Path, data: Optional[str] = None) -> Dict[str, Any]:
     """The marker's content for ``local_dir``: every file with size and sha256, who and when."""
     files = {
-        rel: {"size": (local_dir / rel).stat().st_size, "sha256": _sha256(local_dir / rel)}
+        rel: {"size": (local_dir / rel).stat().st_size, "sha256": file_digest(local_dir / rel)}
         for rel in _local_files(local_dir)
     }
     manifest: Dict[str, Any] = {
@@ -163,7 +157,7 @@ def _verify_files(local_dir: Path, manifest: Dict[str, Any], where: str) -> None
         path = local_dir / rel
         if not path.is_file():
             raise StorageError(f"{where}: {rel} is listed in the manifest but missing")
-        if path.stat().st_size != meta["size"] or _sha256(path) != meta["sha256"]:
+        if path.stat().st_size != meta["size"] or file_digest(path) != meta["sha256"]:
             raise StorageError(f"{where}: {rel} does not match its manifest size/sha256")
 
 
@@ -172,47 +166,33 @@ def _verify_files(local_dir: Path, manifest: Dict[str, Any], where: str) -> None
 # --------------------------------------------------------------------------------------------------
 
 
-def _rename_into_place(tmp: Path, target: Path, where: str) -> None:
-    """Rename the finished folder onto ``target``; fails (and cleans up) if target has content."""
+@contextlib.contextmanager
+def publishing(target: Path) -> Iterator[Path]:
+    """A temporary folder beside ``target`` that becomes ``target`` when the block succeeds; never
+    replaces an existing entry (:class:`AlreadyPublishedError`, and the temporary folder is removed)."""
     try:
-        os.rename(tmp, target)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if target.exists():
-            raise AlreadyPublishedError(f"{where}: already exists, not overwritten") from err
-        raise
+        with atomic_path(target, is_dir=True, overwrite=False) as tmp:
+            yield tmp
+    except FileExistsError as err:
+        raise AlreadyPublishedError(f"{target}: already exists, not overwritten") from err
 
 
-def _tmp_dir_beside(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+def write_marker(folder: Path, manifest: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Write the ``_COMPLETE`` manifest (built from ``folder`` unless given) into ``folder``."""
+    manifest = manifest or build_manifest(folder)
+    (folder / MARKER).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
 
 
 def _publish_local(local_dir: Path, target: Path) -> Dict[str, Any]:
     if (target / MARKER).exists():
         raise AlreadyPublishedError(f"{target}: already published, not overwritten")
-    tmp = _tmp_dir_beside(target)
-    try:
+    with publishing(target) as tmp:
         for rel in _local_files(local_dir):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(local_dir / rel, tmp / rel)
-        manifest = build_manifest(tmp)
-        (tmp / MARKER).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _rename_into_place(tmp, target, str(target))
+        manifest = write_marker(tmp)
     return manifest
-
-
-def adopt_local(built_dir: Path, target: Path, manifest: Optional[Dict[str, Any]] = None) -> None:
-    """Write the marker into ``built_dir`` and rename it onto ``target`` (no copy: same filesystem).
-
-    Raises AlreadyPublishedError if ``target`` already holds an entry (``built_dir`` is removed).
-    """
-    manifest = manifest or build_manifest(built_dir)
-    (built_dir / MARKER).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    _rename_into_place(built_dir, target, str(target))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,8 +302,7 @@ def download_tree(url: PathLike, local_dir: PathLike) -> Dict[str, Any]:
     """
     target = Path(local_dir)
     manifest = read_manifest(url)
-    tmp = _tmp_dir_beside(target)
-    try:
+    with publishing(target) as tmp:
         if is_gs_url(url):
             _download_gcs(parse_gs_url(str(url)), manifest, tmp)
         else:
@@ -331,11 +310,7 @@ def download_tree(url: PathLike, local_dir: PathLike) -> Dict[str, Any]:
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(Path(url) / rel, tmp / rel)
         _verify_files(tmp, manifest, str(url))
-        (tmp / MARKER).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _rename_into_place(tmp, target, str(target))
+        write_marker(tmp, manifest)
     return manifest
 
 

@@ -16,8 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import os
 import shutil
 import signal
@@ -31,17 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from . import results as result_file
 from .errors import InputError
-from .fileio import write_json
-from .params import coerce
+from .params import coerce_all
 from .progress import is_terminal, log
-from .search_space import SearchSpace, load_search_space
+from .search_space import SearchSpace, check_search, load_search_space
 
-SEARCHES = ("random", "tpe")
 STORAGE_FILE = "optuna.sqlite3"
-RESULTS_FILE = "results.json"
 TRIAL_LOG = "trial.log"
-FINISHED = ("completed", "pruned", "failed")
 
 
 class TrialFailed(RuntimeError):
@@ -66,31 +61,8 @@ class SweepOptions:
     trial_args: List[str] = field(default_factory=list)
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def trial_dir(study_dir: Path, number: int) -> Path:
     return study_dir / f"trial-{number:04d}"
-
-
-def read_results(result_dir: Path) -> Optional[Dict[str, Any]]:
-    """The trial's result file, or None while it has not written one (writes are atomic)."""
-    try:
-        return json.loads((Path(result_dir) / RESULTS_FILE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def mark_results(result_dir: Path, status: str, error: Optional[str]) -> None:
-    """Rewrite a stopped trial's status (atomic), keeping every epoch it finished."""
-    results = read_results(result_dir) or {"schema_version": 1, "params": {}, "epochs": []}
-    results["status"] = status
-    if error:
-        results["error"] = error
-    results.setdefault("finished_at", None)
-    results["finished_at"] = results["finished_at"] or now()
-    write_json(Path(result_dir) / RESULTS_FILE, results)
 
 
 def default_storage(runs: Path) -> str:
@@ -113,13 +85,13 @@ def make_storage(url: str, heartbeat: int, on_stale) -> Any:
 
 
 def make_sampler(search: str, seed: Optional[int]) -> Any:
+    """The Optuna sampler for ``--search`` (see ``search_space.SEARCHES`` for the vocabulary)."""
     import optuna
 
-    if search == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+    check_search(search, "optuna")
     if search == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-    raise InputError("--search", f"expected one of {list(SEARCHES)}, got {search!r}")
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def stale_callback(study_dir: Path):
@@ -130,10 +102,10 @@ def stale_callback(study_dir: Path):
 
     def on_stale(study: Any, frozen: Any) -> None:
         result_dir = Path(frozen.user_attrs.get("result_dir") or trial_dir(study_dir, frozen.number))
-        results = read_results(result_dir)
+        results = result_file.read(result_dir)
         # The folder may be on the dead worker's machine: mark it only where this worker can see it.
         if result_dir.is_dir() and (results is None or results.get("status") == "running"):
-            mark_results(result_dir, "failed", "worker lost (no heartbeat); params re-queued as a new trial")
+            result_file.mark(result_dir, "failed", "worker lost (no heartbeat); params re-queued as a new trial")
         log(f"sweep: trial {frozen.number} lost its worker; re-queued")
         retry(study, frozen)
 
@@ -166,7 +138,6 @@ class Sweep:
         self.experiment_dir = Path(options.experiment_dir)
         self.space: SearchSpace = load_search_space(self.experiment_dir)
         self.fixed = self._fixed_params(options.fixed)
-        self.searched = {n: d for n, d in self.space.params.items() if n not in self.fixed}
         self.n_trials = options.n_trials or self.space.n_trials
         self.study_name = options.study or f"{self.space.experiment}-{options.search}"
         self.runs = Path(options.runs)
@@ -178,13 +149,7 @@ class Sweep:
         self.lock = threading.Lock()
 
     def _fixed_params(self, overrides: Mapping[str, Any]) -> Dict[str, Any]:
-        fixed = dict(self.space.fixed)
-        for name, value in overrides.items():
-            try:
-                fixed[name] = coerce(name, value)
-            except ValueError as err:
-                raise InputError("-P", str(err)) from None
-        return fixed
+        return {**self.space.fixed, **coerce_all(overrides, "-P")}
 
     # --- study -----------------------------------------------------------------------------------
     def open_study(self) -> Any:
@@ -237,7 +202,7 @@ class Sweep:
         result_dir = trial_dir(self.study_dir, trial.number)
         trial.set_user_attr("result_dir", str(result_dir.resolve()))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        params = {**self.fixed, **{name: dim.suggest(trial) for name, dim in self.searched.items()}}
+        params = self.space.sample(trial, self.fixed)
         frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
         retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if retried is not None:
@@ -249,7 +214,7 @@ class Sweep:
     def _adopt_finished(self, trial: Any, original: int) -> Optional[float]:
         """A retried trial whose original finished before its worker died: reuse it, do not rerun it."""
         original_dir = trial_dir(self.study_dir, original)
-        results = read_results(original_dir)
+        results = result_file.read(original_dir)
         if not results or results.get("status") != "completed" or results.get("best_dev_score") is None:
             return None
         trial.set_user_attr("result_dir", str(original_dir.resolve()))
@@ -277,7 +242,7 @@ class Sweep:
         command = self.trial_command(params, result_dir, trial.number)
         with open(result_dir / TRIAL_LOG, "ab") as out:
             header = f"# lmao sweep: study {self.study_name} trial {trial.number} started by " \
-                     f"{socket.gethostname()}:{os.getpid()} at {now()}\n# {' '.join(command)}\n"
+                     f"{socket.gethostname()}:{os.getpid()} at {result_file.now()}\n# {' '.join(command)}\n"
             out.write(header.encode())
             out.flush()
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
@@ -286,7 +251,7 @@ class Sweep:
             pruned_at = self._watch(trial, proc, result_dir)
         except KeyboardInterrupt:
             stop_process(proc, self.options.kill_grace)
-            mark_results(result_dir, "failed", "sweep interrupted; params re-queued")
+            result_file.mark(result_dir, "failed", "sweep interrupted; params re-queued")
             trial.study.enqueue_trial(trial.params)
             raise
         finally:
@@ -294,7 +259,7 @@ class Sweep:
                 stop_process(proc, self.options.kill_grace)
         if pruned_at is not None:
             message = f"pruned by the {self.space.pruner.kind} pruner after epoch {pruned_at}"
-            mark_results(result_dir, "pruned", None)
+            result_file.mark(result_dir, "pruned", None)
             from .tracking import mark_stopped
 
             mark_stopped(result_dir, "pruned", message)
@@ -306,7 +271,7 @@ class Sweep:
         reported = 0
         while True:
             done = proc.poll() is not None
-            results = read_results(result_dir) or {}
+            results = result_file.read(result_dir) or {}
             for row in results.get("epochs", [])[reported:]:
                 reported += 1
                 trial.report(float(row["dev_score"]), step=int(row["epoch"]))
@@ -320,12 +285,12 @@ class Sweep:
             time.sleep(self.options.poll_seconds)
 
     def _outcome(self, returncode: int, result_dir: Path) -> float:
-        results = read_results(result_dir) or {}
+        results = result_file.read(result_dir) or {}
         if returncode == 0 and results.get("status") == "completed" and results.get("best_dev_score") is not None:
             return float(results["best_dev_score"])
         error = results.get("error") or f"trial process exited with code {returncode} (see {TRIAL_LOG})"
         if results.get("status") != "failed":
-            mark_results(result_dir, "failed", error)
+            result_file.mark(result_dir, "failed", error)
         raise TrialFailed(f"{result_dir}: {error}")
 
     # --- the loop --------------------------------------------------------------------------------
@@ -398,8 +363,7 @@ class Sweep:
 
 def run_sweep(options: SweepOptions) -> Dict[str, Any]:
     """Run (or continue) a sweep; returns a summary with the best trial."""
-    if options.search not in SEARCHES:
-        raise InputError("--search", f"expected one of {list(SEARCHES)}, got {options.search!r}")
+    check_search(options.search, "optuna")
     if options.workers < 1:
         raise InputError("--workers", f"expected at least 1, got {options.workers}")
     return Sweep(options).run()

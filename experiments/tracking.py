@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from .fileio import write_json
+from .results import RESULTS_FILE
 
 RUN_FILE = "polyaxon.json"
-RESULTS_FILE = "results.json"
 RESULT_METRIC = "best_dev_score"
 
 

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
+from . import results as result_file
 from .config import build_config, load_experiment, needs_vectors
 from .errors import InputError
-from .fileio import write_json
 from .params import resolve
 from .progress import log
-from .results import RESULTS_FILE, SCHEMA_VERSION, git_commit, library_versions
 from .tracking import make_tracker
-
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def resolve_vectors(params: Mapping[str, Any], corpus_dir: Path) -> Optional[Path]:
@@ -52,54 +45,13 @@ def select_device(gpu: str) -> int:
 
     if gpu == "auto":
         return 0 if spacy.prefer_gpu() else -1
-    gpu_id = int(gpu)
+    try:
+        gpu_id = int(gpu)
+    except ValueError:
+        raise InputError("--gpu", f"expected auto, -1 or a GPU id, got {gpu!r}") from None
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     return gpu_id
-
-
-def pretrained_checkpoint(experiment_dir: Path, params: Mapping[str, Any], corpus_dir: Path,
-                          vectors: Optional[Path], cache_root: str, config_overrides: Mapping[str, Any],
-                          use_gpu: int) -> Dict[str, Any]:
-    """Reuse or run the pretraining this trial needs; return the ``pretraining`` block of the results."""
-    from .cache import ArtifactCache, cache_key
-    from .pretrain import INFO_FILE, checkpoint_name, pretrain, pretraining_inputs
-
-    epochs = params["pretrain_epochs"]
-    if epochs > params["pretrain_max_epochs"]:
-        raise ValueError(f"pretrain_epochs ({epochs}) > pretrain_max_epochs ({params['pretrain_max_epochs']})")
-    uses_vectors = needs_vectors(params, pretraining=True)
-    if params["pretrain_seed"] >= 0:  # one pretraining run shared by every fine-tuning seed
-        params = {**params, "seed": params["pretrain_seed"]}
-    inputs = pretraining_inputs(params, corpus_dir, vectors, uses_vectors)
-    key = cache_key(inputs)
-    config = build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors, pretraining=True,
-                          overrides=config_overrides)
-
-    def build(out: Path) -> None:
-        log(f"pretraining: {params['objective']} objective, {params['pretrain_max_epochs']} epochs (key {key[:12]})")
-        pretrain(config, out, max_words=params["pretrain_max_words"],
-                 save_every_words=params["pretrain_save_every_words"])
-        write_json(out / "inputs.json", inputs)
-
-    entry = ArtifactCache(cache_root).get_or_create(key, build)
-    info = json.loads((entry.path / INFO_FILE).read_text())
-    usable = min(epochs, info["epochs_completed"])
-    name = checkpoint_name(usable)
-    row = info["checkpoints"][name]
-    return {
-        "objective": params["objective"],
-        "loss": params["pretrain_loss"] if params["objective"] != "characters" else None,
-        "epochs": usable,
-        "words_seen": row["words"],
-        "seconds": 0.0 if entry.hit else row["seconds"],
-        "run_seconds": info["seconds"],
-        "words_per_second": info["words_per_second"],
-        "cached": entry.hit,
-        "cache_key": key,
-        "seed": params["seed"],
-        "checkpoint": str(entry.path / name),
-    }
 
 
 def run_trial(
@@ -123,7 +75,7 @@ def run_trial(
 
     experiment_dir, out_dir = Path(experiment_dir), Path(out_dir)
     experiment = load_experiment(experiment_dir)
-    params = resolve(experiment["params"], overrides)
+    params = resolve(experiment["params"], overrides, defaults_source=experiment_dir / "defaults.yml")
     task = experiment["task"]
     corpus_dir = Path(params["corpus_dir"])
     for name in ("train.spacy", "dev.spacy"):
@@ -131,44 +83,14 @@ def run_trial(
             raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data ...` first)")
     vectors = resolve_vectors(params, corpus_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results_path = out_dir / RESULTS_FILE
     started = time.perf_counter()
-    results: Dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "experiment": experiment["name"],
-        "task": task,
-        "status": "running",
-        "error": None,
-        "params": dict(params),
-        "config_overrides": dict(config_overrides or {}),
-        "seed": params["seed"],
-        "meta": dict(meta or {}),
-        "corpus": corpus_info(corpus_dir),
-        "metric": METRICS[task],
-        "pretraining": {"objective": None, "epochs": 0, "words_seen": 0, "seconds": 0.0,
-                        "words_per_second": None, "cached": False, "cache_key": None, "checkpoint": None},
-        "epochs": [],
-        "best_epoch": None,
-        "best_dev_score": None,
-        "model_size_bytes": None,
-        "inference_words_per_second": None,
-        "final_evaluation": bool(final),
-        "test_score": None,
-        "test_scores": None,
-        "data": None,
-        "versions": library_versions(),
-        "git_commit": git_commit(),
-        "host": socket.gethostname(),
-        "device": "cpu",
-        "started_at": _now(),
-        "finished_at": None,
-        "wall_seconds": None,
-        "model_dir": "model-best",
-    }
+    results = result_file.new_results(
+        experiment=experiment["name"], task=task, metric=METRICS[task], params=params,
+        config_overrides=config_overrides, meta=meta, corpus=corpus_info(corpus_dir), final=final)
 
     def save() -> None:
         results["wall_seconds"] = round(time.perf_counter() - started, 3)
-        write_json(results_path, results)
+        result_file.save(out_dir, results)
 
     save()
     tracker = make_tracker(experiment["name"], params, out_dir)  # Polyaxon run when an API is configured
@@ -177,18 +99,23 @@ def run_trial(
         results["device"] = f"gpu:{use_gpu}" if use_gpu >= 0 else "cpu"
         init_tok2vec = None
         if params["pretrain_epochs"] > 0:
-            results["pretraining"] = pretrained_checkpoint(
-                experiment_dir, params, corpus_dir, vectors, cache or str(out_dir.parent / "cache"),
-                config_overrides or {}, use_gpu)
-            init_tok2vec = Path(results["pretraining"]["checkpoint"])
+            from .pretrain import pretrained_checkpoint
+
+            # A fixed pretrain_seed lets one cached pretraining run serve every fine-tuning seed.
+            pre_params = {**params, "seed": params["pretrain_seed"]} if params["pretrain_seed"] >= 0 else params
+            pretrain_config = build_config(experiment_dir, pre_params, corpus_dir=corpus_dir, vectors=vectors,
+                                           pretraining=True, overrides=config_overrides)
+            pretrained = pretrained_checkpoint(
+                pretrain_config, pre_params, corpus_dir, vectors, needs_vectors(params, pretraining=True),
+                cache or str(out_dir.parent / "cache"))
+            results["pretraining"] = pretrained.to_results()
+            init_tok2vec = pretrained.checkpoint
             save()
         config = build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors,
                               init_tok2vec=init_tok2vec, overrides=config_overrides)
 
         def on_epoch(row: Dict[str, Any]) -> None:
-            results["epochs"].append(row)
-            best = max(results["epochs"], key=lambda r: r["dev_score"])
-            results["best_epoch"], results["best_dev_score"] = best["epoch"], best["dev_score"]
+            result_file.add_epoch(results, row)
             log(f"{experiment['name']}: epoch {row['epoch']} loss {row['train_loss']:.3f} "
                 f"dev {results['metric']} {row['dev_score']:.4f} ({row['seconds']:.1f}s)")
             save()
@@ -205,14 +132,13 @@ def run_trial(
             test = evaluate_saved(out_dir / "model-best", test_path, task,
                                   batch_size=params["eval_batch_size"], processes=eval_processes or 2)
             results["test_score"], results["test_scores"] = test.score, _plain(test.scores)
-        results["status"] = "completed"
+        result_file.finish(results, "completed")
     except BaseException as err:
-        results["status"] = "failed"
-        results["error"] = f"{type(err).__name__}: {err}"
         results["traceback"] = traceback.format_exc()
+        result_file.finish(results, "failed", f"{type(err).__name__}: {err}")
         raise
     finally:
-        results["finished_at"] = _now()
+        results["finished_at"] = result_file.now()
         save()
         tracker.finish(results)
         if artifacts:

@@ -53,6 +53,7 @@ def test_terraform_fmt():
     assert problems == []
 
 
+@pytest.mark.slow  # runs checkov (an external scanner, tens of seconds)
 def test_checkov_passes():
     summary, failures = check_infra.run_checkov()
     assert failures == []
@@ -63,6 +64,7 @@ def test_checkov_passes():
     assert summary["skipped"] == annotations
 
 
+@pytest.mark.slow  # runs checkov (an external scanner, tens of seconds)
 def test_dockerfile_checkov_passes():
     summary, failures = check_infra.run_checkov(check_infra.DOCKERFILE, "dockerfile")
     assert failures == [] and summary["passed"] >= 20
@@ -115,6 +117,7 @@ def test_parse_error_names_file_and_line(tmp_path):
     assert len(problems) == 1 and re.match(rf"{re.escape(str(tmp_path))}/bad\.tf:\d+: HCL does not parse", problems[0])
 
 
+@pytest.mark.slow  # runs checkov (an external scanner, tens of seconds)
 def test_checkov_reports_an_insecure_bucket(tmp_path):
     (tmp_path / "main.tf").write_text(
         'resource "google_storage_bucket" "open" {\n  name     = "x"\n  location = "EU"\n}\n'

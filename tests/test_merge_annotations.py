@@ -340,8 +340,8 @@ def test_cli_bad_input_exits_nonzero_with_one_line_and_keeps_old_output(tmp_path
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--on-conflict", "longest"], "error: --on-conflict must be one of fail, keep-longest, got 'longest'"),
-        (["--misaligned", "contract"], "error: --misaligned must be one of fail, skip, expand, got 'contract'"),
+        (["--on-conflict", "longest"], "error: --on-conflict: must be one of fail, keep-longest, got 'longest'"),
+        (["--misaligned", "contract"], "error: --misaligned: must be one of fail, skip, expand, got 'contract'"),
     ],
 )
 def test_cli_rejects_unknown_modes(tmp_path: Path, per_gpe, args: list, message: str):

@@ -55,6 +55,10 @@ def test_good_file_samples_inside_its_ranges(tmp_path):
         assert values["width"] in (32, 64) and 1 <= values["depth"] <= 3
         assert isinstance(values["depth"], int) and 0.0 <= values["dropout"] <= 0.3
         assert 1e-4 <= values["learn_rate"] <= 1e-2 and values["objective"] in PARAMS["objective"].choices
+    trial = study.ask()
+    values = space.sample(trial, {"width": 48, "max_epochs": 2})  # fixed values win and are not sampled
+    assert values["width"] == 48 and values["max_epochs"] == 2 and "width" not in trial.params
+    assert set(values) == set(space.params) | {"max_epochs"}
 
 
 @pytest.mark.parametrize("change, key", [

@@ -21,6 +21,7 @@ from experiments.trial import run_trial
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"
 NER = REPO / "ontonotes-ner"
+pytestmark = pytest.mark.slow  # every test here trains a (tiny) model
 
 
 def majority_share(corpus: Path) -> float:

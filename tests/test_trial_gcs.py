@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from analysis.load import read_gcs
 from experiments.storage import download_tree, is_complete
 from experiments.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # trains a (tiny) model
 
 
 def test_trial_artifacts_and_cache_on_gcs(gcs_emulator, imdb_corpus, tiny_trial_params, tmp_path, monkeypatch):

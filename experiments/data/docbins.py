@@ -79,7 +79,3 @@ def read_docs(path: PathLike, vocab: Vocab) -> Iterator[Doc]:
         except Exception as err:  # msgpack/zlib errors: name the file, not the library internals
             raise InputError(file, f"not a readable spaCy DocBin ({type(err).__name__}: {err})") from None
         yield from db.get_docs(vocab)
-
-
-def count_words(docs: Iterable[Doc]) -> int:
-    return sum(len(doc) for doc in docs)

@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import urllib.request
 from pathlib import Path
 from typing import Optional
 
 from tqdm import tqdm
 
-from ..fileio import atomic_path
-
-CACHE_DIR = Path(os.environ.get("LMAO_CACHE", Path.home() / ".cache" / "lmao"))
+from ..fileio import atomic_path, file_digest, local_cache_dir
 
 
-def file_digest(path: Path, algorithm: str = "md5") -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def download(url: str, *, checksum: Optional[str] = None, cache_dir: Path = CACHE_DIR) -> Path:
-    """Fetch ``url`` into ``cache_dir`` (reused when already there and the checksum matches).
+def download(url: str, *, checksum: Optional[str] = None, cache_dir: Optional[Path] = None) -> Path:
+    """Fetch ``url`` into ``cache_dir`` (default: the local cache folder, ``$LMAO_CACHE_DIR`` or
+    ``~/.cache/lmao``), reused when already there and the checksum matches.
 
     ``checksum`` is ``"md5:<hex>"`` or ``"sha256:<hex>"``. A mismatch removes nothing that was good
     before: the download goes to a temporary name and only a verified file is moved into place.
     """
-    target = Path(cache_dir) / Path(url.split("?")[0]).name
+    target = Path(cache_dir or local_cache_dir()) / Path(url.split("?")[0]).name
     algorithm, _, expected = (checksum or "").partition(":")
     if target.exists() and (not checksum or file_digest(target, algorithm) == expected):
         return target
