@@ -95,3 +95,30 @@ def load_results(path: Path) -> Dict[str, Any]:
     if path.is_dir():
         path = path / RESULTS_FILE
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+FINISHED = ("completed", "pruned")
+
+
+def clear_unfinished(out_dir: Path) -> bool:
+    """Start a retried trial clean: if ``out_dir`` holds a ``results.json`` that did not finish
+    (``running`` from a killed attempt, e.g. a preempted Spot node, ``failed``, or unreadable), remove
+    everything in ``out_dir`` so no model, checkpoint or epoch row of that attempt mixes with the new
+    one. A finished trial's folder is left as it is. Returns True when something was removed."""
+    import shutil
+
+    path = Path(out_dir) / RESULTS_FILE
+    if not path.is_file():
+        return False
+    try:
+        status = json.loads(path.read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if status in FINISHED:
+        return False
+    for child in Path(out_dir).iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    return True

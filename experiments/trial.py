@@ -19,7 +19,8 @@ from .errors import InputError
 from .fileio import write_json
 from .params import resolve
 from .progress import log
-from .results import RESULTS_FILE, SCHEMA_VERSION, git_commit, library_versions
+from .results import RESULTS_FILE, SCHEMA_VERSION, clear_unfinished, git_commit, library_versions
+from .storage import local_corpus
 from .tracking import make_tracker
 
 
@@ -122,12 +123,13 @@ def run_trial(
     experiment = load_experiment(experiment_dir)
     params = resolve(experiment["params"], overrides)
     task = experiment["task"]
-    corpus_dir = Path(params["corpus_dir"])
+    corpus_dir = local_corpus(params["corpus_dir"])  # gs://...: a verified local copy
     for name in ("train.spacy", "dev.spacy"):
         if not (corpus_dir / name).exists():
             raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data ...` first)")
     vectors = resolve_vectors(params, corpus_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    clear_unfinished(out_dir)  # a retried attempt starts clean, never mixed with the killed one
     results_path = out_dir / RESULTS_FILE
     started = time.perf_counter()
     results: Dict[str, Any] = {
