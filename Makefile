@@ -133,6 +133,7 @@ SWEEP_WORKERS ?= 2
 SWEEP_ARGS ?= -P width=64 -P depth=2 -P embed_rows=2000 -P max_epochs=3 -P patience=0 -P pretrain_max_words=200000
 DASH_VENV ?= .venv-dashboard
 DASHBOARD_PORT ?= 8000
+DASHBOARD_DIR ?= .polyaxon-sandbox
 .PHONY: sweep polyaxonfiles dashboard dashboard-venv
 sweep: data-imdb-small
 	$(LMAO) sweep lmao-imdb-1k --search random --study $(SWEEP_STUDY) --n-trials $(SWEEP_TRIALS) \
@@ -144,8 +145,9 @@ polyaxonfiles: venv
 	for e in lmao-imdb-1k ontonotes-ner; do for s in random bayes; do $(LMAO) polyaxonfile $$e --search $$s; done; done
 	$(LMAO) polyaxonfile lmao-imdb-1k --search random --out polyaxonfile.yml
 
-# Polyaxon's own server in a separate venv (its pins clash with the main one); SQLite + local artifacts
-# under RUNS/polyaxon. Then, in another shell: export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT)
+# Polyaxon's own server in a separate venv (its pins clash with the main one), started by tools/dashboard.sh
+# with its web UI served offline. SQLite + local artifacts in DASHBOARD_DIR, outside RUNS: `make report`
+# reads RUNS, and the sandbox keeps a copy of every tracked trial's results.json.
 $(DASH_VENV)/.installed:
 	$(PYTHON) -m venv $(DASH_VENV)
 	$(DASH_VENV)/bin/pip install --quiet --upgrade pip
@@ -154,9 +156,10 @@ $(DASH_VENV)/.installed:
 
 dashboard-venv: $(DASH_VENV)/.installed
 
-dashboard: dashboard-venv
-	@mkdir -p $(RUNS)/polyaxon
-	@echo "Polyaxon dashboard: http://127.0.0.1:$(DASHBOARD_PORT) (Ctrl-C stops it). Track trials with:"
-	@echo "  export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT); make sweep"
-	cd $(RUNS)/polyaxon && HOME=$(abspath $(RUNS)/polyaxon) $(abspath $(DASH_VENV))/bin/haupt sandbox start \
-		--host 127.0.0.1 --port $(DASHBOARD_PORT) --workers 1 --path $(abspath $(RUNS)/polyaxon/sandbox)
+dashboard: dashboard-venv venv
+	@echo "Polyaxon dashboard (Ctrl-C stops it): http://127.0.0.1:$(DASHBOARD_PORT)"
+	@echo "Runs with their scores: $$($(BIN)/python -c 'from experiments.tracking import runs_page_url; print(runs_page_url("http://127.0.0.1:$(DASHBOARD_PORT)", "lmao-imdb-1k"))')"
+	@echo "Track something, in another shell:  export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT)"
+	@echo "  make trial-small                                   # one tracked trial (about a minute)"
+	@echo "  make sweep SWEEP_STUDY=dash-\$$(date +%s) SWEEP_TRIALS=6   # a fresh small study, every trial tracked"
+	tools/dashboard.sh $(DASHBOARD_DIR) $(DASHBOARD_PORT)

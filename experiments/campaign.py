@@ -28,14 +28,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import yaml
 
 from .errors import InputError
 from .params import coerce
 from .progress import log
-from .results import RESULTS_FILE, load_results
+from .results import load_results
 
 
 @dataclass(frozen=True)

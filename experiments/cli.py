@@ -135,6 +135,27 @@ def trial(
     typer.echo(line)
 
 
+@data_app.command("upload")
+def data_upload(
+    corpus_dir: Path = typer.Argument(..., help="Prepared corpus folder (from `lmao data imdb|ner`)"),
+    url: str = typer.Argument(..., help="gs://bucket/prefix to publish it at (trials then take -P corpus_dir=URL)"),
+) -> None:
+    """Publish a prepared corpus to GCS as one entry with a manifest (size + sha256 of every file), so
+    trials on the cluster can take `-P corpus_dir=gs://...` (downloaded once per node and verified)."""
+    from .storage import AlreadyPublishedError, StorageError, is_gs_url, upload_tree
+
+    if not is_gs_url(url):
+        raise InputError(url, "expected gs://bucket/prefix")
+    for name in ("train.spacy", "dev.spacy"):
+        if not (corpus_dir / name).is_file():
+            raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data ...` first)")
+    try:
+        manifest = upload_tree(corpus_dir, url)
+    except (AlreadyPublishedError, StorageError) as err:
+        raise InputError(url, str(err)) from None
+    typer.echo(f"{url}: {len(manifest['files'])} files published")
+
+
 @data_app.command("merge-annotations")
 def data_merge_annotations(
     inputs: List[Path] = typer.Argument(..., help="Prodigy NER datasets (.jsonl or .jsonl.gz), e.g. one per label"),

@@ -229,3 +229,23 @@ def problem(data: Any, safe_name: Any = None) -> Optional[str]:
     if status == "completed" and not isinstance(data.get("best_dev_score"), (int, float)):
         return "completed but no best_dev_score"
     return None
+
+
+def clear_unfinished(out_dir: Path) -> bool:
+    """Start a retried trial clean: if ``out_dir`` holds a result file that did not finish (``running``
+    from a killed attempt, e.g. a preempted Spot node, ``failed``, or unreadable), remove everything in
+    ``out_dir`` so no model, checkpoint or epoch row of that attempt mixes with the new one. A finished
+    trial's folder is left as it is. Returns True when something was removed."""
+    import shutil
+
+    if not results_path(out_dir).is_file():
+        return False
+    data = read(out_dir)
+    if isinstance(data, dict) and data.get("status") in USABLE:
+        return False
+    for child in Path(out_dir).iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    return True

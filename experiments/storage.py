@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Dict, Iterator, List, Optional, Union
 
 from .errors import InputError
-from .fileio import atomic_path, file_digest
+from .fileio import atomic_path, file_digest, local_cache_dir
 
 PathLike = Union[str, Path]
 GS_SCHEME = "gs://"
@@ -326,3 +327,43 @@ def list_complete(url: PathLike) -> Iterator[str]:
     for marker in sorted(Path(url).rglob(MARKER)):
         if not any(part.startswith(".") for part in marker.relative_to(url).parts):
             yield str(marker.parent)
+
+
+# --------------------------------------------------------------------------------------------------
+# Prepared corpora on GCS
+# --------------------------------------------------------------------------------------------------
+
+
+def local_corpus(corpus_dir: PathLike, mirror_root: Optional[PathLike] = None) -> Path:
+    """The local folder of a prepared corpus: ``corpus_dir`` itself, or for ``gs://bucket/prefix`` a
+    verified local copy of the entry published there (``lmao data upload``).
+
+    The copy lives under ``<mirror_root>/corpus/<bucket>/<prefix>/<manifest sha256[:16]>`` (default
+    root ``$LMAO_CACHE_DIR`` or ``~/.cache/lmao``, the pretraining cache's mirror): downloaded once per
+    machine, every file checked against the entry's manifest (size and sha256), and renamed into place
+    whole, so trials sharing a node never read half a corpus. A copy already there is reused only if its
+    manifest is the one published now. A prefix without a ``_COMPLETE`` marker is an error that says
+    how to publish one.
+    """
+    if not is_gs_url(corpus_dir):
+        return Path(corpus_dir)
+    gs = parse_gs_url(str(corpus_dir))
+    try:
+        manifest = read_manifest(str(gs))
+    except IncompleteEntryError as err:
+        from .errors import InputError
+
+        raise InputError(f"{gs}/{MARKER}", f"not a published corpus (marker missing); publish the prepared "
+                                          f"folder with `lmao data upload CORPUS_DIR {gs}`") from err
+    digest = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(mirror_root) if mirror_root is not None else local_cache_dir()
+    target = root / "corpus" / gs.bucket / (gs.prefix or "_root") / digest
+    if not (target / MARKER).is_file():
+        try:
+            download_tree(str(gs), target)
+        except AlreadyPublishedError:
+            pass  # another trial on this machine finished the same download first: use its copy
+    local = _parse_manifest((target / MARKER).read_text(encoding="utf-8"), str(target / MARKER))
+    if local["files"] != manifest["files"]:
+        raise StorageError(f"{target}: local copy does not match {gs}/{MARKER}; delete the folder and retry")
+    return target

@@ -34,6 +34,23 @@ RUN_FILE = "polyaxon.json"
 RESULT_METRIC = "best_dev_score"
 
 
+# The runs list's columns: Polyaxon's UI has no server-side default, but reads them from the page URL
+# (``?search=`` base64 of ``{"columns": "a,b,..."}``, haupt 2.18.0 UI bundle; ``in.``/``out.`` are a run's
+# inputs/outputs). Open this link, or pick the same columns with the table's "columns hidden" button.
+RUNS_COLUMNS = ("name", "started_at", "duration", "out.epoch", "out.dev_score", "out." + RESULT_METRIC,
+                "out.best_epoch", "in.pretrain_epochs", "in.objective", "in.width", "in.depth", "in.learn_rate")
+
+
+def runs_page_url(host: str, project: str, owner: str = "default") -> str:
+    """The dashboard's runs list of ``project`` with the columns a sweep is monitored by."""
+    import base64
+    import urllib.parse
+
+    spec = json.dumps({"columns": ",".join(RUNS_COLUMNS)}, separators=(",", ":"))
+    search = urllib.parse.quote(base64.b64encode(spec.encode()).decode(), safe="")
+    return f"{host.rstrip('/')}/ui/{owner}/{project}/runs?search={search}"
+
+
 class NoTracker:
     """Tracking is off: every call is a no-op."""
 
@@ -101,6 +118,7 @@ class PolyaxonTracker:
 
         self.tracking = tracking
         self.out_dir = Path(out_dir)
+        self.best: Optional[float] = None
         if managed:
             tracking.init(track_code=False, track_env=False, track_logs=False)
         else:
@@ -126,6 +144,10 @@ class PolyaxonTracker:
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
         self._safely("log_epoch", self.tracking.log_metrics, step=int(row["epoch"]), **numeric_metrics(row))
+        # Also as outputs, so the runs list can show a running trial's progress (see runs_page_url).
+        self.best = max(self.best, float(row["dev_score"])) if self.best is not None else float(row["dev_score"])
+        self._safely("log_epoch", self.tracking.log_outputs, epoch=int(row["epoch"]),
+                     dev_score=float(row["dev_score"]), **{RESULT_METRIC: self.best})
 
     def finish(self, results: Mapping[str, Any]) -> None:
         self._safely("finish", self._finish, results)

@@ -18,6 +18,7 @@ from .config import build_config, load_experiment, needs_vectors
 from .errors import InputError
 from .params import resolve
 from .progress import log
+from .storage import local_corpus
 from .tracking import make_tracker
 
 
@@ -77,12 +78,13 @@ def run_trial(
     experiment = load_experiment(experiment_dir)
     params = resolve(experiment["params"], overrides, defaults_source=experiment_dir / "defaults.yml")
     task = experiment["task"]
-    corpus_dir = Path(params["corpus_dir"])
+    corpus_dir = local_corpus(params["corpus_dir"])  # gs://...: a verified local copy
     for name in ("train.spacy", "dev.spacy"):
         if not (corpus_dir / name).exists():
             raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data ...` first)")
     vectors = resolve_vectors(params, corpus_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    result_file.clear_unfinished(out_dir)  # a retried attempt starts clean, never mixed with the killed one
     started = time.perf_counter()
     results = result_file.new_results(
         experiment=experiment["name"], task=task, metric=METRICS[task], params=params,

@@ -7,9 +7,17 @@ locals {
   workload_pool = "${var.project_id}.svc.id.goog"
   ingress       = var.polyaxon_ingress_host != ""
 
-  # Helm release "polyaxon" of chart "polyaxon": the chart names its service accounts after it.
-  polyaxon_release = "polyaxon"
-  polyaxon_ksas    = ["${local.polyaxon_release}-runs-sa", "${local.polyaxon_release}-agent-sa"]
+  # Names the Polyaxon chart derives from the Helm release name (tools/check_infra.py checks these against
+  # the chart's templates for polyaxon_chart_version and against the READMEs): _helpers.tpl
+  # "polyaxon.fullname" = "<release>-polyaxon"; runs-sa.yaml / agent-sa.yaml add "-runs-sa" / "-agent-sa";
+  # gateway-svc.yaml adds "-gateway". API, streams and gateway pods set no serviceAccountName, so they run
+  # as the namespace's "default" service account.
+  polyaxon_release      = "polyaxon"
+  polyaxon_fullname     = "${local.polyaxon_release}-polyaxon"
+  polyaxon_runs_ksa     = "${local.polyaxon_fullname}-runs-sa"
+  polyaxon_agent_ksa    = "${local.polyaxon_fullname}-agent-sa"
+  polyaxon_gateway_svc  = "${local.polyaxon_fullname}-gateway"
+  polyaxon_platform_ksa = "default"
 
   # Every node pool carries the label lmao/pool=<name>; experiment and build pools are tainted so
   # only pods that tolerate the taint (and select the pool) land there.
@@ -179,25 +187,44 @@ resource "google_project_iam_member" "nodes" {
   member   = "serviceAccount:${google_service_account.nodes.email}"
 }
 
-# Jobs (Polyaxon runs and agent) act as this account through Workload Identity: no key files.
-resource "google_service_account" "jobs" {
-  account_id   = "${var.cluster_name}-jobs"
-  display_name = "LMAO experiment jobs (Polyaxon runs)"
+# Two identities through Workload Identity, no key files, each with only the bucket (no project roles,
+# no Artifact Registry writer: images are built and pushed from a workstation by `make image`).
+# - trials: the runs' pods (chart KSA <release>-polyaxon-runs-sa). The chart gives the runs and the agent
+#   KSA the same annotation (agent.serviceAccountAnnotations), so the agent maps to this account too.
+resource "google_service_account" "trials" {
+  account_id   = "${var.cluster_name}-trials"
+  display_name = "LMAO trials (Polyaxon runs and agent)"
   depends_on   = [google_project_service.apis]
 }
 
-resource "google_service_account_iam_member" "jobs_workload_identity" {
-  for_each           = toset(local.polyaxon_ksas)
-  service_account_id = google_service_account.jobs.name
+resource "google_service_account_iam_member" "trials_workload_identity" {
+  for_each           = toset([local.polyaxon_runs_ksa, local.polyaxon_agent_ksa])
+  service_account_id = google_service_account.trials.name
   role               = "roles/iam.workloadIdentityUser"
   member             = "serviceAccount:${local.workload_pool}[${var.polyaxon_namespace}/${each.value}]"
   depends_on         = [google_container_cluster.main] # the identity pool exists once the cluster does
+}
+
+# - platform: Polyaxon's API, streams (uploads of `polyaxon run -u`, logs and artifacts in the UI) and
+#   gateway, which run as the namespace's default KSA (annotated below: the chart does not create it).
+resource "google_service_account" "platform" {
+  account_id   = "${var.cluster_name}-polyaxon"
+  display_name = "Polyaxon API and streams"
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account_iam_member" "platform_workload_identity" {
+  service_account_id = google_service_account.platform.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${local.workload_pool}[${var.polyaxon_namespace}/${local.polyaxon_platform_ksa}]"
+  depends_on         = [google_container_cluster.main]
 }
 
 # --- Cluster --------------------------------------------------------------------------------------
 
 resource "google_container_cluster" "main" {
   #checkov:skip=CKV_GCP_65:Google Groups for RBAC needs a Google Workspace domain; access is by IAM (container.developer) here.
+  #checkov:skip=CKV_GCP_69:checkov reads only a cluster-level node_config; the default-pool node_pool block and every google_container_node_pool set workload_metadata_config GKE_METADATA.
   #checkov:skip=CKV_GCP_66:Binary Authorization needs attestors/policies per image; jobs only run our image from our private registry.
   name                = var.cluster_name
   location            = var.zone
@@ -206,22 +233,43 @@ resource "google_container_cluster" "main" {
   deletion_protection = var.deletion_protection
   resource_labels     = var.labels
 
-  # Node pools are separate resources below; the default pool is deleted right after creation.
+  # Node pools are separate resources below; the default pool is deleted right after creation. As in
+  # terraform-google-modules/kubernetes-engine (v44.2.0, modules/private-cluster/cluster.tf): a
+  # "default-pool" node_pool block configures that short-lived pool, and lifecycle.ignore_changes on
+  # node_pool keeps later plans from replacing the cluster over it (a cluster-level node_config is
+  # ForceNew in the provider and can plan a cluster replacement).
   remove_default_node_pool = true
   initial_node_count       = 1
 
-  node_config {
-    service_account = google_service_account.nodes.email
-    oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
-    image_type      = "COS_CONTAINERD"
-    metadata        = { disable-legacy-endpoints = "true" }
-
-    workload_metadata_config {
-      mode = "GKE_METADATA"
+  node_pool {
+    name               = "default-pool"
+    initial_node_count = 1
+    management {
+      auto_repair  = true
+      auto_upgrade = true
     }
-    shielded_instance_config {
-      enable_secure_boot          = true
-      enable_integrity_monitoring = true
+    node_config {
+      service_account = google_service_account.nodes.email
+      oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
+      image_type      = "COS_CONTAINERD"
+      metadata        = { disable-legacy-endpoints = "true" }
+
+      workload_metadata_config {
+        mode = "GKE_METADATA"
+      }
+      shielded_instance_config {
+        enable_secure_boot          = true
+        enable_integrity_monitoring = true
+      }
+    }
+  }
+
+  # Node upgrades and repairs only in this window (UTC), so a sweep is not drained mid-run on a weekday.
+  maintenance_policy {
+    recurring_window {
+      start_time = var.maintenance_start_time
+      end_time   = var.maintenance_end_time
+      recurrence = var.maintenance_recurrence
     }
   }
 
@@ -285,6 +333,10 @@ resource "google_container_cluster" "main" {
     }
   }
 
+  lifecycle {
+    ignore_changes = [node_pool, initial_node_count]
+  }
+
   depends_on = [google_project_service.apis, google_compute_router_nat.nat]
 }
 
@@ -324,6 +376,14 @@ resource "google_container_node_pool" "pools" {
         key    = taint.value.key
         value  = taint.value.value
         effect = taint.value.effect
+      }
+    }
+
+    # Image streaming for the large CUDA image: trial pods start before the whole image is pulled.
+    dynamic "gcfs_config" {
+      for_each = each.value.gpus > 0 ? [true] : []
+      content {
+        enabled = true
       }
     }
 
@@ -392,11 +452,18 @@ resource "google_storage_bucket" "artifacts" {
   depends_on = [google_project_service.apis]
 }
 
-# objectAdmin: create, read, delete with generation preconditions (atomic publish, cache locks).
-resource "google_storage_bucket_iam_member" "jobs" {
+# objectAdmin on this bucket only: create, read, delete with generation preconditions (trials: atomic
+# publish, cache locks; platform: uploads, run outputs and logs under polyaxon/).
+resource "google_storage_bucket_iam_member" "trials" {
   bucket = google_storage_bucket.artifacts.name
   role   = "roles/storage.objectAdmin"
-  member = "serviceAccount:${google_service_account.jobs.email}"
+  member = "serviceAccount:${google_service_account.trials.email}"
+}
+
+resource "google_storage_bucket_iam_member" "platform" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.platform.email}"
 }
 
 # --- Image registry -------------------------------------------------------------------------------
@@ -428,14 +495,6 @@ resource "google_artifact_registry_repository" "images" {
   depends_on = [google_project_service.apis]
 }
 
-# In-cluster builds (builds pool, running as the jobs identity) may push images.
-resource "google_artifact_registry_repository_iam_member" "jobs_push" {
-  location   = google_artifact_registry_repository.images.location
-  repository = google_artifact_registry_repository.images.name
-  role       = "roles/artifactregistry.writer"
-  member     = "serviceAccount:${google_service_account.jobs.email}"
-}
-
 # --- Polyaxon -------------------------------------------------------------------------------------
 
 resource "random_password" "postgres" {
@@ -454,7 +513,9 @@ resource "helm_release" "polyaxon" {
 
   values = [templatefile("${path.module}/polyaxon-values.yaml.tftpl", {
     bucket            = google_storage_bucket.artifacts.name
-    jobs_gsa          = google_service_account.jobs.email
+    trials_gsa        = google_service_account.trials.email
+    gateway_service   = local.polyaxon_gateway_svc
+    namespace         = var.polyaxon_namespace
     postgres_password = random_password.postgres.result
     ingress           = local.ingress
     ingress_host      = var.polyaxon_ingress_host
@@ -462,19 +523,71 @@ resource "helm_release" "polyaxon" {
     ingress_cert_name = local.ingress ? google_compute_managed_ssl_certificate.polyaxon[0].name : ""
   })]
 
-  depends_on = [google_container_node_pool.pools, google_storage_bucket_iam_member.jobs]
+  depends_on = [google_container_node_pool.pools, google_storage_bucket_iam_member.trials]
 }
 
-# The chart lets us annotate the agent's account but not the runs' one: add Workload Identity here.
-resource "kubernetes_annotations" "runs_sa" {
+# The runs and agent KSAs get their Workload Identity annotation from the chart (runs-sa.yaml and
+# agent-sa.yaml include agent.serviceAccountAnnotations). The namespace's default KSA, which the API,
+# streams and gateway pods run as, is Kubernetes' own: annotate it here.
+resource "kubernetes_annotations" "platform_sa" {
   api_version = "v1"
   kind        = "ServiceAccount"
   metadata {
-    name      = local.polyaxon_ksas[0]
+    name      = local.polyaxon_platform_ksa
     namespace = var.polyaxon_namespace
   }
   annotations = {
-    "iam.gke.io/gcp-service-account" = google_service_account.jobs.email
+    "iam.gke.io/gcp-service-account" = google_service_account.platform.email
+  }
+  depends_on = [helm_release.polyaxon] # the release creates the namespace
+}
+
+# Polyaxon CE has no authentication: whoever reaches its API may do anything. Only Polyaxon's own pods
+# (chart label app.kubernetes.io/part-of=polyaxon-core) and, with the HTTPS ingress, Google's load
+# balancers may open connections to them; trial pods (and anything else in the cluster) may not.
+# `kubectl port-forward` goes through the kubelet and is not affected. Dataplane V2 enforces this.
+# With polyaxon_runs_reach_api = true trial pods may call the API too: needed only for the bayes
+# polyaxonfiles, whose scheduler reads each trial's best_dev_score output, which the trial logs via the API.
+resource "kubernetes_network_policy_v1" "polyaxon_api" {
+  metadata {
+    name      = "polyaxon-core-ingress"
+    namespace = var.polyaxon_namespace
+  }
+  spec {
+    pod_selector {
+      match_labels = { "app.kubernetes.io/part-of" = "polyaxon-core" }
+    }
+    policy_types = ["Ingress"]
+    ingress {
+      from {
+        pod_selector {
+          match_labels = { "app.kubernetes.io/part-of" = "polyaxon-core" }
+        }
+      }
+    }
+    dynamic "ingress" {
+      for_each = var.polyaxon_runs_reach_api ? [true] : []
+      content {
+        from {
+          pod_selector {}
+        }
+      }
+    }
+    dynamic "ingress" {
+      for_each = local.ingress ? [true] : []
+      content {
+        from {
+          ip_block {
+            cidr = "130.211.0.0/22" # Google Cloud load balancers and health checks
+          }
+        }
+        from {
+          ip_block {
+            cidr = "35.191.0.0/16"
+          }
+        }
+      }
+    }
   }
   depends_on = [helm_release.polyaxon]
 }
@@ -557,6 +670,7 @@ resource "kubernetes_manifest" "polyaxon_backend_config" {
     spec = {
       securityPolicy = { name = google_compute_security_policy.polyaxon[0].name }
       healthCheck    = { type = "HTTP", requestPath = "/healthz/", port = 8000 }
+      timeoutSec     = 600 # large `polyaxon run -u` uploads and artifact downloads (default 30 s)
     }
   }
   depends_on = [helm_release.polyaxon]

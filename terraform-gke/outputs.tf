@@ -35,9 +35,19 @@ output "scratch_url" {
   value       = "gs://${google_storage_bucket.artifacts.name}/scratch"
 }
 
-output "jobs_service_account" {
-  description = "Google service account the Polyaxon runs act as (Workload Identity)."
-  value       = google_service_account.jobs.email
+output "trials_service_account" {
+  description = "Google service account the Polyaxon runs (trials) and the agent act as (Workload Identity)."
+  value       = google_service_account.trials.email
+}
+
+output "platform_service_account" {
+  description = "Google service account Polyaxon's API, streams and gateway act as (Workload Identity)."
+  value       = google_service_account.platform.email
+}
+
+output "polyaxon_service_accounts" {
+  description = "Kubernetes service accounts the chart creates for this release (runs, agent)."
+  value       = [local.polyaxon_runs_ksa, local.polyaxon_agent_ksa]
 }
 
 output "registry_url" {
@@ -57,7 +67,7 @@ output "polyaxon_namespace" {
 
 output "polyaxon_port_forward_command" {
   description = "Opens the Polyaxon UI/API on http://localhost:8000."
-  value       = "kubectl port-forward -n ${var.polyaxon_namespace} svc/${local.polyaxon_release}-gateway 8000:80"
+  value       = "kubectl port-forward -n ${var.polyaxon_namespace} svc/${local.polyaxon_gateway_svc} 8000:80"
 }
 
 output "polyaxon_url" {

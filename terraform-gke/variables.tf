@@ -197,3 +197,27 @@ variable "labels" {
   type        = map(string)
   default     = { app = "lmao-experiments" }
 }
+
+variable "maintenance_start_time" {
+  description = "Start of the weekly window in which GKE may upgrade or repair nodes (RFC 3339, UTC)."
+  type        = string
+  default     = "2025-01-04T02:00:00Z"
+}
+
+variable "maintenance_end_time" {
+  description = "End of the first window (its length repeats every recurrence)."
+  type        = string
+  default     = "2025-01-04T08:00:00Z"
+}
+
+variable "maintenance_recurrence" {
+  description = "RFC 5545 RRULE of the maintenance window (default: Saturdays and Sundays)."
+  type        = string
+  default     = "FREQ=WEEKLY;BYDAY=SA,SU"
+}
+
+variable "polyaxon_runs_reach_api" {
+  description = "Let trial pods open connections to Polyaxon's API (unauthenticated in CE); needed only by the bayes polyaxonfiles."
+  type        = bool
+  default     = false
+}

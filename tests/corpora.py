@@ -51,8 +51,11 @@ def wnut_corpus(shared_data: Path, tmp_path_factory) -> Path:
     return out
 
 
+TINY_TRIAL_PARAMS = {"width": 32, "depth": 1, "embed_rows": 1000, "pretrain_max_epochs": 1,
+                     "pretrain_batch_size": 2000, "pretrain_hidden_size": 64, "max_epochs": 4, "patience": 0,
+                     "learn_rate": 0.002, "batch_size": 16}
+
+
 @pytest.fixture
 def tiny_trial_params() -> dict:
-    return {"width": 32, "depth": 1, "embed_rows": 1000, "pretrain_max_epochs": 1,
-            "pretrain_batch_size": 2000, "pretrain_hidden_size": 64, "max_epochs": 4, "patience": 0,
-            "learn_rate": 0.002, "batch_size": 16}
+    return dict(TINY_TRIAL_PARAMS)

@@ -4,8 +4,9 @@
   temporary data folder on a free localhost port, run as the ``postgres`` user when we are root.
   Skips, saying why, only where no PostgreSQL can start.
 - ``polyaxon_sandbox``: Polyaxon's own local server (``haupt sandbox``, SQLite + local artifacts) from
-  ``.venv-dashboard`` (``make dashboard-venv``), with ``HOME`` pointed at a temporary folder so neither
-  the server nor the client touches the user's ``~/.polyaxon``.
+  ``.venv-dashboard`` (``make dashboard-venv``), started by ``tools/dashboard.sh`` exactly as
+  ``make dashboard`` starts it (web UI served offline), with ``HOME`` pointed at a temporary folder so
+  neither the server nor the client touches the user's ``~/.polyaxon``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 HAUPT = REPO / ".venv-dashboard" / "bin" / "haupt"
+DASHBOARD_SH = REPO / "tools" / "dashboard.sh"
 
 
 def free_port() -> int:
@@ -101,8 +103,8 @@ def polyaxon_sandbox(tmp_path_factory) -> Iterator[Dict[str, str]]:
     log = open(home / "sandbox.log", "wb")
     env = {**os.environ, "HOME": str(home)}
     env.pop("POLYAXON_HOST", None)
-    proc = subprocess.Popen([str(HAUPT), "sandbox", "start", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1", "--path", str(home / "sandbox")],
+    # The same start line as `make dashboard` (UI served offline, data and HOME in one folder).
+    proc = subprocess.Popen(["bash", str(DASHBOARD_SH), str(home), str(port)],
                             cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     host = f"http://127.0.0.1:{port}"
     try:

@@ -3,8 +3,10 @@ starts), read back through the Polyaxon client; and no tracking (no error) when 
 
 from __future__ import annotations
 
+import html.parser
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from experiments.sweep import stop_process
-from experiments.tracking import NoTracker, make_tracker
+from experiments.tracking import NoTracker, make_tracker, runs_page_url
+from tests.corpora import TINY_TRIAL_PARAMS
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,18 +39,24 @@ print(json.dumps({
 """
 
 
-@pytest.mark.slow
-def test_sandbox_tracks_a_trial(polyaxon_sandbox, imdb_corpus, tiny_trial_params, tmp_path):
+@pytest.fixture(scope="module")
+def tracked_trial(polyaxon_sandbox, imdb_corpus, tmp_path_factory):
+    """A real 2-epoch trial tracked into the sandbox: (env, trial folder, results)."""
     env = {**os.environ, "HOME": polyaxon_sandbox["home"], "POLYAXON_HOST": polyaxon_sandbox["host"]}
     env.pop("LMAO_TRACKING", None)
-    out = tmp_path / "runs" / "dash" / "trial-0000"
-    params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "pretrain_epochs": 0, "max_epochs": 2}
+    out = tmp_path_factory.mktemp("dash-runs") / "dash" / "trial-0000"
+    params = {**TINY_TRIAL_PARAMS, "corpus_dir": str(imdb_corpus), "pretrain_epochs": 0, "max_epochs": 2}
     assigns = [a for k, v in params.items() for a in ("-P", f"{k}={v}")]
     trial = subprocess.run([sys.executable, "-m", "experiments", "trial", str(REPO / "lmao-imdb-1k"), "--out",
                             str(out), *assigns, "--gpu", "-1", "--eval-processes", "1"],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert trial.returncode == 0, trial.stderr[-3000:]
-    results = json.loads((out / "results.json").read_text())
+    return env, out, json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_sandbox_tracks_a_trial(tracked_trial):
+    env, out, results = tracked_trial
     info = json.loads((out / "polyaxon.json").read_text())
     assert info["project"] == "lmao-imdb-1k" and info["managed"] is False
     read = subprocess.run([sys.executable, "-c", READ_BACK, str(out / "polyaxon.json")], env=env,
@@ -63,7 +72,90 @@ def test_sandbox_tracks_a_trial(polyaxon_sandbox, imdb_corpus, tiny_trial_params
     assert run["train_loss"]["metric"] == pytest.approx([row["train_loss"] for row in results["epochs"]])
     assert run["outputs"]["best_dev_score"] == pytest.approx(results["best_dev_score"])
     assert run["outputs"]["best_epoch"] == results["best_epoch"]
+    # the last epoch's score too (logged as an output after every epoch, for the runs list)
+    assert run["outputs"]["epoch"] == 2 and run["outputs"]["dev_score"] == pytest.approx(
+        results["epochs"][-1]["dev_score"])
     assert run["artifacts"]["results"].endswith("results.json")
+
+
+def chromium_binary():
+    """Debian's `chromium` (.ci/run installs it as root, like PostgreSQL), or another Chrome on PATH."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """One headless Chromium page load: the page's scripts run until the network is idle or the virtual
+    time budget is spent (virtual time: not a wall-clock wait)."""
+    flags = ["--headless", "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}",
+             "--window-size=1600,900", "--virtual-time-budget=30000"]
+    if os.geteuid() == 0:
+        flags.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
+    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HOME": str(profile)})
+
+
+class GridCells(html.parser.HTMLParser):
+    """The runs table's cells: {(row index, column id): text} from the rendered data grid."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self._cell, self._depth = {}, None, 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if self._cell is not None:
+            self._depth += 1
+        elif attrs.get("role") == "gridcell" and "data-gridcell-column-id" in attrs:
+            self._cell = (int(attrs["data-gridcell-row-index"]), attrs["data-gridcell-column-id"])
+            self.cells[self._cell], self._depth = "", 0
+
+    def handle_endtag(self, tag):
+        if self._cell is not None:
+            if self._depth == 0:
+                self._cell = None
+            else:
+                self._depth -= 1
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self.cells[self._cell] += data.strip()
+
+
+@pytest.mark.slow
+def test_dashboard_ui_shows_the_run_and_its_score(tracked_trial, polyaxon_sandbox, tmp_path):
+    """A real headless browser renders the sandbox's runs page offline (the machine has no internet, so the
+    page works only with the bundled vendor scripts): the trial's run and its best_dev_score are in it."""
+    browser = chromium_binary()
+    if browser is None:
+        pytest.skip("no Chromium: apt-get install chromium (.ci/run installs it when run as root)")
+    env, out, results = tracked_trial
+    name = f"{out.parent.name}-{out.name}"
+    url = runs_page_url(polyaxon_sandbox["host"], "lmao-imdb-1k")
+    cells = {}
+    for attempt in range(3):  # the grid renders after the API answers; a busy machine may need a reload
+        dom = headless(browser, tmp_path / "profile", "--dump-dom", url)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        parser = GridCells()
+        parser.feed(dom.stdout)
+        cells = parser.cells
+        if any(text == name for (_, column), text in cells.items() if column == "name"):
+            break
+    assert "React is not defined" not in dom.stderr
+    rows = [row for (row, column), text in cells.items() if column == "name" and text == name]
+    assert len(rows) == 1, f"run {name} not on the runs page; cells: {sorted(cells.items())[:40]}"
+    row = rows[0]
+    assert float(cells[(row, "out.best_dev_score")]) == pytest.approx(results["best_dev_score"], abs=5e-4)
+    assert float(cells[(row, "out.dev_score")]) == pytest.approx(results["epochs"][-1]["dev_score"], abs=5e-4)
+    assert cells[(row, "out.epoch")] == str(len(results["epochs"]))
+    shot = tmp_path / "runs.png"
+    picture = headless(browser, tmp_path / "profile", f"--screenshot={shot}", url)
+    assert picture.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = os.environ.get("LMAO_SCREENSHOT")
+    if keep:  # look at it: LMAO_SCREENSHOT=/tmp/runs.png pytest tests/test_dashboard.py
+        shutil.copyfile(shot, keep)
 
 
 def test_no_api_means_no_tracking(tmp_path, monkeypatch, capsys):

@@ -42,6 +42,26 @@ def test_templatefile_placeholders_match():
     assert check_infra.check_templates() == []
 
 
+def test_chart_names_match_terraform_outputs_and_readmes(parsed):
+    """The chart's derived names (pinned chart version) are what main.tf binds and the docs tell users."""
+    assert check_infra.check_chart_names(parsed) == []
+    names = check_infra.chart_names("polyaxon")
+    assert names == {"polyaxon_fullname": "polyaxon-polyaxon", "polyaxon_runs_ksa": "polyaxon-polyaxon-runs-sa",
+                     "polyaxon_agent_ksa": "polyaxon-polyaxon-agent-sa",
+                     "polyaxon_gateway_svc": "polyaxon-polyaxon-gateway"}
+    assert check_infra.chart_names("x" * 70)["polyaxon_fullname"] == "x" * 63  # trunc 63, as the chart does
+    text = (check_infra.TF_DIR / "variables.tf").read_text()
+    assert re.search(rf'"polyaxon_chart_version"[^}}]*default\s*=\s*"{re.escape(check_infra.CHART_VERSION)}"', text)
+    pins = (REPO / "pyproject.toml").read_text()
+    assert f"polyaxon=={check_infra.CHART_VERSION}" in pins
+    assert f"haupt[sandbox]=={check_infra.CHART_VERSION}" in (REPO / "Makefile").read_text()
+    values = (check_infra.TF_DIR / "polyaxon-values.yaml.tftpl").read_text()
+    assert "adminEnabled: false" in values
+    main = (check_infra.TF_DIR / "main.tf").read_text()
+    assert "timeoutSec     = 600" in main and "roles/artifactregistry.writer" not in main
+    assert 'kubernetes_annotations" "runs_sa"' not in main  # the chart annotates the runs SA itself
+
+
 def test_checkov_skips_are_justified():
     assert check_infra.check_skip_reasons() == []
 
@@ -109,6 +129,26 @@ def test_checks_report_mistakes_with_file_and_line(broken_copy):
     assert "placeholder 'ingress_host' is not passed by main.tf" in template_problems
     assert re.search(r"main\.tf:\d+: checkov skip CKV_GCP_66 has no real reason",
                      "\n".join(check_infra.check_skip_reasons(broken_copy)))
+
+
+def test_chart_name_check_catches_wrong_names(tmp_path):
+    copy = tmp_path / "tf"
+    shutil.copytree(check_infra.TF_DIR, copy)
+    main = copy / "main.tf"
+    main.write_text(main.read_text().replace('polyaxon_runs_ksa     = "${local.polyaxon_fullname}-runs-sa"',
+                                             'polyaxon_runs_ksa     = "${local.polyaxon_release}-runs-sa"'))
+    variables = copy / "variables.tf"
+    variables.write_text(variables.read_text().replace(f'"{check_infra.CHART_VERSION}"', '"2.99.0"'))
+    readme = tmp_path / "README.md"
+    readme.write_text("x\nkubectl port-forward -n polyaxon svc/polyaxon-gateway 8000:80\nbind polyaxon-runs-sa\n")
+    parsed, problems = check_infra.parse_all(copy)
+    assert problems == []
+    found = "\n".join(check_infra.check_chart_names(parsed, copy, docs=(readme,)))
+    assert re.search(r"main\.tf:\d+: local\.polyaxon_runs_ksa is 'polyaxon-runs-sa', but chart 2\.18\.0 names it "
+                     r"'polyaxon-polyaxon-runs-sa'", found)
+    assert re.search(r"variables\.tf:\d+: polyaxon_chart_version must default to 2\.18\.0", found)
+    assert f"{readme}:2: service 'polyaxon-gateway' does not exist" in found
+    assert f"{readme}:3: service account 'polyaxon-runs-sa' does not exist" in found
 
 
 def test_parse_error_names_file_and_line(tmp_path):

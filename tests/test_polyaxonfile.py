@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from experiments.params import coerce
-from experiments.polyaxonfile import generated_files, render_polyaxonfile
+from experiments.polyaxonfile import MAX_RETRIES, generated_files, render_polyaxonfile
 from experiments.search_space import load_search_space
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,6 +129,7 @@ def test_matrix_child_renders_the_trial_command(experiment_dir, search, path, na
     assert container.image == chosen["image"] and container.working_dir == "/plx/run/uploads"
     assert container.resources["limits"]["nvidia.com/gpu"] == 1
     assert compiled.run.environment.node_selector == {"lmao/pool": "gpu"}
+    assert compiled.termination.max_retries == MAX_RETRIES >= 1  # a preempted Spot trial runs again
     argv = shlex.split(container.args[0])
     assert argv[:6] == ["exec", "python", "-m", "experiments", "trial", experiment_dir.name]
     assert argv[argv.index("--out") + 1] == "/plx/run/outputs"
@@ -140,3 +141,33 @@ def test_matrix_child_renders_the_trial_command(experiment_dir, search, path, na
                 else coerce(param, given[param]) == value
     for param, value in space.fixed.items():
         assert coerce(param, given[param]) == value
+
+
+UNIGNORED = """
+import json, os
+from polyaxon._managers.ignore import IgnoreConfigManager
+from polyaxon._client.run import RunClient  # what `polyaxon run -u` calls: upload_artifacts_dir(dirpath=None)
+print("FILES", json.dumps(sorted(IgnoreConfigManager.get_unignored_filepaths(
+    addtional_patterns=IgnoreConfigManager.get_push_patterns()))))
+"""
+
+
+def test_polyaxonignore_uploads_code_not_venvs_runs_or_providers(tmp_path):
+    """Polyaxon's own matcher, run from a tree shaped like the repo root with this repo's .polyaxonignore."""
+    keep = ["experiments/trial.py", "lmao-imdb-1k/sweep.yml", "lmao-imdb-1k/polyaxonfile.random.yml",
+            "polyaxonfile.yml", "pyproject.toml", "terraform-gke/main.tf", "analysis/demo-runs/s/t/results.json",
+            "tests/test_trial.py"]
+    drop = [".venv/bin/python", ".venv-dashboard/bin/haupt", ".venv-checkov/x", ".git/HEAD",
+            "terraform-gke/.terraform/providers/google.zip", "terraform-gke/terraform.tfstate",
+            "terraform-gke/terraform.tfvars", "runs/study/trial-0000/results.json", "runs/optuna.sqlite3",
+            "corpus/imdb-1k/train.spacy", ".polyaxon-sandbox/sandbox/db.sqlite3", "analysis/results/epochs.csv",
+            "experiments/__pycache__/trial.cpython-311.pyc", "lmao.egg-info/PKG-INFO", ".polyaxon/.run"]
+    for rel in keep + drop:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    (tmp_path / ".polyaxonignore").write_text((REPO / ".polyaxonignore").read_text())
+    run = subprocess.run([sys.executable, "-c", UNIGNORED], cwd=tmp_path, capture_output=True, text=True,
+                         env=polyaxon_env(tmp_path), timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    files = {f[2:] if f.startswith("./") else f for f in json.loads(run.stdout.split("FILES", 1)[1])}
+    assert files == set(keep) | {".polyaxonignore"}

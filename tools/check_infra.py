@@ -9,7 +9,10 @@
    carries a real reason;
 7. every attribute and block of every ``google_*`` resource exists in the google provider's schema
    (the part of ``terraform validate`` that needs no registry: the schema comes from the CDKTF
-   bindings on PyPI, ``cdktf-cdktf-provider-google``, generated from that provider release).
+   bindings on PyPI, ``cdktf-cdktf-provider-google``, generated from that provider release);
+8. the names the Polyaxon chart derives from the Helm release name (service accounts, gateway service)
+   are the ones main.tf binds and annotates, outputs.tf and the values template print, and the READMEs
+   tell users to type; the Helm release pins the chart version these rules were read for.
 
 checkov pins many dependencies, so it lives in its own virtualenv (``.venv-checkov/``), created on
 first use (``CHECKOV`` overrides the binary). Each check returns a list of problems, each naming the
@@ -43,6 +46,25 @@ LOCAL_REF = re.compile(r"\blocal\.([A-Za-z_][A-Za-z0-9_-]*)")
 SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 TEMPLATEFILE = re.compile(r'templatefile\(\s*"\$\{path\.module\}/([^"]+)"\s*,\s*\{(.*?)\}\s*\)', re.S)
 MIN_REASON_CHARS = 20
+
+# Polyaxon chart naming, read from the chart's templates (github.com/polyaxon/charts, polyaxon/templates/):
+# _helpers.tpl `polyaxon.fullname` = printf "%s-%s" .Release.Name "polyaxon" | trunc 63 | trimSuffix "-";
+# runs-sa.yaml / runs-sa-cluster.yaml: {{fullname}}-runs-sa; agent-sa.yaml / agent-sa-cluster.yaml:
+# {{fullname}}-agent-sa (both annotated with agent.serviceAccountAnnotations); gateway-svc.yaml:
+# {{fullname}}-gateway. Identical in every tag from v2.0.0 to v2.15.1, the newest chart source that can be
+# read offline; the Helm release pins CHART_VERSION (= the polyaxon client and haupt pinned in
+# pyproject.toml / the Makefile), whose templates are assumed to keep these rules.
+CHART_VERSION = "2.18.0"
+CHART_SOURCE = "polyaxon/charts polyaxon/templates (v2.0.0 .. v2.15.1)"
+CHART_NAME_RULES = {
+    "polyaxon_fullname": "{fullname}",  # printf "%s-%s" .Release.Name "polyaxon" | trunc 63 | trimSuffix "-"
+    "polyaxon_runs_ksa": "{fullname}-runs-sa",
+    "polyaxon_agent_ksa": "{fullname}-agent-sa",
+    "polyaxon_gateway_svc": "{fullname}-gateway",
+}
+DOCS = (REPO / "README.md", TF_DIR / "README.md")
+SA_NAME = re.compile(r"(?<![\w>}$-])([a-z0-9][a-z0-9-]*-(?:runs|agent)-sa)\b")
+SVC_NAME = re.compile(r"\bsvc/([A-Za-z0-9_.${}-]+)")
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -357,11 +379,83 @@ def check_provider_schema(parsed: Dict[Path, Any]) -> List[str]:
     return problems
 
 
+def chart_names(release: str) -> Dict[str, str]:
+    """What the chart (CHART_VERSION) calls its objects for a Helm release named ``release``."""
+    fullname = f"{release}-polyaxon"[:63].rstrip("-")
+    return {key: rule.format(release=release, fullname=fullname) for key, rule in CHART_NAME_RULES.items()}
+
+
+def _string_locals(parsed: Dict[Path, Any]) -> Dict[str, str]:
+    """The string locals, with ``${local.x}`` interpolations of other string locals resolved."""
+    raw: Dict[str, str] = {}
+    for tree in parsed.values():
+        for block in tree.get("locals", []):
+            raw.update({k: v for k, v in block.items() if isinstance(v, str) and not k.startswith("__")})
+    raw = {k: v[1:-1] if len(v) >= 2 and v[0] == v[-1] == '"' else v for k, v in raw.items()}
+    resolved: Dict[str, str] = {}
+    for _ in range(len(raw) + 1):
+        for key, value in raw.items():
+            resolved[key] = re.sub(r"\$\{local\.(\w+)\}", lambda m: resolved.get(m.group(1), m.group(0)), value)
+    return resolved
+
+
+def check_chart_names(parsed: Dict[Path, Any], tf_dir: Path = TF_DIR, docs=DOCS) -> List[str]:
+    problems: List[str] = []
+    main_tf = tf_dir / "main.tf"
+    main_text = main_tf.read_text(encoding="utf-8")
+    variables = tf_dir / "variables.tf"
+    var_text = variables.read_text(encoding="utf-8")
+    match = re.search(r'variable "polyaxon_chart_version" \{[^}]*default\s*=\s*"([^"]+)"', var_text, re.S)
+    if not match or match.group(1) != CHART_VERSION:
+        problems.append(f"{variables}:{_line_of(var_text, 'polyaxon_chart_version')}: polyaxon_chart_version must "
+                        f"default to {CHART_VERSION}, the chart version whose names this check assumes "
+                        f"({CHART_SOURCE}), got {match.group(1) if match else None!r}")
+    release_block = re.search(r'resource "helm_release" "polyaxon" \{(.*?)\n\}', main_text, re.S)
+    body = release_block.group(1) if release_block else ""
+    for needle in ('name             = local.polyaxon_release', 'chart            = "polyaxon"',
+                   'version          = var.polyaxon_chart_version'):
+        if " ".join(needle.split()) not in " ".join(body.split()):
+            problems.append(f"{main_tf}:{_line_of(main_text, 'helm_release')}: helm_release.polyaxon must set "
+                            f"{' '.join(needle.split())}")
+    values = _string_locals(parsed)
+    release = values.get("polyaxon_release")
+    if not release:
+        return problems + [f"{main_tf}: local polyaxon_release (the Helm release name) is not a plain string"]
+    expected = chart_names(release)
+    for key, name in expected.items():
+        if values.get(key) != name:
+            problems.append(f"{main_tf}:{_line_of(main_text, key + ' ')}: local.{key} is {values.get(key)!r}, "
+                            f"but chart {CHART_VERSION} names it {name!r} for release {release!r}")
+    ksas = {expected["polyaxon_runs_ksa"], expected["polyaxon_agent_ksa"]}
+    gateway = expected["polyaxon_gateway_svc"]
+    # Workload Identity: both chart KSAs bound, by the locals (no hand-typed names).
+    for key in ("polyaxon_runs_ksa", "polyaxon_agent_ksa"):
+        if not re.search(rf"toset\(\[[^\]]*local\.{key}\b", main_text):
+            problems.append(f"{main_tf}: no Workload Identity binding for local.{key} ({expected[key]})")
+    files = [*tf_files(tf_dir), *sorted(tf_dir.glob("*.tftpl")), *docs]
+    allowed_svc = {gateway, "${local.polyaxon_gateway_svc}", "${gateway_service}"}
+    for path in files:
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for name in SA_NAME.findall(line):
+                if name not in ksas:
+                    problems.append(f"{path}:{number}: service account {name!r} does not exist: chart "
+                                    f"{CHART_VERSION} creates {sorted(ksas)} for release {release!r}")
+            for name in SVC_NAME.findall(line):
+                if name not in allowed_svc:
+                    problems.append(f"{path}:{number}: service {name!r} does not exist: the chart's gateway "
+                                    f"service is {gateway!r} (chart {CHART_VERSION}, release {release!r})")
+    return problems
+
+
 def main() -> int:
     parsed, problems = parse_all()
     if not problems:
         problems += check_variables(parsed) + check_locals(parsed) + check_provider_schema(parsed)
     problems += check_templates() + check_skip_reasons()
+    if parsed:
+        problems += check_chart_names(parsed)
     fmt = check_fmt()
     skipped = [p for p in fmt if p.startswith("SKIP ")]
     problems += [p for p in fmt if not p.startswith("SKIP ")]
@@ -372,6 +466,7 @@ def main() -> int:
         print(note)
     print(f"checkov terraform-gke/: {summary}")
     print(f"checkov Dockerfile: {docker_summary}")
+    print(f"chart names assumed: Polyaxon chart {CHART_VERSION} ({CHART_SOURCE})")
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     print("check-infra: " + ("FAILED" if problems else f"OK ({len(parsed)} .tf files)"))
