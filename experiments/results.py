@@ -25,13 +25,16 @@ Schema (version 1)::
         "words_per_second": null | float,
         "cached": false,                        # true if an existing checkpoint was reused
         "cache_key": null | "sha256...",
+        "seed": 0,                              # the pretraining run's seed (pretrain_seed, else the trial's)
         "checkpoint": null | "path or URL"
       },
       "epochs": [                               # one row per fine-tuning epoch
         {"epoch": 1, "train_loss": 0.69, "dev_score": 0.81, "seconds": 12.3,
          "train_words": 230000, "train_words_per_second": 17000.0, "eval_seconds": 3.1,
-         "dev_scores": {...all spaCy scores...}}
+         "learn_rate": 0.001, "dev_scores": {...all spaCy scores...}}
       ],
+      "prune": {"epoch": 3, "score": 0.61, "median_of_earlier": 0.72, "earlier_trials": 5,   # only when a
+                "pruner": "median", "settings": {...}, "reason": "pruned by the median pruner ..."},  # sweep pruned it
       "best_epoch": 3, "best_dev_score": 0.85,
       "model_size_bytes": 5123456,              # size of the saved best model (tok2vec + head)
       "inference_words_per_second": 30000.0,    # dev-set evaluation speed of the best model
@@ -191,11 +194,13 @@ def load_results(location: Any) -> Dict[str, Any]:
     return json.loads(results_path(location).read_text(encoding="utf-8"))
 
 
-def mark(location: Any, status: str, error: Optional[str] = None) -> None:
+def mark(location: Any, status: str, error: Optional[str] = None, *, prune: Optional[Mapping[str, Any]] = None) -> None:
     """Rewrite a stopped trial's status (``pruned`` / ``failed``) atomically, keeping every epoch it
-    finished; a trial that never wrote its file gets a minimal one."""
+    finished; a trial that never wrote its file gets a minimal one. ``prune``: why a sweep pruned it."""
     results = read(location) or {"schema_version": SCHEMA_VERSION, "params": {}, "epochs": []}
     finish(results, status, error)
+    if prune is not None:
+        results["prune"] = dict(prune)
     save(location, results)
 
 

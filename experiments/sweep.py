@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import statistics
 import shutil
 import signal
 import socket
@@ -39,8 +41,21 @@ STORAGE_FILE = "optuna.sqlite3"
 TRIAL_LOG = "trial.log"
 
 
+def last_error_line(log_file: Path) -> Optional[str]:
+    """The one-line ``error: ...`` a trial printed for bad input before it wrote any result file."""
+    try:
+        lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")), None)
+
+
 class TrialFailed(RuntimeError):
     """The trial process failed (its result file says why); the sweep goes on."""
+
+
+class SweepFailed(InputError):
+    """Every trial of a sweep failed: one error line naming the most common cause."""
 
 
 @dataclass
@@ -155,7 +170,9 @@ class Sweep:
     def open_study(self) -> Any:
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # ERROR: a failed trial is one line from on_trial_end, not Optuna's warning with a traceback
+        # (the trial's own traceback is in its log file).
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.runs.mkdir(parents=True, exist_ok=True)
         self.study_dir.mkdir(parents=True, exist_ok=True)
@@ -258,13 +275,30 @@ class Sweep:
             if proc.poll() is None:
                 stop_process(proc, self.options.kill_grace)
         if pruned_at is not None:
-            message = f"pruned by the {self.space.pruner.kind} pruner after epoch {pruned_at}"
-            result_file.mark(result_dir, "pruned", None)
+            prune = self.prune_reason(trial, pruned_at)
+            message = prune["reason"]
+            result_file.mark(result_dir, "pruned", None, prune=prune)
             from .tracking import mark_stopped
 
             mark_stopped(result_dir, "pruned", message)
             raise optuna.TrialPruned(message)
-        return self._outcome(proc.returncode, result_dir)
+        return self._outcome(trial, proc.returncode, result_dir)
+
+    def prune_reason(self, trial: Any, epoch: int) -> Dict[str, Any]:
+        """Why a trial was stopped, for its results.json: its score against the other trials at that epoch."""
+        from optuna.trial import TrialState
+
+        frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+        score = frozen.intermediate_values.get(epoch)
+        others = [t.intermediate_values[epoch] for t in trial.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)) if epoch in t.intermediate_values]
+        pruner = self.space.pruner
+        median = float(statistics.median(others)) if others else None
+        reason = f"pruned by the {pruner.kind} pruner after epoch {epoch}: dev {self.space.metric} {score:.4f}"
+        if median is not None:
+            reason += f", median of {len(others)} earlier trials at that epoch {median:.4f}"
+        return {"epoch": epoch, "score": score, "median_of_earlier": median, "earlier_trials": len(others),
+                "pruner": pruner.kind, "settings": dict(pruner.settings), "reason": reason}
 
     def _watch(self, trial: Any, proc: subprocess.Popen, result_dir: Path) -> Optional[int]:
         """Report new epochs until the process ends; return the epoch at which to prune, if any."""
@@ -284,18 +318,22 @@ class Sweep:
                 raise KeyboardInterrupt
             time.sleep(self.options.poll_seconds)
 
-    def _outcome(self, returncode: int, result_dir: Path) -> float:
+    def _outcome(self, trial: Any, returncode: int, result_dir: Path) -> float:
         results = result_file.read(result_dir) or {}
         if returncode == 0 and results.get("status") == "completed" and results.get("best_dev_score") is not None:
             return float(results["best_dev_score"])
-        error = results.get("error") or f"trial process exited with code {returncode} (see {TRIAL_LOG})"
+        error = results.get("error") or last_error_line(result_dir / TRIAL_LOG) or \
+            f"trial process exited with code {returncode} (see {TRIAL_LOG})"
         if results.get("status") != "failed":
             result_file.mark(result_dir, "failed", error)
+        trial.set_user_attr("error", error.splitlines()[0] if error else error)
         raise TrialFailed(f"{result_dir}: {error}")
 
     # --- the loop --------------------------------------------------------------------------------
     def on_trial_end(self, study: Any, frozen: Any) -> None:
         value = "" if frozen.value is None else f" {frozen.value:.4f}"
+        if frozen.user_attrs.get("error"):
+            value += f": {frozen.user_attrs['error']}"
         try:
             best = f"; best {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:
@@ -321,7 +359,14 @@ class Sweep:
             budget = MaxTrialsCallback(self.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                               TrialState.RUNNING))
             self._optimize(study, remaining, [budget, self.on_trial_end])
-        return self.summary(study)
+        summary = self.summary(study)
+        if summary["states"] and not (summary["states"].get("complete") or summary["states"].get("pruned")):
+            causes = collections.Counter(t.user_attrs.get("error", "unknown error")
+                                         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+            cause, count = causes.most_common(1)[0]
+            others = f" ({len(causes) - 1} other errors: see each trial's {TRIAL_LOG})" if len(causes) > 1 else ""
+            raise SweepFailed(self.study_dir, f"all {sum(causes.values())} trials failed, {count} with: {cause}{others}")
+        return summary
 
     def _optimize(self, study: Any, remaining: int, callbacks: List[Any]) -> None:
         from tqdm import tqdm

@@ -73,11 +73,12 @@ def starts(result_dir: Path) -> int:
 
 
 def test_random_sweep_prunes_a_hopeless_trial(imdb_corpus, tiny_trial_params, tmp_path):
-    """Trial 0 learns; trial 1 (learn rate 1e-7) stays at its initial score and is pruned mid-way."""
+    """Trial 0 learns; trial 1 (learn rate 1e-7) stays at its initial score and is pruned mid-way,
+    not before the warm-up epochs, with the reason in its results.json."""
     experiment = make_experiment(tmp_path, f"""
 metric: accuracy
 n_trials: 2
-pruner: {{kind: median, n_startup_trials: 1, n_warmup_steps: 0}}
+pruner: {{kind: median, n_startup_trials: 1, n_warmup_steps: 2}}
 {fixed_line(imdb_corpus, tiny_trial_params, pretrain_epochs=0, max_epochs=4)}
 params:
   learn_rate: {{loguniform: [1.0e-8, 1.0e-2]}}
@@ -101,6 +102,36 @@ params:
     assert Path(trials[1].user_attrs["result_dir"]) == runs / "prune" / "trial-0001"
     assert bad["meta"] == {"study": "prune", "search": "random", "trial_number": "1"}  # provenance in the file
     assert "study prune: 1 complete, 1 pruned" in out.stdout
+    # Warm-up: no pruning before epoch 2; the reason names the epoch, its score and the median it missed.
+    prune = bad["prune"]
+    assert prune["epoch"] == len(bad["epochs"]) >= 2
+    assert prune["score"] == bad["epochs"][-1]["dev_score"]
+    assert prune["median_of_earlier"] == good["epochs"][prune["epoch"] - 1]["dev_score"]
+    assert prune["earlier_trials"] == 1 and prune["pruner"] == "median"
+    assert prune["settings"] == {"n_startup_trials": 1, "n_warmup_steps": 2}
+    assert prune["reason"] == (f"pruned by the median pruner after epoch {prune['epoch']}: dev accuracy "
+                               f"{prune['score']:.4f}, median of 1 earlier trials at that epoch "
+                               f"{prune['median_of_earlier']:.4f}")
+
+
+def test_sweep_whose_trials_all_fail_exits_nonzero_naming_the_cause_once(tiny_trial_params, tmp_path):
+    experiment = make_experiment(tmp_path, f"""
+metric: accuracy
+n_trials: 3
+pruner: none
+{fixed_line(tmp_path / "no-corpus", tiny_trial_params, pretrain_epochs=0, max_epochs=1)}
+params:
+  learn_rate: {{loguniform: [1.0e-4, 1.0e-2]}}
+""")
+    runs = tmp_path / "runs"
+    done = subprocess.run(sweep_cmd(experiment, runs, "--study", "broken"), cwd=REPO, env=env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {runs / 'broken'}: all 3 trials failed, 3 with: "
+                      f"{tmp_path / 'no-corpus' / 'train.spacy'}: prepared corpus file missing "
+                      "(run `lmao data ...` first)"]
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_tpe_sweep_shares_pretraining_and_resumes(imdb_corpus, tiny_trial_params, tmp_path):
