@@ -407,11 +407,24 @@ def merge(items: Iterable[RawResult]) -> List[RawResult]:
     return [by_key[key] for key in sorted(by_key)]
 
 
+def trial_identity(data: Dict[str, Any]) -> str:
+    """What makes two result files the same trial (a dashboard's or a bucket's copy of a runs folder's):
+    where and when it started, its params and seed, and every epoch's score."""
+    return json.dumps([data.get("experiment"), data.get("host"), data.get("started_at"), data.get("seed"),
+                       data.get("params"), [row.get("dev_score") for row in data.get("epochs") or []]],
+                      sort_keys=True, default=str)
+
+
 def tabulate(items: Iterable[RawResult], notes: Sequence[str] = ()) -> Loaded:
     """Validate and flatten: trials, per-epoch rows and skipped files, all in a stable order."""
     trials, epochs, skipped = [], [], []
+    seen: Dict[str, str] = {}
     for item in merge(items):
         reason = item.error or problem(item.data, SAFE_NAME)
+        if not reason:
+            first = seen.setdefault(trial_identity(item.data), item.source)
+            if first != item.source:
+                reason = f"a copy of {first} (same trial: host, start time, params and scores); counted once"
         if reason:
             skipped.append({"source": item.source, "reason": reason})
             continue

@@ -206,7 +206,7 @@ def test_unpaired_falls_back_to_mann_whitney(tmp_path):
 def test_repeated_runs_count_once(tmp_path):
     """Two studies with one sampler seed re-run the same point: a repeat is not a new sample."""
     write(tmp_path, "a/t0", result(curve=[0.80], seed=0))
-    write(tmp_path, "b/t0", result(curve=[0.80], seed=0))  # same config and seed as a/t0
+    write(tmp_path, "b/t0", result(curve=[0.80], seed=0, minute=5))  # same config and seed as a/t0, run again
     write(tmp_path, "a/t1", result(curve=[0.84], seed=1))
     write(tmp_path, "a/t2", result(curve=[0.70], seed=0, width=64))
     loaded = load_all([tmp_path])
@@ -730,3 +730,21 @@ def test_ner_table_without_a_corpus_manifest_says_so(report):
     md = (report.out / "ontonotes-ner.md").read_text()
     assert md.splitlines()[0].endswith("(best trial of each setting), corpus not recorded")
     assert "**Corpus not recorded**" in md and cell(md, "1", "original baseline") == "78.3"
+
+
+def test_a_copied_result_file_is_counted_once(tmp_path):
+    """The same trial found twice (e.g. a dashboard's or a bucket's copy under the runs folder) is one trial."""
+    runs = tmp_path / "runs"
+    write(runs, "trial-a", result(curve=[0.7, 0.8], seed=0))
+    write(runs, "trial-b", result(curve=[0.7, 0.9], seed=1))
+    write(runs, "polyaxon/artifacts/run-1/outputs", result(curve=[0.7, 0.8], seed=0))
+    loaded = load_all([runs])
+    assert len(loaded.trials) == 2
+    assert sorted(loaded.trials["seed"]) == [0, 1]
+    [copy] = loaded.skipped.to_dict("records")
+    pair = {"trial-a/results.json", "polyaxon/artifacts/run-1/outputs/results.json"}
+    kept = next(p for p in pair if not copy["source"].endswith(p))
+    assert copy["reason"].startswith("a copy of ") and copy["reason"].split(" (")[0].endswith(kept)
+    # Same start time and params but other scores: two trials, not a copy.
+    write(runs, "trial-c", result(curve=[0.7, 0.85], seed=0))
+    assert len(load_all([runs]).trials) == 3
