@@ -13,14 +13,15 @@ CORPUS ?= corpus
 .PHONY: help venv test test-fast demo data-imdb-small trial-small bench clean
 
 help:
-	@echo "make demo   - main job: prepare a small IMDB slice and run a small local job end to end"
+	@echo "make demo   - main job: small IMDB slice, 3 baseline + 3 pretrained trials, a small sweep, reports in runs/report"
 	@echo "make test   - run the test suite (what CI runs)"
 	@echo "make test-fast - the tests that train no model and start no external tool (under a minute)"
 	@echo "make bench  - benchmarks (full-size, slow)"
 	@echo "make check-infra - static checks of terraform-gke/ and the Dockerfile (HCL, references, checkov)"
 	@echo "make image  - build and push the experiment image to the cluster's Artifact Registry"
-	@echo "make report - tables and plots from the trial results in RUNS (default runs/)"
-	@echo "make sweep  - small local IMDB-1k random search (Optuna; 5-15 min on 2 cores), then make report"
+	@echo "make report - the committed tables/plots from the committed campaign results (RUNS=dir: that dir, into dir/report)"
+	@echo "make campaign-imdb / campaign-ner - the protocol-scale campaigns (hours; resumable)"
+	@echo "make sweep  - small local IMDB-1k random search (Optuna; minutes on 2 cores), report in runs/report/sweep"
 	@echo "make dashboard - Polyaxon's local UI/API on http://127.0.0.1:$(DASHBOARD_PORT) (haupt sandbox)"
 	@echo "make polyaxonfiles - regenerate the polyaxonfiles from the experiments' sweep.yml"
 
@@ -39,9 +40,10 @@ test: venv dashboard-venv
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Small slice of IMDB-1k (protocol split, fewer docs) for the demo and quick local runs.
+# Small slice of IMDB-1k (protocol split: the same 1000 training reviews, the last 1000 of the dev
+# reviews; pretraining text and 50-d vectors from 10k reviews) for the demo and quick local runs.
 $(CORPUS)/imdb-small/.done: $(BIN)/.installed
-	$(LMAO) data imdb $(IMDB_SOURCE) $(CORPUS)/imdb-small --n-train 300 --n-dev 300 --n-test 500 --max-pretrain-docs 2000
+	$(LMAO) data imdb $(IMDB_SOURCE) $(CORPUS)/imdb-small --n-train 1000 --n-dev 1000 --n-test 200 --max-pretrain-docs 10000
 	$(LMAO) vectors train $(CORPUS)/imdb-small/pretrain $(CORPUS)/imdb-small/vectors --dims 50 --epochs 3
 	touch $@
 
@@ -49,10 +51,18 @@ data-imdb-small: $(CORPUS)/imdb-small/.done
 
 trial-small: data-imdb-small
 	$(LMAO) trial lmao-imdb-1k --out $(RUNS)/demo-trial \
-		-P corpus_dir=$(CORPUS)/imdb-small -P width=64 -P depth=2 -P embed_rows=2000 \
-		-P pretrain_epochs=1 -P max_epochs=3
+		-P corpus_dir=$(CORPUS)/imdb-small -P width=64 -P depth=2 -P pretrain_epochs=1 -P max_epochs=3
 
-demo: sweep
+# The main job: 3 baseline + 3 pretrained trials (lmao-imdb-1k/demo.yml), a small random sweep, and
+# their reports in RUNS/report/ (everything under RUNS, untracked: git status stays clean). Re-running
+# skips finished trials and continues the study.
+demo: data-imdb-small
+	$(LMAO) campaign lmao-imdb-1k/demo.yml --eval-processes 1
+	$(MAKE) --no-print-directory sweep-only
+	$(LMAO) report $(RUNS)/demo --out $(RUNS)/report/demo --no-readmes
+	$(LMAO) report $(RUNS)/$(SWEEP_STUDY) --storage sqlite:///$(abspath $(RUNS))/optuna.sqlite3 --study $(SWEEP_STUDY) \
+		--out $(RUNS)/report/sweep --no-readmes
+	@echo; cat $(RUNS)/report/demo/lmao-imdb-1k.md
 
 bench: venv
 	$(BIN)/python benchmarks/bench_imdb_trial.py
@@ -97,11 +107,18 @@ $(CORPUS)/imdb-1k-dev2k/.done: $(BIN)/.installed
 recipe-levers: $(CORPUS)/imdb-1k-dev2k/.done $(CORPUS)/vectors-imdb-100k/.done
 	$(LMAO) campaign lmao-imdb-1k/levers.yml
 
-# Comparison tables and plots from the raw trial results: analysis/results/ and the experiment READMEs.
-# The sweep's Optuna storage (when there) adds each trial's search method and trial number.
+# The committed tables and plots (analysis/results/, the experiment READMEs) come only from the
+# committed raw results of the protocol campaigns; `make report RUNS=...` reports other runs into
+# RUNS/report instead, leaving the committed ones alone.
+CAMPAIGN_RUNS ?= analysis/imdb-1k-campaign analysis/wnut17-campaign
 .PHONY: report
 report: venv
-	$(LMAO) report $(RUNS) $(if $(wildcard $(RUNS)/optuna.sqlite3),--storage sqlite:///$(abspath $(RUNS))/optuna.sqlite3) $(REPORT_ARGS)
+ifeq ($(origin RUNS),command line)
+	$(LMAO) report $(RUNS) $(if $(wildcard $(RUNS)/optuna.sqlite3),--storage sqlite:///$(abspath $(RUNS))/optuna.sqlite3) \
+		--out $(RUNS)/report --no-readmes $(REPORT_ARGS)
+else
+	$(LMAO) report $(wildcard $(CAMPAIGN_RUNS)) $(REPORT_ARGS)
+endif
 
 # Cluster path (terraform-gke/, see README "Run on GKE"): static infra checks (also part of `make test`)
 # and the experiment image, pushed to the Artifact Registry repo the Terraform creates.
@@ -128,18 +145,21 @@ image:
 # 12 trials: 407 s on a busy one); re-running continues the study.
 # Trials are tracked in the dashboard when POLYAXON_HOST points at it (`make dashboard`).
 SWEEP_STUDY ?= imdb-small-random
-SWEEP_TRIALS ?= 30
+SWEEP_TRIALS ?= 8
 SWEEP_WORKERS ?= 2
-SWEEP_ARGS ?= -P width=64 -P depth=2 -P embed_rows=2000 -P max_epochs=3 -P patience=0 -P pretrain_max_words=200000
+SWEEP_ARGS ?= -P width=64 -P depth=2 -P max_epochs=4 -P patience=0 -P pretrain_max_words=1000000
 DASH_VENV ?= .venv-dashboard
 DASHBOARD_PORT ?= 8000
 DASHBOARD_DIR ?= .polyaxon-sandbox
-.PHONY: sweep polyaxonfiles dashboard dashboard-venv
-sweep: data-imdb-small
+.PHONY: sweep sweep-only polyaxonfiles dashboard dashboard-venv
+sweep: data-imdb-small sweep-only
+	$(LMAO) report $(RUNS)/$(SWEEP_STUDY) --storage sqlite:///$(abspath $(RUNS))/optuna.sqlite3 --study $(SWEEP_STUDY) \
+		--out $(RUNS)/report/sweep --no-readmes
+
+sweep-only: data-imdb-small
 	$(LMAO) sweep lmao-imdb-1k --search random --study $(SWEEP_STUDY) --n-trials $(SWEEP_TRIALS) \
 		--workers $(SWEEP_WORKERS) --runs $(RUNS) -P corpus_dir=$(CORPUS)/imdb-small $(SWEEP_ARGS) \
 		-- --eval-processes 1
-	$(MAKE) report
 
 polyaxonfiles: venv
 	for e in lmao-imdb-1k ontonotes-ner; do for s in random bayes; do $(LMAO) polyaxonfile $$e --search $$s; done; done
