@@ -190,9 +190,10 @@ def campaign(
     cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache: folder or gs:// (default: RUNS/cache)"),
     max_trials: int = typer.Option(0, "--max-trials", help="Stop after running this many trials (0 = all)"),
     summary_only: bool = typer.Option(False, "--summary", help="Only print the summary of the finished trials"),
+    as_markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a markdown table"),
 ) -> None:
     """Run a fixed design of trials (settings x seeds), skipping finished ones; extra options go to each trial."""
-    from .campaign import load_design, run_campaign, summary
+    from .campaign import load_design, markdown, run_campaign, summary
 
     plan = load_design(design)
     counts = {"failed": 0}
@@ -201,7 +202,7 @@ def campaign(
         typer.echo(f"campaign {design}: {counts['completed']} run, {counts['skipped']} already done, "
                    f"{counts['failed']} failed")
     table = summary(plan)
-    typer.echo("no finished trials yet" if table.empty else table.to_string())
+    typer.echo("no finished trials yet" if table.empty else markdown(table) if as_markdown else table.to_string())
     if counts["failed"]:
         raise typer.Exit(1)
 
