@@ -155,12 +155,13 @@ print("FILES", json.dumps(sorted(IgnoreConfigManager.get_unignored_filepaths(
 def test_polyaxonignore_uploads_code_not_venvs_runs_or_providers(tmp_path):
     """Polyaxon's own matcher, run from a tree shaped like the repo root with this repo's .polyaxonignore."""
     keep = ["experiments/trial.py", "lmao-imdb-1k/sweep.yml", "lmao-imdb-1k/polyaxonfile.random.yml",
-            "polyaxonfile.yml", "pyproject.toml", "terraform-gke/main.tf", "analysis/demo-runs/s/t/results.json",
+            "polyaxonfile.yml", "pyproject.toml", "terraform-gke/main.tf", "analysis/imdb-1k-campaign/baseline/seed-0/results.json",
             "tests/test_trial.py"]
     drop = [".venv/bin/python", ".venv-dashboard/bin/haupt", ".venv-checkov/x", ".git/HEAD",
             "terraform-gke/.terraform/providers/google.zip", "terraform-gke/terraform.tfstate",
             "terraform-gke/terraform.tfvars", "runs/study/trial-0000/results.json", "runs/optuna.sqlite3",
-            "corpus/imdb-1k/train.spacy", ".polyaxon-sandbox/sandbox/db.sqlite3", "analysis/results/epochs.csv",
+            "corpus/imdb-1k/train.spacy", ".polyaxon-sandbox/sandbox/db.sqlite3", "analysis/results/epochs.csv", "analysis/imdb-1k-campaign/baseline/seed-0/model-best/config.cfg",
+            "analysis/imdb-1k-campaign/cache/abc/model0.bin",
             "experiments/__pycache__/trial.cpython-311.pyc", "lmao.egg-info/PKG-INFO", ".polyaxon/.run"]
     for rel in keep + drop:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
