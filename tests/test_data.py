@@ -70,6 +70,84 @@ def test_imdb_unsup_and_caps(tmp_path):
     assert m["docs"]["pretrain"] == 5
 
 
+def _reference_imdb(source, out: Path, *, n_train, n_dev, seed=0, include_unsup=False, max_pretrain_docs=0,
+                    n_test=0, shard_docs=5000) -> None:
+    """The straightforward implementation prepare_imdb replaced: every split tokenized on its own (the
+    pretraining text a second time), one core, DocBin.add per doc. Its files are the expected bytes."""
+    import random
+
+    from spacy.tokens import DocBin
+
+    from experiments.data.imdb import _natural_id, clean_text, review_cats
+
+    reviews = {"train": [], "test": [], "unsup": []}
+    for r in read_reviews(source):
+        reviews[r.split].append(r)
+    splits = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
+    pretrain = reviews["train"] + reviews["test"] + (reviews["unsup"] if include_unsup else [])
+    pretrain.sort(key=lambda r: _natural_id(r.id))
+    random.Random(seed).shuffle(pretrain)
+    pretrain = pretrain[:max_pretrain_docs] if max_pretrain_docs else pretrain
+    test = reviews["test"]
+    if n_test:
+        test = sorted(test, key=lambda r: _natural_id(r.id))
+        random.Random(seed).shuffle(test)
+        test = test[:n_test]
+    nlp = spacy.blank("en")
+
+    def write(rs, path, labelled):
+        db = DocBin()
+        for r in rs:
+            doc = nlp(clean_text(r.text))
+            if labelled:
+                doc.cats = review_cats(r)
+            db.add(doc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db.to_disk(path)
+
+    write(splits["train"], out / "train.spacy", True)
+    write(splits["dev"], out / "dev.spacy", True)
+    write(test, out / "test.spacy", True)
+    for k in range(max(1, -(-len(pretrain) // shard_docs))):
+        write(pretrain[k * shard_docs:(k + 1) * shard_docs], out / "pretrain" / f"{k:06d}.spacy", False)
+
+
+def _spacy_files(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.spacy"))}
+
+
+@pytest.mark.parametrize("n_process", [1, 2])
+def test_imdb_tokenized_once_is_byte_identical_to_tokenizing_each_split(tmp_path, monkeypatch, n_process):
+    """prepare_imdb tokenizes each distinct text once (in worker processes) and reuses the tokens for the
+    labelled splits and the pretraining shards: the files are the same bytes as DocBin.add over docs
+    tokenized split by split, in the same order, shards included."""
+    from experiments.data import docbins
+
+    rows = review_rows(n_per_label=9)
+    # Text that exercises the tokenizer: leading quotes/punctuation, emoji, odd whitespace, URLs, a
+    # duplicate text under two ids (tokenized once, written under both), and real reviews when present.
+    odd = ["'Tis \"great\"... isn't it?<br/>Yes!!", "  Leading spaces\tand\ttabs\n\nend ", "😀 emoji :-) U.S.A.",
+           "see http://example.com/x?y=1 & e-mail a@b.org", "Review 0 was great.<br /><br />Truly great!"]
+    rows += [{"text": t, "label": ("pos", "neg")[i % 2], "split": ("train", "test")[i % 2],
+              "id": f"{('train', 'test')[i % 2]}/odd/{i}_5"} for i, t in enumerate(odd)]
+    imdb = REPO.parent / "shared" / "data" / "imdb" / "imdb.jsonl.gz"
+    if imdb.exists():
+        with gzip.open(imdb, "rt", encoding="utf-8") as f:
+            rows += [json.loads(next(f)) for _ in range(60)]
+    src = write_jsonl(tmp_path / "imdb.jsonl.gz", rows)
+    monkeypatch.setattr(docbins, "SHARD_DOCS", 7)  # several pretraining shards, the last one partial
+    for name, kwargs in [("a", dict(n_train=10, n_dev=12, seed=1, include_unsup=True)),
+                         ("b", dict(n_train=3, n_dev=4, max_pretrain_docs=9, n_test=5))]:
+        m = prepare_imdb(src, tmp_path / f"new-{name}", n_process=n_process, **kwargs)
+        _reference_imdb(src, tmp_path / f"ref-{name}", shard_docs=7, **kwargs)
+        new, ref = _spacy_files(tmp_path / f"new-{name}"), _spacy_files(tmp_path / f"ref-{name}")
+        assert len(ref) >= 5 and list(new) == list(ref)
+        for file in ref:
+            assert new[file] == ref[file], file
+        pretrain = list(read_docs(tmp_path / f"new-{name}" / "pretrain", VOCAB))
+        assert m["docs"]["pretrain"] == len(pretrain) and m["pretrain_words"] == sum(len(d) for d in pretrain)
+
+
 def _add(tar: tarfile.TarFile, name: str, text: str) -> None:
     data = text.encode("utf-8")
     info = tarfile.TarInfo(name)
