@@ -10,9 +10,13 @@ bytes through a pipe.
 
 Why the sum is the full batch's gradient: the pretraining objectives divide their gradient by the rows
 of the prediction (tokens), so a part's gradient is scaled by ``n_part / n_batch`` before backprop; no
-layer couples rows of different docs (hash embeddings, CNN windows within a doc, maxout, layer norm per
-row). What differs from one process: each rank draws its own dropout masks (seeded ``seed + rank``), so
-the weights are reproducible for a fixed seed and worker count, and match one process in distribution.
+layer couples rows of different docs (CNN windows stay within a doc; maxout, layer norm per row). One
+thing does couple them: the embedding layers (HashEmbed, StaticVectors) drop whole feature columns with
+one mask per batch. Every rank draws those masks from the same per-step generator, so the whole batch
+shares them as in one process. Per-element masks (dropout layers, the cloze task's word masking) are
+drawn by each rank for its rows (seeded ``seed + rank``). So the weights are reproducible for a fixed
+seed and worker count, and match one process in distribution (and exactly, to rounding, without
+randomness: ``tests/test_pretrain_parallel.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,30 @@ def loss_weighting(objective: Dict[str, Any]) -> Callable[[int, int], float]:
             return lambda n, total: (n / total) ** 2
     raise ValueError(f"data-parallel pretraining does not know how objective {arch} "
                      f"(loss {objective.get('loss')!r}) normalises its loss: use 1 worker")
+
+
+BATCH_MASK_LAYERS = ("hashembed", "static_vectors", "embed")  # layers with one dropout mask per batch
+
+
+class _BatchMasks:
+    """The ops of the layers above: 1-D (per-feature) dropout masks come from a generator seeded by the
+    step, identical on every rank; everything else is the wrapped ops."""
+
+    def __init__(self, ops, seed: int) -> None:
+        self._ops, self._seed = ops, seed
+        self._rng = numpy.random.default_rng([seed, 0])
+
+    def start_step(self, step: int) -> None:
+        self._rng = numpy.random.default_rng([self._seed, step])
+
+    def __getattr__(self, name: str):
+        return getattr(self._ops, name)
+
+    def get_dropout_mask(self, shape, drop):
+        if isinstance(shape, int) or len(shape) != 1 or drop is None or drop <= 0 or drop >= 1:
+            return self._ops.get_dropout_mask(shape, drop)
+        coinflips = self._rng.uniform(0.0, 1.0, shape)  # as thinc's Ops.get_dropout_mask, another generator
+        return self._ops.asarray((coinflips >= drop) / (1.0 - drop), dtype="float32")
 
 
 def split_batch(docs: Sequence, n_parts: int) -> List[Sequence]:
@@ -97,6 +125,11 @@ class DataParallel:
         self.model, self.objective, self.optimizer = model, objective, optimizer
         self.n_workers, self.loss_weight = n_workers, loss_weight
         self.shared = _Shared(model, n_workers)
+        self.masks = _BatchMasks(model.ops, seed or 0)
+        for node in model.walk():
+            if node.name in BATCH_MASK_LAYERS:
+                node.ops = self.masks
+        self.step = 0
         ctx = multiprocessing.get_context("fork")
         self.pipes = []
         self.procs = []
@@ -116,6 +149,8 @@ class DataParallel:
     def __call__(self, docs: Sequence) -> float:
         for pipe in self.pipes:
             pipe.send(("step",))
+        self.step += 1
+        self.masks.start_step(self.step)
         part = split_batch(docs, self.n_workers)[0]
         total = sum(len(doc) for doc in docs)
         loss = self._backprop(part, total)
@@ -181,6 +216,8 @@ class DataParallel:
                 if message[0] == "epoch":
                     stream = iter(batches())
                     continue
+                self.step += 1
+                self.masks.start_step(self.step)
                 docs = list(next(stream))
                 part = split_batch(docs, self.n_workers)[rank]
                 pipe.send(("ok", self._backprop(part, sum(len(doc) for doc in docs))))

@@ -95,3 +95,21 @@ def test_worker_count_is_in_the_pretraining_cache_key(imdb_corpus):
     assert "pretrain_workers" not in one["params"]
     two = pretraining_inputs(_params(pretrain_workers=2), imdb_corpus, vectors, True)
     assert two["workers"] == 2 and {k: v for k, v in two.items() if k != "workers"} == one
+
+
+def test_per_feature_dropout_masks_are_the_same_on_every_rank():
+    """HashEmbed/StaticVectors drop whole columns with one mask per batch: all ranks must share it."""
+    from thinc.api import NumpyOps
+
+    from experiments.parallel import _BatchMasks
+
+    a, b = _BatchMasks(NumpyOps(), seed=3), _BatchMasks(NumpyOps(), seed=3)
+    a.start_step(7)
+    b.start_step(7)
+    mask = a.get_dropout_mask((96,), 0.2)
+    assert numpy.array_equal(mask, b.get_dropout_mask((96,), 0.2))
+    assert set(numpy.unique(mask).tolist()) == {0.0, 1.25} and mask.dtype == numpy.float32
+    a.start_step(8)
+    assert not numpy.array_equal(mask, a.get_dropout_mask((96,), 0.2))
+    assert a.get_dropout_mask((4, 96), 0.2).shape == (4, 96)  # per-element masks: the rank's own RNG
+    assert numpy.array_equal(a.get_dropout_mask((5,), 0.0), numpy.ones(5, dtype="f"))
