@@ -54,8 +54,9 @@ trial-small: data-imdb-small
 
 demo: sweep
 
+# Issue 9's ratios from one run (data prep, pretraining, a trial with peak PSS), with the machine's load.
 bench: venv
-	$(BIN)/python benchmarks/bench_imdb_trial.py
+	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(RUNS) $(CORPUS)

@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--objective", default="vectors")
     parser.add_argument("--every", type=int, default=100_000, help="loss-curve point every N words")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--json", default=None, help="write the numbers here too")
     parser.add_argument("--child-ours", nargs=3, metavar=("CORPUS", "OUT", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_ours:
@@ -114,7 +115,8 @@ def main() -> None:
         return
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-pretrain-"))
-    print(f"workdir: {work}\nstart: {load()}", flush=True)
+    start = load()
+    print(f"workdir: {work}\nstart: {start}", flush=True)
     corpus = prepare(args.source, work, args.docs)
     from spacy.tokens import DocBin  # noqa: F401  (spaCy import cost outside the timings)
 
@@ -169,8 +171,12 @@ def main() -> None:
     for w in marks:
         cells = [at(r["curve"], w) for r in results.values()]
         print(f"{w:10d}" + "".join(f"{c:22.2f}" if c is not None else f"{'-':>22}" for c in cells))
-    print(f"\nstart: see top; end: {end}")
-    (work / "bench-pretrain.json").write_text(json.dumps(results, indent=1))
+    print(f"\nload: start {start}; end {end}")
+    summary = {"results": results, "docs": len(texts), "objective": args.objective, "load_start": start,
+               "load_end": end}
+    (work / "bench-pretrain.json").write_text(json.dumps(summary, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 import spacy
 
 from experiments.data.docbins import read_docs, write_docbin
-from experiments.data.imdb import prepare_imdb, read_reviews, split_imdb_1k
+from experiments.data.imdb import prepare_imdb, read_reviews, reference_prepare_imdb, split_imdb_1k
 from experiments.data.ner import prepare_ner, read_ner_docs
 from experiments.errors import InputError
 
@@ -70,48 +70,6 @@ def test_imdb_unsup_and_caps(tmp_path):
     assert m["docs"]["pretrain"] == 5
 
 
-def _reference_imdb(source, out: Path, *, n_train, n_dev, seed=0, include_unsup=False, max_pretrain_docs=0,
-                    n_test=0, shard_docs=5000) -> None:
-    """The straightforward implementation prepare_imdb replaced: every split tokenized on its own (the
-    pretraining text a second time), one core, DocBin.add per doc. Its files are the expected bytes."""
-    import random
-
-    from spacy.tokens import DocBin
-
-    from experiments.data.imdb import _natural_id, clean_text, review_cats
-
-    reviews = {"train": [], "test": [], "unsup": []}
-    for r in read_reviews(source):
-        reviews[r.split].append(r)
-    splits = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
-    pretrain = reviews["train"] + reviews["test"] + (reviews["unsup"] if include_unsup else [])
-    pretrain.sort(key=lambda r: _natural_id(r.id))
-    random.Random(seed).shuffle(pretrain)
-    pretrain = pretrain[:max_pretrain_docs] if max_pretrain_docs else pretrain
-    test = reviews["test"]
-    if n_test:
-        test = sorted(test, key=lambda r: _natural_id(r.id))
-        random.Random(seed).shuffle(test)
-        test = test[:n_test]
-    nlp = spacy.blank("en")
-
-    def write(rs, path, labelled):
-        db = DocBin()
-        for r in rs:
-            doc = nlp(clean_text(r.text))
-            if labelled:
-                doc.cats = review_cats(r)
-            db.add(doc)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db.to_disk(path)
-
-    write(splits["train"], out / "train.spacy", True)
-    write(splits["dev"], out / "dev.spacy", True)
-    write(test, out / "test.spacy", True)
-    for k in range(max(1, -(-len(pretrain) // shard_docs))):
-        write(pretrain[k * shard_docs:(k + 1) * shard_docs], out / "pretrain" / f"{k:06d}.spacy", False)
-
-
 def _spacy_files(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.spacy"))}
 
@@ -139,7 +97,7 @@ def test_imdb_tokenized_once_is_byte_identical_to_tokenizing_each_split(tmp_path
     for name, kwargs in [("a", dict(n_train=10, n_dev=12, seed=1, include_unsup=True)),
                          ("b", dict(n_train=3, n_dev=4, max_pretrain_docs=9, n_test=5))]:
         m = prepare_imdb(src, tmp_path / f"new-{name}", n_process=n_process, **kwargs)
-        _reference_imdb(src, tmp_path / f"ref-{name}", shard_docs=7, **kwargs)
+        reference_prepare_imdb(src, tmp_path / f"ref-{name}", shard_docs=7, **kwargs)
         new, ref = _spacy_files(tmp_path / f"new-{name}"), _spacy_files(tmp_path / f"ref-{name}")
         assert len(ref) >= 5 and list(new) == list(ref)
         for file in ref:

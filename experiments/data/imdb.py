@@ -244,3 +244,46 @@ def prepare_imdb(
         }
         write_json(tmp / "manifest.json", manifest)
     return manifest
+
+
+def reference_prepare_imdb(source: Union[str, Path], out: Union[str, Path], *, n_train: int = 1000,
+                           n_dev: int = 10000, seed: int = 0, include_unsup: bool = False,
+                           max_pretrain_docs: int = 0, n_test: int = 0, shard_docs: int = 0) -> None:
+    """The straightforward way to the same ``.spacy`` files, kept as the specification ``prepare_imdb``
+    is checked against (``tests/test_data.py``) and timed beside (``benchmarks/bench_data_imdb.py``):
+    each split tokenized on its own, the pretraining text a second time, on one core, ``DocBin.add``
+    per doc (as ``lmao data imdb`` did before issue 9)."""
+    from spacy import blank
+    from spacy.tokens import DocBin
+
+    reviews: Dict[str, List[Review]] = {split: [] for split in SPLITS}
+    for review in read_reviews(source):
+        reviews[review.split].append(review)
+    splits = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
+    pretrain = reviews["train"] + reviews["test"] + (reviews["unsup"] if include_unsup else [])
+    pretrain.sort(key=lambda r: _natural_id(r.id))
+    random.Random(seed).shuffle(pretrain)
+    pretrain = pretrain[:max_pretrain_docs] if max_pretrain_docs else pretrain
+    test = reviews["test"]
+    if n_test:
+        test = sorted(test, key=lambda r: _natural_id(r.id))
+        random.Random(seed).shuffle(test)
+        test = test[:n_test]
+    nlp = blank("en")
+    out = Path(out)
+
+    def write(items: List[Review], path: Path, labelled: bool) -> None:
+        db = DocBin()
+        for doc, review in nlp.pipe(((clean_text(r.text), r) for r in items), as_tuples=True, batch_size=256):
+            if labelled:
+                doc.cats = review_cats(review)
+            db.add(doc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db.to_disk(path)
+
+    write(splits["train"], out / "train.spacy", True)
+    write(splits["dev"], out / "dev.spacy", True)
+    write(test, out / "test.spacy", True)
+    shard_docs = shard_docs or docbins.SHARD_DOCS
+    for k in range(max(1, -(-len(pretrain) // shard_docs))):
+        write(pretrain[k * shard_docs:(k + 1) * shard_docs], out / "pretrain" / f"{k:06d}.spacy", False)
