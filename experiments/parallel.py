@@ -155,7 +155,11 @@ class DataParallel:
         total = sum(len(doc) for doc in docs)
         loss = self._backprop(part, total)
         for rank, pipe in enumerate(self.pipes, start=1):
-            reply = pipe.recv()
+            try:
+                reply = pipe.recv()
+            except EOFError:
+                raise RuntimeError(f"pretraining worker {rank} died (exit code {self.procs[rank - 1].exitcode}; "
+                                   "out of memory?)") from None
             if reply[0] == "error":
                 raise RuntimeError(f"pretraining worker {rank} failed:\n{reply[1]}")
             loss += reply[1]
