@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -73,10 +73,12 @@ class Peak:
     rss_bytes: int = 0  # RSS summed over the tree at that same sample (counts shared pages repeatedly)
     processes: int = 0  # processes in the tree at that sample
     samples: int = 0
+    by_process: List[Tuple[int, int, int]] = field(default_factory=list)  # (pid, PSS, RSS) bytes at the peak
 
     def describe(self) -> str:
+        each = ", ".join(f"{pss / 2**30:.2f}" for _, pss, _ in self.by_process)
         return (f"peak PSS {self.pss_bytes / 2**30:.2f} GiB summed over {self.processes} processes "
-                f"(their RSS summed: {self.rss_bytes / 2**30:.2f} GiB; {self.samples} samples)")
+                f"[{each}] (their RSS summed: {self.rss_bytes / 2**30:.2f} GiB; {self.samples} samples)")
 
 
 class PssSampler:
@@ -89,14 +91,16 @@ class PssSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
-        pss = rss = n = 0
+        each = []
         for pid in process_tree(self.root):
             got = memory_kb(pid)
             if got is not None:
-                pss, rss, n = pss + got[0], rss + got[1], n + 1
+                each.append((pid, got[0] * 1024, got[1] * 1024))
         self.peak.samples += 1
-        if pss * 1024 > self.peak.pss_bytes:
-            self.peak.pss_bytes, self.peak.rss_bytes, self.peak.processes = pss * 1024, rss * 1024, n
+        pss = sum(p for _, p, _ in each)
+        if pss > self.peak.pss_bytes:
+            self.peak.pss_bytes, self.peak.rss_bytes = pss, sum(r for _, _, r in each)
+            self.peak.processes, self.peak.by_process = len(each), each
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -34,7 +34,8 @@ for pid in pids:
 def test_peak_pss_counts_shared_pages_once():
     code, _, peak = run_measured([sys.executable, "-c", FORKER], interval=0.2)
     assert code == 0 and peak.samples >= 3
-    assert peak.processes == 3
+    assert peak.processes == 3 == len(peak.by_process)
+    assert sum(pss for _, pss, _ in peak.by_process) == peak.pss_bytes
     mib = 2**20
     assert 190 * mib < peak.pss_bytes < 330 * mib  # the 200 MiB once, plus 3 interpreters
     assert peak.rss_bytes > 580 * mib  # RSS counts the shared buffer in each process
