@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -280,3 +281,19 @@ def test_docbin_roundtrip_and_shards(tmp_path):
     assert [d.text for d in read_docs(tmp_path / "shards", VOCAB)] == [d.text for d in docs]
     write_docbin(docs, tmp_path / "one.spacy")
     assert len(list(read_docs(tmp_path / "one.spacy", VOCAB))) == 5
+
+
+def test_available_cores_respects_a_cgroup_cpu_limit(tmp_path):
+    from experiments.data.tokenized import available_cores, cgroup_cpu_quota
+
+    assert cgroup_cpu_quota(tmp_path) is None  # no cgroup files: unlimited
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # a pod limited to 1.5 CPUs
+    assert cgroup_cpu_quota(tmp_path) == 1.5
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 1.0
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)
