@@ -95,7 +95,7 @@ def test_imdb_tokenized_once_is_byte_identical_to_tokenizing_each_split(tmp_path
             rows += [json.loads(next(f)) for _ in range(60)]
     src = write_jsonl(tmp_path / "imdb.jsonl.gz", rows)
     monkeypatch.setattr(docbins, "SHARD_DOCS", 7)  # several pretraining shards, the last one partial
-    for name, kwargs in [("a", dict(n_train=10, n_dev=12, seed=1, include_unsup=True)),
+    for name, kwargs in [("a", dict(n_train=8, n_dev=10, seed=1, include_unsup=True)),
                          ("b", dict(n_train=3, n_dev=4, max_pretrain_docs=9, n_test=5))]:
         m = prepare_imdb(src, tmp_path / f"new-{name}", n_process=n_process, **kwargs)
         reference_prepare_imdb(src, tmp_path / f"ref-{name}", shard_docs=7, **kwargs)
