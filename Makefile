@@ -64,8 +64,9 @@ demo: data-imdb-small
 		--out $(RUNS)/report/sweep --no-readmes
 	@echo; cat $(RUNS)/report/demo/lmao-imdb-1k.md
 
+# Issue 9's ratios from one run (data prep, pretraining, a trial with peak PSS), with the machine's load.
 bench: venv
-	$(BIN)/python benchmarks/bench_imdb_trial.py
+	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(RUNS) $(CORPUS)

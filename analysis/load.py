@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from experiments.errors import InputError
+from experiments.params import ADDED_LATER
 from experiments.results import RESULTS_FILE, problem
 from experiments.storage import MARKER as PUBLISHED_MARKER
 from experiments.storage import parse_gs_url
@@ -360,7 +361,8 @@ def trial_row(item: RawResult) -> Dict[str, Any]:
     row.update({key: data.get(key) for key in TOP_LEVEL})
     row["corpus"] = corpus_label(data.get("corpus"))
     row.update(provenance_columns(data))
-    row.update({f"params.{k}": v for k, v in sorted(data["params"].items())})
+    params = {**ADDED_LATER, **data["params"]}  # an older trial ran with the default of a later param
+    row.update({f"params.{k}": v for k, v in sorted(params.items())})
     # spaCy config overrides change a trial as much as params do: part of its configuration identity
     row["config_overrides"] = json.dumps(data.get("config_overrides") or {}, sort_keys=True, default=str)
     pretraining = data.get("pretraining") or {}

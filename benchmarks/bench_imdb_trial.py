@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,25 @@ def run(cmd, **kwargs) -> float:
     return time.perf_counter() - start
 
 
+PEAKS = {}  # command label -> peak PSS summed over its processes (experiments/pss.py)
+
+
+def run_pss(label, cmd) -> float:
+    """``run``, sampling the command's process tree for its peak PSS (parent + forked eval workers)."""
+    from experiments.pss import run_measured
+
+    print("$", " ".join(str(c) for c in cmd), flush=True)
+    code, wall, peak = run_measured(cmd)
+    if code:
+        raise subprocess.CalledProcessError(code, cmd)
+    PEAKS[label] = peak
+    return wall
+
+
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
 def lmao(*args) -> list:
     return [sys.executable, "-m", "experiments", *args]
 
@@ -48,10 +68,12 @@ def main() -> None:
     parser.add_argument("--pretrain-docs", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--json", default=None, help="write the numbers here too")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-imdb-"))
     corpus = work / "corpus"
-    print(f"workdir: {work}", flush=True)
+    start_load = load()
+    print(f"workdir: {work}\nstart: {start_load}", flush=True)
 
     import spacy
     from spacy.util import load_config
@@ -75,8 +97,8 @@ def main() -> None:
     ours = {}
     for name, epochs in (("baseline", 0), ("pretrain-1", 1)):
         out = work / "runs" / name
-        wall = run(lmao("trial", EXPERIMENT, "--out", out, *common, "-P", f"pretrain_epochs={epochs}",
-                        "--cache", work / "cache"))
+        wall = run_pss(f"lmao {name}", lmao("trial", EXPERIMENT, "--out", out, *common, "-P",
+                                            f"pretrain_epochs={epochs}", "--cache", work / "cache"))
         ours[name] = json.loads((out / "results.json").read_text()) | {"wall": wall}
 
     # ---- spaCy's CLI on the same config and data ---------------------------------------------------
@@ -98,7 +120,7 @@ def main() -> None:
     for name, init in (("baseline", None), ("pretrain-1", pre_out / "model0.bin")):
         out = work / f"spacy-train-{name}"
         extra = ["--paths.init_tok2vec", init] if init else []
-        wall = run(spacy_cmd("train", spacy_cfg, "--output", out, "--paths.train", corpus / "train.spacy",
+        wall = run_pss(f"spacy train {name}", spacy_cmd("train", spacy_cfg, "--output", out, "--paths.train", corpus / "train.spacy",
                              "--paths.dev", corpus / "dev.spacy", "--training.max_epochs", args.epochs + 1,
                              "--training.max_steps", args.epochs * steps_per_epoch + 1,
                              "--training.eval_frequency", steps_per_epoch, "--training.patience", 0, *extra))
@@ -138,6 +160,20 @@ def main() -> None:
         print(f"{name + ': training words/s':28}{train_wps:12.0f}{'n/a':>12}{'-':>8}")
         line(f"{name}: eval words/s", r["inference_words_per_second"], s["eval_wps"])
         line(f"{name}: wall seconds", r["wall"], s["wall"], "{:12.1f}")
+    for label, peak in PEAKS.items():
+        print(f"{label + ': memory':28}{peak.describe()}")
+    end_load = load()
+    print(f"load: start {start_load}; end {end_load}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "pretrain_wps": [pre["words_per_second"], spacy_pre_wps],
+            "trials": {name: {"lmao_wall": ours[name]["wall"], "spacy_wall": spacy_train[name]["wall"],
+                              "lmao_accuracy": ours[name]["best_dev_score"],
+                              "spacy_accuracy": spacy_train[name]["accuracy"]} for name in ours},
+            "peak_pss_bytes": {label: peak.pss_bytes for label, peak in PEAKS.items()},
+            "peak_rss_sum_bytes": {label: peak.rss_bytes for label, peak in PEAKS.items()},
+            "processes_at_peak": {label: peak.processes for label, peak in PEAKS.items()},
+            "load_start": start_load, "load_end": end_load}, indent=1))
     print("\n(wall seconds: lmao's include its pretraining for pretrain-1; spaCy's train wall excludes the "
           "separate `spacy pretrain` run and includes its extra step-0 evaluation; spaCy's eval words/s is "
           "measured on a 1000-review sample as its train loop evaluates.)")

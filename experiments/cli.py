@@ -38,13 +38,14 @@ def data_imdb(
     unsup: bool = typer.Option(False, "--unsup/--no-unsup", help="Add the 50k unlabelled reviews to the pretraining text"),
     max_pretrain_docs: int = typer.Option(0, "--max-pretrain-docs", help="Cap the pretraining corpus (0 = all)"),
     n_test: int = typer.Option(0, "--n-test", help="Keep a seeded sample of N test reviews (0 = all 25k)"),
+    n_process: int = typer.Option(0, "--n-process", help="Tokenizer processes (0 = every core); the output is the same"),
 ) -> None:
     """IMDB-1k splits as DocBins (train/dev/test) plus the tokenized pretraining text."""
     from .data.imdb import prepare_imdb
 
     manifest = prepare_imdb(
         source, out, n_train=n_train, n_dev=n_dev, seed=seed, include_unsup=unsup,
-        max_pretrain_docs=max_pretrain_docs, n_test=n_test)
+        max_pretrain_docs=max_pretrain_docs, n_test=n_test, n_process=n_process)
     typer.echo(f"{out}: {manifest['docs']} docs, {manifest['pretrain_words']} pretraining words")
 
 

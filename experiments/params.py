@@ -48,6 +48,8 @@ PARAMS: Dict[str, Param] = {
     "pretrain_n_characters": Param(int, 4, "first/last N characters for the characters objective"),
     "pretrain_seed": Param(int, -1, "seed of the pretraining run (-1 = the trial's seed); one fixed value lets "
                                     "one cached pretraining run serve every fine-tuning seed"),
+    "pretrain_workers": Param(int, 1, "processes sharing each pretraining batch (data-parallel, one optimizer step; "
+                                      "0 = every core); the weights depend on it, so the cache key does too"),
     # fine-tuning
     "learn_rate": Param(float, 0.001, "Adam learn rate"),
     "beta1": Param(float, 0.9, "Adam beta1"),
@@ -66,6 +68,11 @@ PARAMS: Dict[str, Param] = {
     "eval_batch_size": Param(int, 128, "docs per batch when evaluating (does not change the score)"),
     "seed": Param(int, 0, "random seed for everything (pretraining, init, batching)"),
 }
+
+
+# Params added after result files already existed, with the value an older trial ran with: a report reads a
+# results.json that lacks one as that value, so old and new trials of one configuration compare as one.
+ADDED_LATER: Dict[str, Any] = {"pretrain_workers": 1}
 
 
 def did_you_mean(name: Any) -> str:

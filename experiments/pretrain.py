@@ -60,8 +60,13 @@ def checkpoint_name(epochs: int) -> str:
 
 
 def pretrain(config: Config, output_dir: Path, *, max_words: int = 0, save_every_words: int = 0,
-             silent: bool = False) -> Dict[str, Any]:
-    """Run pretraining as ``config[pretraining]`` says; write checkpoints + ``log.jsonl`` + info."""
+             silent: bool = False, n_workers: int = 1) -> Dict[str, Any]:
+    """Run pretraining as ``config[pretraining]`` says; write checkpoints + ``log.jsonl`` + info.
+
+    ``n_workers`` > 1 splits every batch between that many processes (data-parallel, one optimizer
+    step per batch: see :mod:`experiments.parallel`). The weights then depend on the worker count (each
+    worker draws its own dropout masks), so it is part of the cache key; 1 is spaCy's own update step.
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     config = config.copy()
@@ -94,29 +99,47 @@ def pretrain(config: Config, output_dir: Path, *, max_words: int = 0, save_every
             f.write(json.dumps(row) + "\n")
 
     stop = False
-    for epoch in range(P["max_epochs"]):
-        epoch_loss = 0.0
-        batches = P["batcher"](corpus(nlp))
-        for docs in progress(batches, desc=f"pretrain epoch {epoch + 1}/{P['max_epochs']}", unit="batch"):
-            docs = list(docs)
-            epoch_loss += make_update(model, docs, optimizer, objective)
-            words += sum(len(doc) for doc in docs)
-            if save_every_words and words >= next_save:
-                save(f"model-w{words}.bin", epoch, epoch_loss)
-                next_save += save_every_words
-            if max_words and words >= max_words:
-                stop = True
+    if n_workers > 1:
+        from .parallel import DataParallel, loss_weighting
+
+        update = DataParallel(model, objective, optimizer, n_workers=n_workers, seed=seed,
+                              loss_weight=loss_weighting(dict(nlp.config["pretraining"]["objective"])),
+                              batches=lambda: P["batcher"](corpus(nlp)))
+    else:
+        update = None
+    try:
+        for epoch in range(P["max_epochs"]):
+            epoch_loss = 0.0
+            batches = P["batcher"](corpus(nlp))
+            if update is not None:
+                update.start_epoch()
+            for docs in progress(batches, desc=f"pretrain epoch {epoch + 1}/{P['max_epochs']}", unit="batch"):
+                docs = list(docs)
+                if update is not None:
+                    epoch_loss += update(docs)
+                else:
+                    epoch_loss += make_update(model, docs, optimizer, objective)
+                words += sum(len(doc) for doc in docs)
+                if save_every_words and words >= next_save:
+                    save(f"model-w{words}.bin", epoch, epoch_loss)
+                    next_save += save_every_words
+                if max_words and words >= max_words:
+                    stop = True
+                    break
+            save(checkpoint_name(epoch + 1), epoch, epoch_loss)
+            if not silent:
+                elapsed = time.perf_counter() - start
+                log(f"pretrain: epoch {epoch + 1} loss {epoch_loss:.1f} words {words} ({words / elapsed:.0f} w/s)")
+            if stop:
                 break
-        save(checkpoint_name(epoch + 1), epoch, epoch_loss)
-        if not silent:
-            elapsed = time.perf_counter() - start
-            log(f"pretrain: epoch {epoch + 1} loss {epoch_loss:.1f} words {words} ({words / elapsed:.0f} w/s)")
-        if stop:
-            break
+    finally:
+        if update is not None:
+            update.close()
     seconds = time.perf_counter() - start
     info = {"words": words, "seconds": round(seconds, 3), "words_per_second": words / seconds if seconds else None,
             "epochs_completed": len([c for c in checkpoints if not c.startswith("model-w")]),
-            "checkpoints": checkpoints, "objective": dict(nlp.config["pretraining"]["objective"])}
+            "checkpoints": checkpoints, "objective": dict(nlp.config["pretraining"]["objective"]),
+            "workers": n_workers}
     write_json(output_dir / INFO_FILE, info)
     return info
 
@@ -141,13 +164,21 @@ def vectors_fingerprint(vectors: Optional[Path]) -> Optional[str]:
     return digest.hexdigest()
 
 
+def pretrain_workers(params: Mapping[str, Any]) -> int:
+    """The processes a pretraining run uses: ``pretrain_workers``, 0 meaning every core of this machine."""
+    from .data.tokenized import available_cores
+
+    n = params.get("pretrain_workers", 1)
+    return n if n > 0 else available_cores()
+
+
 def pretraining_inputs(params: Mapping[str, Any], corpus_dir: Path, vectors: Optional[Path],
                        uses_vectors: bool) -> Dict[str, Any]:
     """Exactly what determines the pretrained weights (the cache key is the hash of this)."""
     import spacy
     import thinc
 
-    return {
+    inputs = {
         "code": CODE_VERSION,
         "spacy": spacy.__version__,
         "thinc": thinc.__version__,
@@ -155,6 +186,10 @@ def pretraining_inputs(params: Mapping[str, Any], corpus_dir: Path, vectors: Opt
         "vectors": vectors_fingerprint(vectors) if uses_vectors else None,
         "params": {name: params[name] for name in PRETRAINING_PARAMS},
     }
+    workers = pretrain_workers(params)
+    if workers != 1:  # one process is spaCy's own update step: its runs keep the keys they always had
+        inputs["workers"] = workers
+    return inputs
 
 
 @dataclass(frozen=True)
@@ -215,7 +250,7 @@ def pretrained_checkpoint(config: Config, params: Mapping[str, Any], corpus_dir:
     def build(out: Path) -> None:
         log(f"pretraining: {params['objective']} objective, {params['pretrain_max_epochs']} epochs (key {key[:12]})")
         pretrain(config, out, max_words=params["pretrain_max_words"],
-                 save_every_words=params["pretrain_save_every_words"])
+                 save_every_words=params["pretrain_save_every_words"], n_workers=pretrain_workers(params))
         write_json(out / "inputs.json", inputs)
 
     entry = ArtifactCache(cache_root).get_or_create(key, build)

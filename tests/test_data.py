@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -14,7 +15,7 @@ import pytest
 import spacy
 
 from experiments.data.docbins import read_docs, write_docbin
-from experiments.data.imdb import prepare_imdb, read_reviews, split_imdb_1k
+from experiments.data.imdb import prepare_imdb, read_reviews, reference_prepare_imdb, split_imdb_1k
 from experiments.data.ner import prepare_ner, read_ner_docs
 from experiments.errors import InputError
 
@@ -68,6 +69,42 @@ def test_imdb_unsup_and_caps(tmp_path):
     assert m["docs"]["pretrain"] == 27 and m["docs"]["test"] == 3
     m = prepare_imdb(src, tmp_path / "c", n_train=2, n_dev=2, max_pretrain_docs=5)
     assert m["docs"]["pretrain"] == 5
+
+
+def _spacy_files(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.spacy"))}
+
+
+@pytest.mark.parametrize("n_process", [1, 2])
+def test_imdb_tokenized_once_is_byte_identical_to_tokenizing_each_split(tmp_path, monkeypatch, n_process):
+    """prepare_imdb tokenizes each distinct text once (in worker processes) and reuses the tokens for the
+    labelled splits and the pretraining shards: the files are the same bytes as DocBin.add over docs
+    tokenized split by split, in the same order, shards included."""
+    from experiments.data import docbins
+
+    rows = review_rows(n_per_label=9)
+    # Text that exercises the tokenizer: leading quotes/punctuation, emoji, odd whitespace, URLs, a
+    # duplicate text under two ids (tokenized once, written under both), and real reviews when present.
+    odd = ["'Tis \"great\"... isn't it?<br/>Yes!!", "  Leading spaces\tand\ttabs\n\nend ", "😀 emoji :-) U.S.A.",
+           "see http://example.com/x?y=1 & e-mail a@b.org", "Review 0 was great.<br /><br />Truly great!"]
+    rows += [{"text": t, "label": ("pos", "neg")[i % 2], "split": ("train", "test")[i % 2],
+              "id": f"{('train', 'test')[i % 2]}/odd/{i}_5"} for i, t in enumerate(odd)]
+    imdb = REPO.parent / "shared" / "data" / "imdb" / "imdb.jsonl.gz"
+    if imdb.exists():
+        with gzip.open(imdb, "rt", encoding="utf-8") as f:
+            rows += [json.loads(next(f)) for _ in range(60)]
+    src = write_jsonl(tmp_path / "imdb.jsonl.gz", rows)
+    monkeypatch.setattr(docbins, "SHARD_DOCS", 7)  # several pretraining shards, the last one partial
+    for name, kwargs in [("a", dict(n_train=8, n_dev=10, seed=1, include_unsup=True)),
+                         ("b", dict(n_train=3, n_dev=4, max_pretrain_docs=9, n_test=5))]:
+        m = prepare_imdb(src, tmp_path / f"new-{name}", n_process=n_process, **kwargs)
+        reference_prepare_imdb(src, tmp_path / f"ref-{name}", shard_docs=7, **kwargs)
+        new, ref = _spacy_files(tmp_path / f"new-{name}"), _spacy_files(tmp_path / f"ref-{name}")
+        assert len(ref) >= 5 and list(new) == list(ref)
+        for file in ref:
+            assert new[file] == ref[file], file
+        pretrain = list(read_docs(tmp_path / f"new-{name}" / "pretrain", VOCAB))
+        assert m["docs"]["pretrain"] == len(pretrain) and m["pretrain_words"] == sum(len(d) for d in pretrain)
 
 
 def _add(tar: tarfile.TarFile, name: str, text: str) -> None:
@@ -244,3 +281,19 @@ def test_docbin_roundtrip_and_shards(tmp_path):
     assert [d.text for d in read_docs(tmp_path / "shards", VOCAB)] == [d.text for d in docs]
     write_docbin(docs, tmp_path / "one.spacy")
     assert len(list(read_docs(tmp_path / "one.spacy", VOCAB))) == 5
+
+
+def test_available_cores_respects_a_cgroup_cpu_limit(tmp_path):
+    from experiments.data.tokenized import available_cores, cgroup_cpu_quota
+
+    assert cgroup_cpu_quota(tmp_path) is None  # no cgroup files: unlimited
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # a pod limited to 1.5 CPUs
+    assert cgroup_cpu_quota(tmp_path) == 1.5
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 1.0
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)

@@ -18,15 +18,12 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Union
-
-import spacy
-from spacy.tokens import Doc
+from typing import Dict, Iterator, List, Optional, Union
 
 from ..errors import InputError
 from ..fileio import atomic_path, write_json
-from ..progress import progress
-from .docbins import write_docbin, write_pretraining_corpus
+from . import docbins
+from .tokenized import DocBinJob, TokenizedTexts
 from .download import download
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -162,17 +159,11 @@ def clean_text(text: str) -> str:
     return _BR.sub("\n", text)
 
 
-def make_docs(nlp, reviews: Iterable[Review], *, desc: str, total: Optional[int] = None) -> Iterator[Doc]:
-    """Tokenize once (batched); labelled reviews carry exclusive POSITIVE/NEGATIVE cats."""
-    reviews = list(reviews) if total is None else reviews
-    total = total if total is not None else len(reviews)  # type: ignore[arg-type]
-    pairs = ((clean_text(r.text), r) for r in reviews)
-    for doc, review in progress(nlp.pipe(pairs, as_tuples=True, batch_size=256), total=total, desc=desc,
-                                unit="doc"):
-        if review.label is not None:
-            doc.cats = {name: float(review.label == key) for key, name in LABELS.items()}
-        doc.user_data["id"] = review.id
-        yield doc
+def review_cats(review: Review) -> Dict[str, float]:
+    """Exclusive POSITIVE/NEGATIVE cats for a labelled review; none for an unlabelled one."""
+    if review.label is None:
+        return {}
+    return {name: float(review.label == key) for key, name in LABELS.items()}
 
 
 def prepare_imdb(
@@ -186,10 +177,13 @@ def prepare_imdb(
     max_pretrain_docs: int = 0,
     n_test: int = 0,
     lang: str = "en",
+    n_process: int = 0,
 ) -> Dict[str, object]:
     """Write ``train.spacy``, ``dev.spacy``, ``test.spacy``, ``pretrain/`` shards and ``manifest.json``.
 
-    The whole folder appears at once (built under a temporary name) or not at all.
+    Each distinct review text is tokenized once, on ``n_process`` cores (0 = all), and the same tokens
+    serve its labelled split and the pretraining shards. The whole folder appears at once (built under a
+    temporary name) or not at all.
     """
     reviews: Dict[str, List[Review]] = {split: [] for split in SPLITS}
     for review in read_reviews(source):
@@ -197,7 +191,6 @@ def prepare_imdb(
     if not reviews["train"]:
         raise InputError(source, "no reviews in the train split")
     splits = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
-    nlp = spacy.blank(lang)
     pretrain_reviews = reviews["train"] + reviews["test"] + (reviews["unsup"] if include_unsup else [])
     pretrain_reviews.sort(key=lambda r: _natural_id(r.id))
     random.Random(seed).shuffle(pretrain_reviews)  # mixed order: pretraining batches see both labels
@@ -208,16 +201,31 @@ def prepare_imdb(
         test = sorted(test, key=lambda r: _natural_id(r.id))
         random.Random(seed).shuffle(test)
         test = test[:n_test]
+    # Tokenize every distinct text once (train/dev/test reviews are also pretraining text).
+    needed = splits["train"] + splits["dev"] + test + pretrain_reviews
+    index: Dict[str, int] = {}
+    for review in needed:
+        index.setdefault(review.text, len(index))
+    tokens = TokenizedTexts.tokenize([clean_text(text) for text in index], lang=lang, n_process=n_process,
+                                     desc="tokenize")
+
+    def job(path: Path, reviews: List[Review], *, labelled: bool) -> DocBinJob:
+        return DocBinJob(path, [index[r.text] for r in reviews],
+                         [review_cats(r) if labelled else {} for r in reviews])
+
     out_dir = Path(out_dir)
     with atomic_path(out_dir, is_dir=True) as tmp:
-        counts = {
-            "train": write_docbin(make_docs(nlp, splits["train"], desc="train"), tmp / "train.spacy"),
-            "dev": write_docbin(make_docs(nlp, splits["dev"], desc="dev"), tmp / "dev.spacy"),
-            "test": write_docbin(make_docs(nlp, test, desc="test"), tmp / "test.spacy"),
-        }
-        unlabelled = (Review(r.id, r.text, None, r.split) for r in pretrain_reviews)
-        counts["pretrain"], pretrain_words = write_pretraining_corpus(
-            make_docs(nlp, unlabelled, desc="pretrain", total=len(pretrain_reviews)), tmp / "pretrain")
+        shard_docs = docbins.SHARD_DOCS
+        shards = [pretrain_reviews[i:i + shard_docs] for i in range(0, len(pretrain_reviews), shard_docs)] or [[]]
+        jobs = [job(tmp / "train.spacy", splits["train"], labelled=True),
+                job(tmp / "dev.spacy", splits["dev"], labelled=True),
+                job(tmp / "test.spacy", test, labelled=True)]
+        jobs += [job(tmp / "pretrain" / f"{k:06d}.spacy", shard, labelled=False) for k, shard in enumerate(shards)]
+        (tmp / "pretrain").mkdir(parents=True, exist_ok=True)
+        written = tokens.write_docbins(jobs, n_process=n_process)
+        counts = {"train": written[0][0], "dev": written[1][0], "test": written[2][0],
+                  "pretrain": sum(n for n, _ in written[3:])}
+        pretrain_words = sum(w for _, w in written[3:])
         manifest = {
             "kind": "imdb",
             "task": "textcat",
@@ -236,3 +244,46 @@ def prepare_imdb(
         }
         write_json(tmp / "manifest.json", manifest)
     return manifest
+
+
+def reference_prepare_imdb(source: Union[str, Path], out: Union[str, Path], *, n_train: int = 1000,
+                           n_dev: int = 10000, seed: int = 0, include_unsup: bool = False,
+                           max_pretrain_docs: int = 0, n_test: int = 0, shard_docs: int = 0) -> None:
+    """The straightforward way to the same ``.spacy`` files, kept as the specification ``prepare_imdb``
+    is checked against (``tests/test_data.py``) and timed beside (``benchmarks/bench_data_imdb.py``):
+    each split tokenized on its own, the pretraining text a second time, on one core, ``DocBin.add``
+    per doc (as ``lmao data imdb`` did before issue 9)."""
+    from spacy import blank
+    from spacy.tokens import DocBin
+
+    reviews: Dict[str, List[Review]] = {split: [] for split in SPLITS}
+    for review in read_reviews(source):
+        reviews[review.split].append(review)
+    splits = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
+    pretrain = reviews["train"] + reviews["test"] + (reviews["unsup"] if include_unsup else [])
+    pretrain.sort(key=lambda r: _natural_id(r.id))
+    random.Random(seed).shuffle(pretrain)
+    pretrain = pretrain[:max_pretrain_docs] if max_pretrain_docs else pretrain
+    test = reviews["test"]
+    if n_test:
+        test = sorted(test, key=lambda r: _natural_id(r.id))
+        random.Random(seed).shuffle(test)
+        test = test[:n_test]
+    nlp = blank("en")
+    out = Path(out)
+
+    def write(items: List[Review], path: Path, labelled: bool) -> None:
+        db = DocBin()
+        for doc, review in nlp.pipe(((clean_text(r.text), r) for r in items), as_tuples=True, batch_size=256):
+            if labelled:
+                doc.cats = review_cats(review)
+            db.add(doc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db.to_disk(path)
+
+    write(splits["train"], out / "train.spacy", True)
+    write(splits["dev"], out / "dev.spacy", True)
+    write(test, out / "test.spacy", True)
+    shard_docs = shard_docs or docbins.SHARD_DOCS
+    for k in range(max(1, -(-len(pretrain) // shard_docs))):
+        write(pretrain[k * shard_docs:(k + 1) * shard_docs], out / "pretrain" / f"{k:06d}.spacy", False)
