@@ -146,7 +146,7 @@ image:
 # 12 trials: 407 s on a busy one); re-running continues the study.
 # Trials are tracked in the dashboard when POLYAXON_HOST points at it (`make dashboard`).
 SWEEP_STUDY ?= imdb-small-random
-SWEEP_TRIALS ?= 8
+SWEEP_TRIALS ?= 6
 SWEEP_WORKERS ?= 2
 SWEEP_ARGS ?= -P width=64 -P depth=2 -P max_epochs=4 -P patience=0 -P pretrain_max_words=1000000
 DASH_VENV ?= .venv-dashboard
