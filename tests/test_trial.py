@@ -160,7 +160,7 @@ def test_cli_trial_overrides_and_errors(imdb_corpus, tmp_path):
 
 def test_static_vectors_as_input_and_characters_objective(imdb_corpus, tiny_trial_params, tmp_path):
     params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 1}
-    without = run_trial(IMDB, tmp_path / "plain", {**params, "pretrain_epochs": 0})
+    without = run_trial(IMDB, tmp_path / "plain", {**params, "pretrain_epochs": 0, "static_vectors_input": False})
     with_vectors = run_trial(IMDB, tmp_path / "vec", {**params, "objective": "characters", "pretrain_epochs": 1,
                                                       "static_vectors_input": True}, cache=str(tmp_path / "cache"))
     assert with_vectors["pretraining"]["objective"] == "characters"
