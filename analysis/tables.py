@@ -335,7 +335,7 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
         })
     metric = _metric(trials)
     lines = [f"### {experiment}: dev {metric} (%) by pretraining setting", "", to_markdown(pd.DataFrame(md_rows)), ""]
-    lines += _significance_block(comparisons)
+    lines += _significance_block(comparisons, trials)
     lines += ["Notes:", ""] + [f"- {n}" for n in _footer(trials, top_k)]
     lines += [f"- {n}" for n in _time_and_pretraining_notes(trials, settings, has_text)]
     if with_ref:
@@ -387,9 +387,11 @@ def _metric(trials: pd.DataFrame) -> str:
     return "/".join(metrics) if metrics else "score"
 
 
-def _significance_block(comparisons: Sequence[Comparison]) -> List[str]:
+def _significance_block(comparisons: Sequence[Comparison], trials: pd.DataFrame) -> List[str]:
     if not comparisons:
-        return ["Significance vs baseline: no baseline trials, no test.", ""]
+        has_baseline = bool((completed(trials)["setting"] == "baseline").any()) if not trials.empty else False
+        why = "no pretrained setting has completed trials yet" if has_baseline else "no baseline trials"
+        return [f"Significance vs baseline: {why}, no test.", ""]
     return ["Significance vs baseline:", ""] + significance_lines(comparisons) + [""]
 
 
@@ -475,7 +477,7 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
     on = f", corpus: {corpus}" if corpus else ", corpus not recorded"
     lines = [f"### {experiment}: dev {metric} (%) per fine-tuning epoch (best trial of each setting){on}", "",
              to_markdown(md), ""]
-    lines += _significance_block(comparisons)
+    lines += _significance_block(comparisons, trials)
     lines += ["Notes:", "",
               "- Epoch rows: the dev score of each setting's best trial (by best epoch) after that epoch; "
               "per-epoch means over all completed trials are in the `-epochs.csv` file and the learning "

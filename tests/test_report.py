@@ -748,3 +748,14 @@ def test_a_copied_result_file_is_counted_once(tmp_path):
     # Same start time and params but other scores: two trials, not a copy.
     write(runs, "trial-c", result(curve=[0.7, 0.85], seed=0))
     assert len(load_all([runs]).trials) == 3
+
+
+def test_baseline_only_says_why_there_is_no_test(tmp_path):
+    for seed, score in enumerate(BASE):
+        write(tmp_path, f"b{seed}", result(curve=[score], seed=seed))
+    loaded = load_all([tmp_path])
+    md = build_tables(loaded.trials, loaded.epochs)[0].markdown
+    assert "Significance vs baseline: no pretrained setting has completed trials yet, no test." in md
+    write(tmp_path / "only-pre", "p0", result(curve=[0.8], pretrain_epochs=1, objective="vectors"))
+    loaded = load_all([tmp_path / "only-pre"])
+    assert "Significance vs baseline: no baseline trials, no test." in build_tables(loaded.trials, loaded.epochs)[0].markdown
