@@ -16,13 +16,12 @@ The design is a YAML file beside the experiment (e.g. ``lmao-imdb-1k/campaign.ym
 Each (setting, seed) trial is ``RUNS/<setting>/seed-<n>/``. A trial whose ``results.json`` says
 ``completed`` is skipped, so the campaign can stop at any point (a session's time limit, a preempted
 machine) and be continued later, or split across machines by ``--only``. A trial that failed or was
-interrupted is run again from scratch.
+interrupted is run again from scratch (``lmao trial`` empties an unfinished trial folder first).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ import yaml
 from .errors import InputError
 from .params import coerce
 from .progress import log
-from .results import load_results
+from .results import load_results, read
 
 
 @dataclass(frozen=True)
@@ -69,10 +68,8 @@ class PlannedTrial:
     out: Path
 
     def is_complete(self) -> bool:
-        try:
-            return load_results(self.out)["status"] == "completed"
-        except (OSError, ValueError, KeyError):
-            return False
+        data = read(self.out)
+        return isinstance(data, dict) and data.get("status") == "completed"
 
 
 def _mapping(path: Path, data: Any, key: str) -> Dict[str, Any]:
@@ -151,8 +148,6 @@ def run_campaign(design: Design, *, only: Sequence[str] = (), cache: Optional[st
             continue
         if max_trials and counts["completed"] + counts["failed"] >= max_trials:
             break
-        if trial.out.exists():  # an interrupted or failed attempt: start clean, never mix two runs
-            shutil.rmtree(trial.out)
         log(f"campaign: {trial.setting.name} seed {trial.seed} -> {trial.out}")
         start = time.perf_counter()
         code = subprocess.call(trial_command(design, trial, cache=cache, extra=extra))
