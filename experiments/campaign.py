@@ -121,6 +121,24 @@ def load_design(path: Path, repo_root: Optional[Path] = None) -> Design:
     return Design(path, experiment_dir, root / str(data["runs"]), seeds, settings)
 
 
+def check_same_trial(design: Design, trial: PlannedTrial) -> None:
+    """A finished trial counts only if it ran what the design asks for now: the same resolved params
+    (design + experiment defaults, which may have changed since) and config overrides. Otherwise a
+    resumed campaign would silently mix two recipes in one table."""
+    from .config import load_experiment
+    from .params import resolve
+
+    done = read(trial.out) or {}
+    planned = resolve(load_experiment(design.experiment_dir)["params"], {**trial.setting.params, "seed": trial.seed})
+    ran = done.get("params") or {}
+    changed = sorted(k for k in planned if k in ran and ran[k] != planned[k])
+    overrides = {k: v for k, v in trial.setting.overrides.items()}
+    if changed or (done.get("config_overrides") or {}) != json.loads(json.dumps(overrides)):
+        what = ", ".join(f"{k} {ran[k]!r} -> {planned[k]!r}" for k in changed) or "config overrides differ"
+        raise InputError(trial.out / "results.json", f"finished with other settings than the design now asks "
+                         f"for ({what}); use a new 'runs' folder for the new recipe")
+
+
 def trial_command(design: Design, trial: PlannedTrial, *, cache: Optional[str], extra: Sequence[str]) -> List[str]:
     command = [sys.executable, "-m", "experiments", "trial", str(design.experiment_dir), "--out", str(trial.out),
                "--meta", f"campaign={design.path.name}", "--meta", f"setting={trial.setting.name}"]
@@ -135,8 +153,9 @@ def trial_command(design: Design, trial: PlannedTrial, *, cache: Optional[str], 
 
 
 def run_campaign(design: Design, *, only: Sequence[str] = (), cache: Optional[str] = None,
-                 extra: Sequence[str] = (), max_trials: int = 0) -> Dict[str, int]:
-    """Run every planned trial that is not complete yet; returns counts of what happened."""
+                 extra: Sequence[str] = (), max_trials: int = 0, dry_run: bool = False) -> Dict[str, int]:
+    """Run every planned trial that is not complete yet; returns counts of what happened
+    (``dry_run``: only check and count the finished ones)."""
     counts = {"skipped": 0, "completed": 0, "failed": 0}
     unknown = set(only) - {s.name for s in design.settings}
     if unknown:
@@ -144,7 +163,10 @@ def run_campaign(design: Design, *, only: Sequence[str] = (), cache: Optional[st
     cache = cache or str(design.runs / "cache")
     for trial in design.trials(only):
         if trial.is_complete():
+            check_same_trial(design, trial)
             counts["skipped"] += 1
+            continue
+        if dry_run:
             continue
         if max_trials and counts["completed"] + counts["failed"] >= max_trials:
             break

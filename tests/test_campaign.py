@@ -84,3 +84,22 @@ def test_bad_design_is_one_clear_error(tmp_path, change, message):
     with pytest.raises(InputError) as err:
         load_design(path)
     assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_finished_trial_from_another_recipe_is_not_counted(tmp_path):
+    """Resuming after the experiment's defaults (or the design) changed must not mix two recipes."""
+    from experiments.config import load_experiment
+    from experiments.params import resolve
+
+    design = load_design(write_design(tmp_path, tmp_path / "corpus"))
+    trial = next(design.trials())
+    params = resolve(load_experiment(design.experiment_dir)["params"], {**trial.setting.params, "seed": 0})
+    trial.out.mkdir(parents=True)
+    finished = {"status": "completed", "params": params, "config_overrides": {}, "epochs": []}
+    (trial.out / "results.json").write_text(json.dumps(finished))
+    assert run_campaign(design, only=["lr-low"], max_trials=0, dry_run=True)["skipped"] == 1
+    (trial.out / "results.json").write_text(json.dumps({**finished, "params": {**params, "dropout": 0.5}}))
+    with pytest.raises(InputError) as err:
+        run_campaign(design, only=["lr-low"], dry_run=True)
+    assert str(trial.out / "results.json") in str(err.value)
+    assert f"dropout 0.5 -> {params['dropout']!r}" in str(err.value) and "new 'runs' folder" in str(err.value)
