@@ -15,7 +15,7 @@ The design is a YAML file beside the experiment (e.g. ``lmao-imdb-1k/campaign.ym
 
 Each (setting, seed) trial is ``RUNS/<setting>/seed-<n>/``. A trial whose ``results.json`` says
 ``completed`` is skipped, so the campaign can stop at any point (a session's time limit, a preempted
-machine) and be continued later, or split across machines by ``--only``. A trial that failed or was
+machine) and be continued later, or split across machines (or processes) by ``--only`` and ``--seed``. A trial that failed or was
 interrupted is run again from scratch (``lmao trial`` empties an unfinished trial folder first).
 """
 
@@ -52,10 +52,12 @@ class Design:
     seeds: List[int]
     settings: List[Setting]
 
-    def trials(self, only: Sequence[str] = ()) -> Iterator["PlannedTrial"]:
+    def trials(self, only: Sequence[str] = (), seeds: Sequence[int] = ()) -> Iterator["PlannedTrial"]:
         """Seed-major order: every setting gets seed 0 before any gets seed 1, so a partial
-        campaign already compares all settings."""
+        campaign already compares all settings. ``only``/``seeds`` select a piece of the design."""
         for seed in self.seeds:
+            if seeds and seed not in seeds:
+                continue
             for setting in self.settings:
                 if not only or setting.name in only:
                     yield PlannedTrial(setting, seed, self.runs / setting.name / f"seed-{seed}")
@@ -152,7 +154,7 @@ def trial_command(design: Design, trial: PlannedTrial, *, cache: Optional[str], 
     return command
 
 
-def run_campaign(design: Design, *, only: Sequence[str] = (), cache: Optional[str] = None,
+def run_campaign(design: Design, *, only: Sequence[str] = (), seeds: Sequence[int] = (), cache: Optional[str] = None,
                  extra: Sequence[str] = (), max_trials: int = 0, dry_run: bool = False) -> Dict[str, int]:
     """Run every planned trial that is not complete yet; returns counts of what happened
     (``dry_run``: only check and count the finished ones)."""
@@ -160,8 +162,11 @@ def run_campaign(design: Design, *, only: Sequence[str] = (), cache: Optional[st
     unknown = set(only) - {s.name for s in design.settings}
     if unknown:
         raise InputError(design.path, f"--only names unknown settings: {sorted(unknown)}")
+    unknown_seeds = set(seeds) - set(design.seeds)
+    if unknown_seeds:
+        raise InputError(design.path, f"--seed names seeds the design does not have: {sorted(unknown_seeds)}")
     cache = cache or str(design.runs / "cache")
-    for trial in design.trials(only):
+    for trial in design.trials(only, seeds):
         if trial.is_complete():
             check_same_trial(design, trial)
             counts["skipped"] += 1

@@ -188,6 +188,7 @@ def campaign(
     ctx: typer.Context,
     design: Path = typer.Argument(..., help="Campaign design (YAML): experiment, runs folder, seeds, settings"),
     only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these settings (repeatable)"),
+    seed: Optional[List[int]] = typer.Option(None, "--seed", help="Run only these seeds (repeatable)"),
     cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache: folder or gs:// (default: RUNS/cache)"),
     max_trials: int = typer.Option(0, "--max-trials", help="Stop after running this many trials (0 = all)"),
     summary_only: bool = typer.Option(False, "--summary", help="Only print the summary of the finished trials"),
@@ -199,7 +200,7 @@ def campaign(
     plan = load_design(design)
     counts = {"failed": 0}
     if not summary_only:
-        counts = run_campaign(plan, only=only or (), cache=cache, extra=ctx.args, max_trials=max_trials)
+        counts = run_campaign(plan, only=only or (), seeds=seed or (), cache=cache, extra=ctx.args, max_trials=max_trials)
         typer.echo(f"campaign {design}: {counts['completed']} run, {counts['skipped']} already done, "
                    f"{counts['failed']} failed")
     table = summary(plan)

@@ -103,3 +103,12 @@ def test_a_finished_trial_from_another_recipe_is_not_counted(tmp_path):
         run_campaign(design, only=["lr-low"], dry_run=True)
     assert str(trial.out / "results.json") in str(err.value)
     assert f"dropout 0.5 -> {params['dropout']!r}" in str(err.value) and "new 'runs' folder" in str(err.value)
+
+
+def test_a_campaign_splits_by_setting_and_seed(tmp_path):
+    """Two processes (or machines) can each take a disjoint piece: ``--only`` settings, ``--seed`` seeds."""
+    design = load_design(write_design(tmp_path, tmp_path / "corpus"))
+    assert [(t.setting.name, t.seed) for t in design.trials(seeds=[1])] == [("lr-low", 1), ("lr-high", 1)]
+    assert [(t.setting.name, t.seed) for t in design.trials(["lr-high"], [0])] == [("lr-high", 0)]
+    with pytest.raises(InputError, match=r"--seed names seeds the design does not have: \[7\]"):
+        run_campaign(design, seeds=[7], dry_run=True)
