@@ -32,7 +32,8 @@ def main() -> None:
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--skip", default="", help="comma-separated: data, pretrain, trial")
     parser.add_argument("--pretrain-docs", type=int, default=2000, help="reviews in the pretraining comparison")
-    parser.add_argument("--workers", default="1,2", help="our pretraining worker counts")
+    parser.add_argument("--workers", default="1,2,1:numpy,2:numpy",
+                        help="our pretraining runs: WORKERS[:GEMM], GEMM blis (thinc's default) or numpy")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-all-"))
     work.mkdir(parents=True, exist_ok=True)

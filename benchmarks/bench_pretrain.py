@@ -55,9 +55,12 @@ def pretraining_config(corpus: Path, epochs: int, overrides: Dict[str, object]):
     return build_config(EXPERIMENT, params, corpus_dir=corpus, vectors=corpus / "vectors", pretraining=True)
 
 
-def child_ours(corpus: Path, out: Path, workers: int, epochs: int, every: int, objective: str) -> None:
+def child_ours(corpus: Path, out: Path, workers: int, epochs: int, every: int, objective: str,
+               gemm: str = "blis") -> None:
     from experiments.pretrain import pretrain
+    from experiments.trial import use_cpu_ops
 
+    use_cpu_ops(gemm)  # as `lmao trial -P cpu_gemm=...` does before it builds any model
     config = pretraining_config(corpus, epochs, {"objective": objective})
     pretrain(config, out, save_every_words=every, silent=True, n_workers=workers)
 
@@ -101,17 +104,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=str(DEFAULT_SOURCE))
     parser.add_argument("--docs", type=int, default=2000, help="pretraining reviews")
-    parser.add_argument("--workers", default="1,2", help="worker counts of our runs")
+    parser.add_argument("--workers", default="1,2",
+                        help="our runs: worker counts, each optionally WORKERS:GEMM (GEMM blis, thinc's default, "
+                             "or numpy; e.g. 1,2,1:numpy,2:numpy)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--objective", default="vectors")
     parser.add_argument("--every", type=int, default=100_000, help="loss-curve point every N words")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--json", default=None, help="write the numbers here too")
-    parser.add_argument("--child-ours", nargs=3, metavar=("CORPUS", "OUT", "WORKERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-ours", nargs=4, metavar=("CORPUS", "OUT", "WORKERS", "GEMM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_ours:
-        corpus, out, workers = args.child_ours
-        child_ours(Path(corpus), Path(out), int(workers), args.epochs, args.every, args.objective)
+        corpus, out, workers, gemm = args.child_ours
+        child_ours(Path(corpus), Path(out), int(workers), args.epochs, args.every, args.objective, gemm)
         return
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-pretrain-"))
@@ -146,13 +151,16 @@ def main() -> None:
     results["spacy pretrain"] = {"words": words, "wall": wall, "cpu": cpu,
                                  "loop_wps": words / loop_seconds if loop_seconds else None,
                                  "curve": [(r[1], r[2]) for r in rows if r[0] == 0]}
-    for workers in [int(w) for w in args.workers.split(",")]:
-        out = work / f"ours-w{workers}"
-        wall, cpu, _ = timed([sys.executable, __file__, "--child-ours", str(corpus), str(out), str(workers),
+    for spec in args.workers.split(","):
+        workers_text, _, gemm = spec.partition(":")
+        workers, gemm = int(workers_text), gemm or "blis"
+        out = work / f"ours-w{workers}-{gemm}"
+        wall, cpu, _ = timed([sys.executable, __file__, "--child-ours", str(corpus), str(out), str(workers), gemm,
                               "--epochs", str(args.epochs), "--every", str(args.every),
                               "--objective", args.objective])
         info = json.loads((out / "pretraining.json").read_text())
-        results[f"lmao {workers} worker{'s' if workers > 1 else ''}"] = {
+        label = f"lmao {workers} worker{'s' if workers > 1 else ''}" + (", numpy gemm" if gemm == "numpy" else "")
+        results[label] = {
             "words": info["words"], "wall": wall, "cpu": cpu, "loop_wps": info["words_per_second"],
             "curve": ours_curve(out)}
     end = load()
@@ -160,17 +168,17 @@ def main() -> None:
     print(f"\npretraining: {args.objective} objective, {len(texts)} reviews, {args.epochs} epoch(s), "
           f"protocol defaults (width 96, depth 4, batch 3000 words)")
     base = results["spacy pretrain"]
-    print(f"{'':22}{'loop w/s':>10}{'cmd w/s':>10}{'CPU s':>8}{'w/CPU-s':>9}{'loop ratio':>11}{'cmd ratio':>10}")
+    print(f"{'':30}{'loop w/s':>10}{'cmd w/s':>10}{'CPU s':>8}{'w/CPU-s':>9}{'loop ratio':>11}{'cmd ratio':>10}")
     for name, r in results.items():
         cmd_wps = r["words"] / r["wall"]
-        print(f"{name:22}{r['loop_wps'] or 0:10.0f}{cmd_wps:10.0f}{r['cpu']:8.1f}{r['words'] / r['cpu']:9.0f}"
+        print(f"{name:30}{r['loop_wps'] or 0:10.0f}{cmd_wps:10.0f}{r['cpu']:8.1f}{r['words'] / r['cpu']:9.0f}"
               f"{(r['loop_wps'] or 0) / (base['loop_wps'] or 1):11.2f}{cmd_wps / (base['words'] / base['wall']):10.2f}")
     print("\ncumulative epoch-1 loss at N words (the curves should agree within noise):")
     marks = [w for w, _ in results[next(iter(k for k in results if k != 'spacy pretrain'))]["curve"]][:-1]
-    print(f"{'words':>10}" + "".join(f"{name:>22}" for name in results))
+    print(f"{'words':>10}" + "".join(f"{name:>30}" for name in results))
     for w in marks:
         cells = [at(r["curve"], w) for r in results.values()]
-        print(f"{w:10d}" + "".join(f"{c:22.2f}" if c is not None else f"{'-':>22}" for c in cells))
+        print(f"{w:10d}" + "".join(f"{c:30.2f}" if c is not None else f"{'-':>30}" for c in cells))
     print(f"\nload: start {start}; end {end}")
     summary = {"results": results, "docs": len(texts), "objective": args.objective, "load_start": start,
                "load_end": end}

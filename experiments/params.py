@@ -67,12 +67,15 @@ PARAMS: Dict[str, Param] = {
     "patience": Param(int, 3, "stop after this many epochs without a better dev score (0 = never)"),
     "eval_batch_size": Param(int, 128, "docs per batch when evaluating (does not change the score)"),
     "seed": Param(int, 0, "random seed for everything (pretraining, init, batching)"),
+    # compute
+    "cpu_gemm": Param(str, "numpy", "matrix multiply on CPU: numpy's BLAS (one thread per process) or thinc's "
+                                    "bundled BLIS; the same math to float rounding", ("numpy", "blis")),
 }
 
 
 # Params added after result files already existed, with the value an older trial ran with: a report reads a
 # results.json that lacks one as that value, so old and new trials of one configuration compare as one.
-ADDED_LATER: Dict[str, Any] = {"pretrain_workers": 1}
+ADDED_LATER: Dict[str, Any] = {"pretrain_workers": 1, "cpu_gemm": "blis"}
 
 
 def did_you_mean(name: Any) -> str:

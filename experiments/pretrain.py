@@ -189,6 +189,8 @@ def pretraining_inputs(params: Mapping[str, Any], corpus_dir: Path, vectors: Opt
     workers = pretrain_workers(params)
     if workers != 1:  # one process is spaCy's own update step: its runs keep the keys they always had
         inputs["workers"] = workers
+    if params.get("cpu_gemm", "blis") != "blis":  # thinc's default BLIS: the keys runs always had
+        inputs["cpu_gemm"] = params["cpu_gemm"]
     return inputs
 
 

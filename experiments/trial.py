@@ -40,19 +40,41 @@ def corpus_info(corpus_dir: Path) -> Dict[str, Any]:
     return {"dir": str(corpus_dir), "manifest": manifest}
 
 
-def select_device(gpu: str) -> int:
-    """``auto``: the GPU when one is there (spaCy's allocator), else CPU; ``-1``: CPU; ``N``: GPU N."""
+def select_device(gpu: str, cpu_gemm: str = "blis") -> int:
+    """``auto``: the GPU when one is there (spaCy's allocator), else CPU; ``-1``: CPU; ``N``: GPU N.
+    On CPU, thinc's ops use the ``cpu_gemm`` matrix multiply (:func:`use_cpu_ops`)."""
     import spacy
 
     if gpu == "auto":
-        return 0 if spacy.prefer_gpu() else -1
-    try:
-        gpu_id = int(gpu)
-    except ValueError:
-        raise InputError("--gpu", f"expected auto, -1 or a GPU id, got {gpu!r}") from None
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+        gpu_id = 0 if spacy.prefer_gpu() else -1
+    else:
+        try:
+            gpu_id = int(gpu)
+        except ValueError:
+            raise InputError("--gpu", f"expected auto, -1 or a GPU id, got {gpu!r}") from None
+        if gpu_id >= 0:
+            spacy.require_gpu(gpu_id)
+    if gpu_id < 0:
+        use_cpu_ops(cpu_gemm)
     return gpu_id
+
+
+def use_cpu_ops(gemm: str) -> None:
+    """Make thinc's CPU ops (every model built after this) multiply matrices with ``gemm``.
+
+    ``blis`` is thinc's default, its bundled BLIS. ``numpy`` is thinc's own ``NumpyOps(use_blis=False)``:
+    numpy's BLAS (OpenBLAS in the numpy wheels), faster here (README "Performance"). It is the same
+    computation; only float rounding differs, so a pretraining cache key names it when it is not BLIS.
+    numpy's BLAS is held to one thread per process (threadpoolctl): this repo uses cores by processes
+    (evaluation and pretraining workers, sweep workers), and one thread keeps the result independent of
+    the machine's core count."""
+    from thinc.api import NumpyOps, set_current_ops
+
+    if gemm == "numpy":
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    set_current_ops(NumpyOps(use_blis=gemm == "blis"))
 
 
 def run_trial(
@@ -97,7 +119,7 @@ def run_trial(
     save()
     tracker = make_tracker(experiment["name"], params, out_dir)  # Polyaxon run when an API is configured
     try:
-        use_gpu = select_device(gpu)
+        use_gpu = select_device(gpu, params["cpu_gemm"])
         results["device"] = f"gpu:{use_gpu}" if use_gpu >= 0 else "cpu"
         init_tok2vec = None
         if params["pretrain_epochs"] > 0:

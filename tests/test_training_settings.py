@@ -70,7 +70,8 @@ def test_overrides_take_effect_in_the_loop(imdb_corpus, tiny_trial_params, tmp_p
 def test_spacy_train_on_the_saved_config_trains_the_same(imdb_corpus, tiny_trial_params, tmp_path):
     """`spacy train` on model-best/config.cfg: the same final weights as the trial's model-last."""
     params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 2, "patience": 0,
-              "batch_schedule": "compounding", "batch_start": 4, "batch_stop": 32, "batch_compound": 1.05}
+              "batch_schedule": "compounding", "batch_start": 4, "batch_stop": 32, "batch_compound": 1.05,
+              "cpu_gemm": "blis"}  # spaCy's CLI multiplies with thinc's default, BLIS
     run_trial(IMDB, tmp_path / "ours", params, config_overrides={
         "training.optimizer.use_averages": True,
         "training.optimizer.learn_rate": {"@schedules": "warmup_linear.v1", "warmup_steps": 10,
@@ -86,3 +87,29 @@ def test_spacy_train_on_the_saved_config_trains_the_same(imdb_corpus, tiny_trial
     theirs_cats = [d.cats["POSITIVE"] for d in theirs.pipe(d.text for d in docs)]
     assert numpy.allclose(ours_cats, theirs_cats, atol=1e-5), (ours_cats[:5], theirs_cats[:5])
     assert numpy.std(ours_cats) > 1e-3  # a trained model, not a constant
+
+
+def test_cpu_gemm_changes_only_float_rounding(imdb_corpus, tiny_trial_params, tmp_path):
+    """numpy's BLAS instead of thinc's BLIS (the speed-up is measured in benchmarks/, not here): one model
+    predicts the same to float rounding either way, and training with each drifts apart only by that
+    rounding carried through the updates. Both runs record which one they used."""
+    from thinc.api import NumpyOps, get_current_ops
+
+    from experiments.trial import use_cpu_ops
+
+    params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 2, "patience": 0}
+    for gemm in ("blis", "numpy"):
+        result = run_trial(IMDB, tmp_path / gemm, {**params, "cpu_gemm": gemm})
+        ops = get_current_ops()
+        assert isinstance(ops, NumpyOps) and ops.use_blis == (gemm == "blis")
+        assert result["params"]["cpu_gemm"] == gemm
+    texts = [d.text for d in read_docs(imdb_corpus / "dev.spacy", spacy.blank("en").vocab)][:100]
+
+    def predict(model: str, gemm: str) -> list:
+        use_cpu_ops(gemm)  # models take the current ops when they are built (loaded)
+        return [d.cats["POSITIVE"] for d in spacy.load(tmp_path / model / "model-last").pipe(texts)]
+
+    one_model = predict("blis", "blis"), predict("blis", "numpy")
+    assert numpy.std(one_model[0]) > 1e-3  # a trained model, not a constant
+    assert numpy.allclose(*one_model, rtol=0, atol=1e-6)
+    assert numpy.allclose(one_model[0], predict("numpy", "numpy"), rtol=0, atol=1e-3)
