@@ -33,6 +33,7 @@ def write_design(tmp_path: Path, corpus: Path, **extra) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_campaign_runs_each_trial_once_and_resumes(imdb_corpus, tmp_path):
     design = load_design(write_design(tmp_path, imdb_corpus))
     assert [(t.setting.name, t.seed) for t in design.trials()] == [

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy
+import pytest
 import spacy
 from thinc.api import Config
 
@@ -49,6 +50,7 @@ def test_command_line_overrides_win_over_params_and_blocks():
     assert config["corpora"]["train"]["path"] == "${paths.train}"
 
 
+@pytest.mark.slow
 def test_overrides_take_effect_in_the_loop(imdb_corpus, tiny_trial_params, tmp_path):
     """Batch size, patience and averaging given as `--training.x` change what the trial does."""
     params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 3, "learn_rate": 0.01}
@@ -67,6 +69,7 @@ def test_overrides_take_effect_in_the_loop(imdb_corpus, tiny_trial_params, tmp_p
     assert len(scores) == stops_at + 1
 
 
+@pytest.mark.slow
 def test_spacy_train_on_the_saved_config_trains_the_same(imdb_corpus, tiny_trial_params, tmp_path):
     """`spacy train` on model-best/config.cfg: the same final weights as the trial's model-last."""
     params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 2, "patience": 0,
@@ -89,17 +92,19 @@ def test_spacy_train_on_the_saved_config_trains_the_same(imdb_corpus, tiny_trial
     assert numpy.std(ours_cats) > 1e-3  # a trained model, not a constant
 
 
+@pytest.mark.slow
 def test_cpu_gemm_changes_only_float_rounding(imdb_corpus, tiny_trial_params, tmp_path):
     """numpy's BLAS instead of thinc's BLIS (the speed-up is measured in benchmarks/, not here): one model
-    predicts the same to float rounding either way, and training with each drifts apart only by that
-    rounding carried through the updates. Both runs record which one they used."""
+    predicts the same to float rounding either way; each gemm is deterministic run to run; training with
+    one or the other drifts apart only as far as that rounding, carried through the updates, takes it.
+    Every run records which one it used."""
     from thinc.api import NumpyOps, get_current_ops
 
     from experiments.trial import use_cpu_ops
 
     params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 2, "patience": 0}
-    for gemm in ("blis", "numpy"):
-        result = run_trial(IMDB, tmp_path / gemm, {**params, "cpu_gemm": gemm})
+    for name, gemm in (("blis", "blis"), ("numpy", "numpy"), ("numpy-again", "numpy")):
+        result = run_trial(IMDB, tmp_path / name, {**params, "cpu_gemm": gemm})
         ops = get_current_ops()
         assert isinstance(ops, NumpyOps) and ops.use_blis == (gemm == "blis")
         assert result["params"]["cpu_gemm"] == gemm
@@ -112,4 +117,5 @@ def test_cpu_gemm_changes_only_float_rounding(imdb_corpus, tiny_trial_params, tm
     one_model = predict("blis", "blis"), predict("blis", "numpy")
     assert numpy.std(one_model[0]) > 1e-3  # a trained model, not a constant
     assert numpy.allclose(*one_model, rtol=0, atol=1e-6)
-    assert numpy.allclose(one_model[0], predict("numpy", "numpy"), rtol=0, atol=1e-3)
+    assert predict("numpy", "numpy") == predict("numpy-again", "numpy")
+    assert numpy.allclose(one_model[0], predict("numpy", "numpy"), rtol=0, atol=1e-2)
