@@ -99,14 +99,16 @@ campaign-ner: $(CORPUS)/wnut17/.done $(CORPUS)/vectors-imdb-100k/.done
 
 campaigns: campaign-imdb campaign-ner
 
-# The recipe study behind lmao-imdb-1k's defaults (its README says what each lever bought).
+# The recipe study behind lmao-imdb-1k's defaults (its README says what each lever bought), and the
+# protocol-scale baseline before it (3 seeds, the "before" curve).
 # The same 1000 training reviews; dev = the last 2000 of the protocol's 10000 (the split takes dev from the end).
 $(CORPUS)/imdb-1k-dev2k/.done: $(BIN)/.installed
 	$(LMAO) data imdb $(IMDB_SOURCE) $(CORPUS)/imdb-1k-dev2k --n-dev 2000 --n-test 100 --max-pretrain-docs 100
 	touch $@
 
-recipe-levers: $(CORPUS)/imdb-1k-dev2k/.done $(CORPUS)/vectors-imdb-100k/.done
+recipe-levers: $(CORPUS)/imdb-1k-dev2k/.done $(CORPUS)/vectors-imdb-100k/.done $(CORPUS)/imdb-1k/.done
 	$(LMAO) campaign lmao-imdb-1k/levers.yml
+	$(LMAO) campaign lmao-imdb-1k/before-recipe.yml
 
 # The committed tables and plots (analysis/results/, the experiment READMEs) come only from the
 # committed raw results of the protocol campaigns; `make report RUNS=...` reports other runs into
