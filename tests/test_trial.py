@@ -184,3 +184,31 @@ def test_pretrain_seed_shares_one_pretraining_run_across_seeds(imdb_corpus, tiny
     # Without it, each seed pretrains on its own (the default).
     third = run_trial(IMDB, tmp_path / "s2", {**params, "seed": 1, "pretrain_seed": -1}, cache=str(cache))
     assert third["pretraining"]["cached"] is False and third["pretraining"]["seed"] == 1
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_evaluation_keeps_no_tok2vec_output(processes):
+    """Evaluation needs only cats/entities: the tok2vec output per token (1 GB over the protocol's dev
+    reviews) is dropped as each doc is predicted. In this process it would otherwise stay on the dev docs;
+    in a forked worker it would pile up over the worker's whole chunk (the PSS drop is measured with
+    ``python -m experiments.pss``, README "Performance"); here the fork path only has to keep working."""
+    import spacy
+    from spacy.training import Example
+
+    from experiments.finetune import evaluate
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec")  # a shared tok2vec, as in the experiments: it writes doc.tensor
+    listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": 96, "upstream": "*"}
+    nlp.add_pipe("textcat", config={"model": {
+        "@architectures": "spacy.TextCatReduce.v1", "tok2vec": listener, "exclusive_classes": True,
+        "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False, "use_reduce_mean": True}})
+    texts = ["a good film", "a bad film", "good good", "bad bad bad"] * 8
+    examples = [Example.from_dict(nlp.make_doc(t), {"cats": {"POS": float("good" in t), "NEG": float("bad" in t)}})
+                for t in texts]
+    nlp.initialize(lambda: examples)
+    result = evaluate(nlp, examples, "textcat", batch_size=4, processes=processes)
+    assert 0.0 <= result.score <= 1.0
+    assert all(eg.predicted.cats for eg in examples)
+    assert all(eg.predicted.tensor.size == 0 for eg in examples)
+    assert nlp("a good film").tensor.shape == (3, 96)  # the pipeline does write it
