@@ -14,7 +14,7 @@ label says so ("(%)"); the CSVs keep four.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,17 @@ def r4(value: Optional[float], scale: float = 100.0) -> Optional[float]:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return round(float(value) * scale, 4)
+
+
+def summary_cells(sm: Any) -> Dict[str, Any]:
+    """The CSV cells one setting's score summary gives (all None when the setting has no trials)."""
+    keys = ("best", "mean", "std", "ci_low", "ci_high", "sample", "sample_min", "sample_max",
+            "model_size_bytes", "inference_words_per_second")
+    if sm is None:
+        return dict.fromkeys(keys)
+    return {"best": r4(sm.best), "mean": r4(sm.mean), "std": r4(sm.std), "ci_low": r4(sm.ci_low),
+            "ci_high": r4(sm.ci_high), "sample": sm.basis, "sample_min": r4(sm.low), "sample_max": r4(sm.high),
+            "model_size_bytes": sm.model_size_bytes, "inference_words_per_second": sm.inference_words_per_second}
 
 
 def sig6(value: Optional[float]) -> Optional[float]:
@@ -319,12 +330,7 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
             "setting": s, "objective": objective, "amount": amount,
             "amount_unit": unit, "pretraining_text": text if sm else None,
             "n_trials": sm.n if sm else 0, "n_pruned": n_pruned,
-            "best": r4(sm.best) if sm else None, "mean": r4(sm.mean) if sm else None,
-            "std": r4(sm.std) if sm else None, "ci_low": r4(sm.ci_low) if sm else None,
-            "ci_high": r4(sm.ci_high) if sm else None, "sample": sm.basis if sm else None,
-            "sample_min": r4(sm.low) if sm else None, "sample_max": r4(sm.high) if sm else None,
-            "model_size_bytes": sm.model_size_bytes if sm else None,
-            "inference_words_per_second": sm.inference_words_per_second if sm else None,
+            **summary_cells(sm),
             "finetune_wall_seconds_mean": r4(wall, 60) if wall is not None else None,
             "pretraining_runs": len(runs),
             "pretraining_run_seconds_mean": r4(pre_min, 60) if pre_min is not None else None,
@@ -463,12 +469,7 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
             "setting": s, "objective": _none(first["objective"]), "amount": float(first["amount"]),
             "amount_unit": first["amount_unit"], "n_trials": sm.n if sm else 0,
             "n_pruned": int(((trials["setting"] == s) & (trials["status"] == "pruned")).sum()),
-            "best": r4(sm.best) if sm else None, "mean": r4(sm.mean) if sm else None,
-            "std": r4(sm.std) if sm else None, "ci_low": r4(sm.ci_low) if sm else None,
-            "ci_high": r4(sm.ci_high) if sm else None, "sample": sm.basis if sm else None,
-            "sample_min": r4(sm.low) if sm else None, "sample_max": r4(sm.high) if sm else None,
-            "model_size_bytes": sm.model_size_bytes if sm else None,
-            "inference_words_per_second": sm.inference_words_per_second if sm else None,
+            **summary_cells(sm),
             "best_source": sm.best_source if sm else None,
             "test": comp.test if comp else None, "difference": r4(comp.difference) if comp else None,
             "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None,
