@@ -109,6 +109,15 @@ $(CORPUS)/imdb-1k-dev2k/.done: $(BIN)/.installed
 recipe-levers: $(CORPUS)/imdb-1k-dev2k/.done $(CORPUS)/vectors-imdb-100k/.done $(CORPUS)/imdb-1k/.done
 	$(LMAO) campaign lmao-imdb-1k/levers.yml
 	$(LMAO) campaign lmao-imdb-1k/before-recipe.yml
+	$(MAKE) recipe-tables
+
+# The two tables of lmao-imdb-1k/README.md's recipe study, from the committed raw results (also run by
+# `make report`): each lever's curve, and the baseline before the recipe beside the campaign's baseline.
+.PHONY: recipe-tables
+recipe-tables: venv
+	$(LMAO) campaign lmao-imdb-1k/levers.yml --summary --markdown --readme lmao-imdb-1k/README.md --block levers
+	$(LMAO) campaign lmao-imdb-1k/before-recipe.yml --also lmao-imdb-1k/campaign.yml --only old-defaults \
+		--only baseline --summary --markdown --readme lmao-imdb-1k/README.md --block before-after
 
 # The committed tables and plots (analysis/results/, the experiment READMEs) come only from the
 # committed raw results of the protocol campaigns; `make report RUNS=...` reports other runs into
@@ -121,6 +130,7 @@ ifeq ($(origin RUNS),command line)
 		--out $(RUNS)/report --no-readmes $(REPORT_ARGS)
 else
 	$(LMAO) report $(wildcard $(CAMPAIGN_RUNS)) $(REPORT_ARGS)
+	$(MAKE) recipe-tables
 endif
 
 # Cluster path (terraform-gke/, see README "Run on GKE"): static infra checks (also part of `make test`)

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
@@ -19,8 +19,6 @@ from experiments.fileio import write_text
 from .load import Loaded
 from .stats import TOP_K
 
-START = "<!-- report:start -->"
-END = "<!-- report:end -->"
 # The checkout this package runs from (editable install, the project's way); else the working directory.
 _HERE = Path(__file__).resolve().parents[1]
 REPO_ROOT = _HERE if (_HERE / "pyproject.toml").is_file() else Path.cwd()
@@ -47,28 +45,39 @@ def relpath(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
 
-def replace_section(text: str, content: str) -> Optional[str]:
-    """``text`` with the part between the markers replaced; markers appended (under a Results heading)
-    when absent; None when the markers are malformed (one missing, or in the wrong order)."""
-    block = f"{START}\n{content.rstrip()}\n{END}"
-    has_start, has_end = START in text, END in text
-    if not has_start and not has_end:
-        return text.rstrip("\n") + f"\n\n## Results\n\n{block}\n"
-    if has_start != has_end or text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
+def markers(block: str = "report") -> Tuple[str, str]:
+    """The start/end comments around a generated block of a README (``report``, or e.g. ``levers``)."""
+    return f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+
+
+START, END = markers("report")
+
+
+def replace_section(text: str, content: str, block: str = "report") -> Optional[str]:
+    """``text`` with the part between the block's markers replaced; for the report block, markers appended
+    (under a Results heading) when absent; None when the markers are malformed (one missing, or in the
+    wrong order) or, for another block, absent."""
+    start, end = markers(block)
+    section = f"{start}\n{content.rstrip()}\n{end}"
+    has_start, has_end = start in text, end in text
+    if not has_start and not has_end and block == "report":
+        return text.rstrip("\n") + f"\n\n## Results\n\n{section}\n"
+    if not has_start or not has_end or text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
         return None
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return head + block + tail
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return head + section + tail
 
 
-def update_readme(readme: Path, content: str) -> str:
-    """Put ``content`` between the report markers of ``readme``; touches nothing outside them."""
+def update_readme(readme: Path, content: str, block: str = "report") -> str:
+    """Put ``content`` between the block's markers in ``readme``; touches nothing outside them."""
     if not readme.is_file():
-        return f"skipped {readme}: no README.md in the experiment folder"
+        return f"skipped {readme}: " + ("no README.md in the experiment folder" if block == "report" else "no such file")
     old = readme.read_text(encoding="utf-8")
-    new = replace_section(old, content)
+    new = replace_section(old, content, block)
     if new is None:
-        return f"skipped {readme}: malformed {START} / {END} markers (left untouched)"
+        start, end = markers(block)
+        return f"skipped {readme}: missing or malformed {start} / {end} markers (left untouched)"
     if new != old:
         write_text(readme, new)
         return f"updated {readme}"

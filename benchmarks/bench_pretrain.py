@@ -56,12 +56,12 @@ def pretraining_config(corpus: Path, epochs: int, overrides: Dict[str, object]):
 
 
 def child_ours(corpus: Path, out: Path, workers: int, epochs: int, every: int, objective: str,
-               gemm: str = "blis") -> None:
+               gemm: str = "blis", seed: int = 0) -> None:
     from experiments.pretrain import pretrain
     from experiments.trial import use_cpu_ops
 
     use_cpu_ops(gemm)  # as `lmao trial -P cpu_gemm=...` does before it builds any model
-    config = pretraining_config(corpus, epochs, {"objective": objective})
+    config = pretraining_config(corpus, epochs, {"objective": objective, "seed": seed})
     pretrain(config, out, save_every_words=every, silent=True, n_workers=workers)
 
 
@@ -105,18 +105,20 @@ def main() -> None:
     parser.add_argument("--source", default=str(DEFAULT_SOURCE))
     parser.add_argument("--docs", type=int, default=2000, help="pretraining reviews")
     parser.add_argument("--workers", default="1,2",
-                        help="our runs: worker counts, each optionally WORKERS:GEMM (GEMM blis, thinc's default, "
-                             "or numpy; e.g. 1,2,1:numpy,2:numpy)")
+                        help="our runs: worker counts, each optionally WORKERS:GEMM[:SEED] (GEMM blis, thinc's "
+                             "default, or numpy; SEED other than 0 shows the loss curve's seed-to-seed spread; "
+                             "e.g. 1,2,1:numpy,2:numpy,1:numpy:1)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--objective", default="vectors")
     parser.add_argument("--every", type=int, default=100_000, help="loss-curve point every N words")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--json", default=None, help="write the numbers here too")
-    parser.add_argument("--child-ours", nargs=4, metavar=("CORPUS", "OUT", "WORKERS", "GEMM"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-ours", nargs=5, metavar=("CORPUS", "OUT", "WORKERS", "GEMM", "SEED"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_ours:
-        corpus, out, workers, gemm = args.child_ours
-        child_ours(Path(corpus), Path(out), int(workers), args.epochs, args.every, args.objective, gemm)
+        corpus, out, workers, gemm, seed = args.child_ours
+        child_ours(Path(corpus), Path(out), int(workers), args.epochs, args.every, args.objective, gemm, int(seed))
         return
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-pretrain-"))
@@ -152,14 +154,15 @@ def main() -> None:
                                  "loop_wps": words / loop_seconds if loop_seconds else None,
                                  "curve": [(r[1], r[2]) for r in rows if r[0] == 0]}
     for spec in args.workers.split(","):
-        workers_text, _, gemm = spec.partition(":")
-        workers, gemm = int(workers_text), gemm or "blis"
-        out = work / f"ours-w{workers}-{gemm}"
+        workers_text, gemm, seed_text = (spec.split(":") + ["", ""])[:3]
+        workers, gemm, seed = int(workers_text), gemm or "blis", int(seed_text or 0)
+        out = work / f"ours-w{workers}-{gemm}" if not seed else work / f"ours-w{workers}-{gemm}-seed{seed}"
         wall, cpu, _ = timed([sys.executable, __file__, "--child-ours", str(corpus), str(out), str(workers), gemm,
-                              "--epochs", str(args.epochs), "--every", str(args.every),
+                              str(seed), "--epochs", str(args.epochs), "--every", str(args.every),
                               "--objective", args.objective])
         info = json.loads((out / "pretraining.json").read_text())
-        label = f"lmao {workers} worker{'s' if workers > 1 else ''}" + (", numpy gemm" if gemm == "numpy" else "")
+        label = (f"lmao {workers} worker{'s' if workers > 1 else ''}" + (", numpy gemm" if gemm == "numpy" else "")
+                 + (f", seed {seed}" if seed else ""))
         results[label] = {
             "words": info["words"], "wall": wall, "cpu": cpu, "loop_wps": info["words_per_second"],
             "curve": ours_curve(out)}

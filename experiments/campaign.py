@@ -184,13 +184,22 @@ def run_campaign(design: Design, *, only: Sequence[str] = (), seeds: Sequence[in
     return counts
 
 
-def summary(design: Design) -> "Any":
-    """One row per setting: n, best-epoch dev score mean/std/min/max, the largest drop after epoch 3."""
+def summary(*designs: Design, only: Sequence[str] = ()) -> "Any":
+    """One row per setting of each design, in design order (``only``: these setting names): n, best-epoch
+    dev score mean/std/min/max, the largest drop after epoch 3, minutes per trial, the mean curve."""
+    import pandas as pd
+
+    tables = [_summary(design, only) for design in designs]
+    tables = [table for table in tables if not table.empty]
+    return pd.concat(tables) if tables else pd.DataFrame()
+
+
+def _summary(design: Design, only: Sequence[str]) -> "Any":
     import pandas as pd
 
     rows = []
     for trial in design.trials():
-        if not trial.is_complete():
+        if not trial.is_complete() or (only and trial.setting.name not in only):
             continue
         result = load_results(trial.out)
         scores = [row["dev_score"] for row in result["epochs"]]

@@ -193,18 +193,34 @@ def campaign(
     max_trials: int = typer.Option(0, "--max-trials", help="Stop after running this many trials (0 = all)"),
     summary_only: bool = typer.Option(False, "--summary", help="Only print the summary of the finished trials"),
     as_markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a markdown table"),
+    also: Optional[List[Path]] = typer.Option(
+        None, "--also", help="With --summary: add these designs' rows after DESIGN's (repeatable; --only filters all)"),
+    readme: Optional[Path] = typer.Option(
+        None, "--readme", help="Also write the markdown summary into this README, between the --block markers"),
+    block: str = typer.Option("campaign", "--block", help="README block: <!-- BLOCK:start --> ... <!-- BLOCK:end -->"),
 ) -> None:
     """Run a fixed design of trials (settings x seeds), skipping finished ones; extra options go to each trial."""
+    from analysis.report import update_readme
+
     from .campaign import load_design, markdown, run_campaign, summary
 
     plan = load_design(design)
+    if also and not summary_only:
+        raise InputError("--also", "only goes with --summary (a campaign runs one design)")
     counts = {"failed": 0}
     if not summary_only:
         counts = run_campaign(plan, only=only or (), seeds=seed or (), cache=cache, extra=ctx.args, max_trials=max_trials)
         typer.echo(f"campaign {design}: {counts['completed']} run, {counts['skipped']} already done, "
                    f"{counts['failed']} failed")
-    table = summary(plan)
+    table = summary(plan, *map(load_design, also or ()), only=only or ())
     typer.echo("no finished trials yet" if table.empty else markdown(table) if as_markdown else table.to_string())
+    if readme is not None:
+        if table.empty:
+            raise InputError(design, f"no finished trials to write into {readme}")
+        message = update_readme(readme, markdown(table), block=block)
+        if message.startswith("skipped"):
+            raise InputError(readme, message.split(": ", 1)[1])
+        typer.echo(message)
     if counts["failed"]:
         raise typer.Exit(1)
 

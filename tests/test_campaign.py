@@ -61,6 +61,48 @@ def test_campaign_runs_each_trial_once_and_resumes(imdb_corpus, tmp_path):
     assert list(table.index) == ["lr-low", "lr-high"] and list(table["n"]) == [2, 2]
 
 
+def fake_finished(runs: Path, setting: str, seed: int, scores, wall_seconds: float = 60.0) -> None:
+    """A completed trial's results.json with just what the summary reads (no training in a fast test)."""
+    out = runs / setting / f"seed-{seed}"
+    out.mkdir(parents=True)
+    best = max(range(len(scores)), key=lambda i: scores[i]) + 1
+    (out / "results.json").write_text(json.dumps({
+        "status": "completed", "seed": seed, "best_epoch": best, "wall_seconds": wall_seconds,
+        "epochs": [{"epoch": i + 1, "dev_score": s} for i, s in enumerate(scores)]}))
+
+
+def test_campaign_summary_of_two_designs_into_a_readme_block(tmp_path):
+    """The before/after table of lmao-imdb-1k/README.md: rows from two designs, written between markers."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    corpus = tmp_path / "corpus"  # never read: the trials below are already finished
+    before = write_design(tmp_path / "a", corpus, settings=[{"name": "old"}, {"name": "unused"}])
+    after = write_design(tmp_path / "b", corpus, settings=[{"name": "recipe"}])
+    fake_finished(tmp_path / "a" / "runs", "old", 0, [0.5, 0.7, 0.6, 0.65])
+    fake_finished(tmp_path / "a" / "runs", "old", 1, [0.6, 0.8, 0.7, 0.8])
+    fake_finished(tmp_path / "a" / "runs", "unused", 0, [0.5])
+    fake_finished(tmp_path / "b" / "runs", "recipe", 0, [0.8, 0.85, 0.9], wall_seconds=120)
+    readme = tmp_path / "README.md"
+    readme.write_text("# E\n\nkept\n<!-- ba:start -->\nstale\n<!-- ba:end -->\nkept too\n")
+    cli = subprocess.run([sys.executable, "-m", "experiments", "campaign", str(before), "--summary", "--markdown",
+                          "--also", str(after), "--only", "old", "--only", "recipe", "--readme", str(readme),
+                          "--block", "ba"], capture_output=True, text=True, cwd=REPO)
+    assert cli.returncode == 0, cli.stderr
+    text = readme.read_text()
+    assert text.startswith("# E\n\nkept\n<!-- ba:start -->\n| setting |") and text.endswith("<!-- ba:end -->\nkept too\n")
+    rows = [line for line in text.splitlines() if line.startswith("| old") or line.startswith("| recipe")]
+    # old: best 70 and 80 (mean 75, std 7.07), best epoch 2, largest drop after epoch 3: 70 - 65 = 5 points.
+    assert rows == ["| old | 2 | 75.00 | 7.07 | 2.0 | 5.00 | 1.0 | 55.0 75.0 65.0 72.5 |",
+                    "| recipe | 1 | 90.00 |  | 3.0 | 0.00 | 2.0 | 80.0 85.0 90.0 |"]
+    assert "unused" not in text
+    # A README without the block's markers is left untouched, with one error line.
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("# no markers\n")
+    cli = subprocess.run([sys.executable, "-m", "experiments", "campaign", str(before), "--summary", "--markdown",
+                          "--readme", str(plain), "--block", "ba"], capture_output=True, text=True, cwd=REPO)
+    assert cli.returncode == 1 and plain.read_text() == "# no markers\n"
+    assert cli.stderr.strip() == f"error: {plain}: missing or malformed <!-- ba:start --> / <!-- ba:end --> markers (left untouched)"
+
+
 def test_campaign_cli_reports_failures_and_exits_nonzero(imdb_corpus, tmp_path):
     path = write_design(tmp_path, imdb_corpus, seeds=[0],
                         settings=[{"name": "broken", "params": {"corpus_dir": str(tmp_path / "missing")}}])
