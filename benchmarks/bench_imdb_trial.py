@@ -62,6 +62,17 @@ def spacy_cmd(*args) -> list:
     return [sys.executable, "-m", "spacy", *args]
 
 
+def trial_config(corpus: Path, epochs: int):
+    """The config `lmao trial` builds for the benchmark's params (pretraining sections included)."""
+    from experiments.config import build_config, load_experiment
+    from experiments.params import resolve
+
+    experiment = load_experiment(EXPERIMENT)
+    params = resolve(experiment["params"], {"corpus_dir": str(corpus), "max_epochs": epochs, "patience": 0,
+                                            "pretrain_max_epochs": 1}, defaults_source=EXPERIMENT / "defaults.yml")
+    return build_config(EXPERIMENT, params, corpus_dir=corpus, vectors=corpus / "vectors", pretraining=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=str(DEFAULT_SOURCE))
@@ -76,7 +87,6 @@ def main() -> None:
     print(f"workdir: {work}\nstart: {start_load}", flush=True)
 
     import spacy
-    from spacy.util import load_config
 
     from experiments.data.docbins import read_docs
 
@@ -104,7 +114,9 @@ def main() -> None:
     # ---- spaCy's CLI on the same config and data ---------------------------------------------------
     raw = work / "pretrain-raw.jsonl"
     raw.write_text("".join(json.dumps({"text": t}) + "\n" for t in pretrain_texts), encoding="utf-8")
-    config = load_config(EXPERIMENT / "config.cfg", interpolate=False)
+    # The config our trials train with (defaults.yml and the same -P params resolved into config.cfg: static
+    # vectors as input, parameter averaging, ...), so both sides do the same work.
+    config = trial_config(corpus, args.epochs)
     config["corpora"]["pretrain"] = {"@readers": "spacy.JsonlCorpus.v1", "path": str(raw), "min_length": 0,
                                      "max_length": 0, "limit": 0}
     config["pretraining"]["max_epochs"] = 1

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -145,6 +146,7 @@ def main() -> None:
     results = {}
     # spaCy's CLI: its own reader (re-tokenizes the raw text), update step and progress table.
     out = work / "spacy-out"
+    shutil.rmtree(out, ignore_errors=True)
     wall, cpu, done = timed([sys.executable, "-m", "spacy", "pretrain", str(spacy_cfg), str(out)],
                             capture_output=True, text=True)
     rows = spacy_rows(done.stdout)
@@ -157,6 +159,7 @@ def main() -> None:
         workers_text, gemm, seed_text = (spec.split(":") + ["", ""])[:3]
         workers, gemm, seed = int(workers_text), gemm or "blis", int(seed_text or 0)
         out = work / f"ours-w{workers}-{gemm}" if not seed else work / f"ours-w{workers}-{gemm}-seed{seed}"
+        shutil.rmtree(out, ignore_errors=True)  # a rerun in the same --workdir must not append to the old log
         wall, cpu, _ = timed([sys.executable, __file__, "--child-ours", str(corpus), str(out), str(workers), gemm,
                               str(seed), "--epochs", str(args.epochs), "--every", str(args.every),
                               "--objective", args.objective])
