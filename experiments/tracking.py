@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
 import urllib.error
 import urllib.request
@@ -125,8 +126,11 @@ class PolyaxonTracker:
             owner = os.environ.get("POLYAXON_OWNER", "default")
             ensure_project(owner, experiment)
             name = f"{self.out_dir.parent.name}-{self.out_dir.name}"[:128]
+            # collect_resources=False: polyaxon 2.18's artifacts sidecar reads the CPU/memory events file
+            # with pandas and its thread dies (EmptyDataError) when it reads it before the first row;
+            # the run's later artifacts (results.json) then never upload. Seen with the sandbox.
             tracking.init(owner=owner, project=experiment, name=name, is_new=True, is_offline=False,
-                          track_code=False, track_env=False, track_logs=False,
+                          track_code=False, track_env=False, track_logs=False, collect_resources=False,
                           tags=[experiment, "trial"])
             tracking.log_inputs(**{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))})
         run = tracking.TRACKING_RUN
@@ -162,9 +166,35 @@ class PolyaxonTracker:
         path = self.out_dir / RESULTS_FILE
         if path.exists():
             tracking.log_artifact(str(path), name="results", kind="file")
+        _closable_sidecar(tracking.TRACKING_RUN)
         if results.get("status") == "failed":
+            # log_failed ends the run itself (polyaxon 2.18: RunClient._log_end_status calls end()).
             tracking.TRACKING_RUN.log_failed(reason="TrialFailed", message=str(results.get("error"))[:500])
-        tracking.end()
+        else:
+            tracking.end()
+
+
+def _closable_sidecar(run: Any, timeout: float = 60.0) -> None:
+    """Make ending a run safe when its artifacts sidecar thread has died.
+
+    In polyaxon 2.18 ``end()`` closes the sidecar twice (``_end`` calls ``log_succeeded``, which calls
+    ``end()`` again), and ``SidecarThread.close`` is a blocking ``put`` on a 1-slot queue plus ``join``.
+    When the thread has died (its periodic upload raised on an API error, seen with the sandbox under
+    load), nothing drains the queue and the second close blocks forever, hanging the trial. Closing
+    without blocking loses nothing: ``end()`` syncs artifacts and summaries itself after the close.
+    """
+    sidecar = getattr(run, "_sidecar", None)
+    if sidecar is None or not hasattr(sidecar, "_queue"):
+        return
+
+    def close() -> None:
+        try:
+            sidecar._queue.put_nowait(sidecar._shutdown_signal)
+        except queue.Full:
+            pass
+        sidecar.join(timeout)
+
+    sidecar.close = close
 
 
 def ensure_project(owner: str, project: str) -> None:
