@@ -203,7 +203,7 @@ def _summary(design: Design, only: Sequence[str]) -> "Any":
             continue
         result = load_results(trial.out)
         scores = [row["dev_score"] for row in result["epochs"]]
-        drops = [max(scores[:i]) - scores[i] for i in range(3, len(scores))]
+        drops = [max(0.0, max(scores[:i]) - scores[i]) for i in range(3, len(scores))]  # rising: no drop
         rows.append({"setting": trial.setting.name, "seed": trial.seed, "scores": scores, "best": 100 * max(scores),
                      "best_epoch": result["best_epoch"], "max_drop_after_3": 100 * max(drops, default=0.0),
                      "wall_min": (result.get("wall_seconds") or 0) / 60})

@@ -80,7 +80,7 @@ def test_campaign_summary_of_two_designs_into_a_readme_block(tmp_path):
     fake_finished(tmp_path / "a" / "runs", "old", 0, [0.5, 0.7, 0.6, 0.65])
     fake_finished(tmp_path / "a" / "runs", "old", 1, [0.6, 0.8, 0.7, 0.8])
     fake_finished(tmp_path / "a" / "runs", "unused", 0, [0.5])
-    fake_finished(tmp_path / "b" / "runs", "recipe", 0, [0.8, 0.85, 0.9], wall_seconds=120)
+    fake_finished(tmp_path / "b" / "runs", "recipe", 0, [0.8, 0.85, 0.88, 0.9], wall_seconds=120)  # rising
     readme = tmp_path / "README.md"
     readme.write_text("# E\n\nkept\n<!-- ba:start -->\nstale\n<!-- ba:end -->\nkept too\n")
     cli = subprocess.run([sys.executable, "-m", "experiments", "campaign", str(before), "--summary", "--markdown",
@@ -92,7 +92,7 @@ def test_campaign_summary_of_two_designs_into_a_readme_block(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| old") or line.startswith("| recipe")]
     # old: best 70 and 80 (mean 75, std 7.07), best epoch 2, largest drop after epoch 3: 70 - 65 = 5 points.
     assert rows == ["| old | 2 | 75.00 | 7.07 | 2.0 | 5.00 | 1.0 | 55.0 75.0 65.0 72.5 |",
-                    "| recipe | 1 | 90.00 |  | 3.0 | 0.00 | 2.0 | 80.0 85.0 90.0 |"]
+                    "| recipe | 1 | 90.00 |  | 4.0 | 0.00 | 2.0 | 80.0 85.0 88.0 90.0 |"]
     assert "unused" not in text
     # A README without the block's markers is left untouched, with one error line.
     plain = tmp_path / "PLAIN.md"
