@@ -64,14 +64,14 @@ demo: data-imdb-small
 		--out $(RUNS)/report/sweep --no-readmes
 	@echo; cat $(RUNS)/report/demo/lmao-imdb-1k.md
 
-# Issue 9's ratios from one run (data prep, pretraining, a trial with peak PSS), with the machine's load.
+# The performance ratios (benchmarks/README.md) from one run (data prep, pretraining, a trial with peak PSS), with the machine's load.
 bench: venv
 	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(RUNS) $(CORPUS)
 
-# The protocol's scale (issue 10). IMDB-1k: 1000 train / 10000 dev reviews, pretraining text = the 50k
+# The protocol's scale. IMDB-1k: 1000 train / 10000 dev reviews, pretraining text = the 50k
 # labelled reviews; static vectors (LMAO targets) = 100-d fastText on all 100k reviews (unsup included).
 # WNUT-17 in full for NER, pretraining text = the first 20k IMDB reviews. Campaigns are resumable: run
 # them again to continue; each finished trial's results.json lands under analysis/*-campaign/.
@@ -133,7 +133,7 @@ else
 	$(MAKE) recipe-tables
 endif
 
-# Cluster path (terraform-gke/, see README "Run on GKE"): static infra checks (also part of `make test`)
+# Cluster path (terraform-gke/, runbook in terraform-gke/README.md): static infra checks (also part of `make test`)
 # and the experiment image, pushed to the Artifact Registry repo the Terraform creates.
 TF_DIR ?= terraform-gke
 REGISTRY ?=
@@ -153,7 +153,7 @@ image:
 	docker push "$$image:$(IMAGE_TAG)"; \
 	docker push "$$image:latest"
 
-# Sweeps (issue 3). `make sweep`: a small random search over lmao-imdb-1k/sweep.yml on the small slice,
+# Sweeps. `make sweep`: a small random search over lmao-imdb-1k/sweep.yml on the small slice,
 # architecture narrowed so it finishes in 5-15 minutes on 2 cores (20 trials: 200 s on an idle machine,
 # 12 trials: 407 s on a busy one); re-running continues the study.
 # Trials are tracked in the dashboard when POLYAXON_HOST points at it (`make dashboard`).

@@ -1,4 +1,4 @@
-"""`make bench`: the issue-9 ratios from one run, with the machine's load at start and end.
+"""`make bench`: the performance ratios of benchmarks/README.md from one run, with the machine's load at start and end.
 
 Runs, one after the other, each beside spaCy's CLI or the earlier way on the same work:
 1. ``bench_data_imdb.py``: ``lmao data imdb`` at the protocol's defaults vs the split-by-split reference;
@@ -55,7 +55,7 @@ def main() -> None:
         found[name] = json.loads(out.read_text())
     end = load()
 
-    print("\n==== issue 9: summary (ratios measured side by side in this run) ====")
+    print("\n==== summary (ratios measured side by side in this run) ====")
     if "data" in found:
         d = found["data"]["results"]
         new, old = d["lmao data imdb"], d["reference (before)"]

@@ -2,7 +2,7 @@
 
 Not a test (minutes on 2 cores). Times ``prepare_imdb`` (each distinct review tokenized once, on every
 core) and ``reference_prepare_imdb`` (each split tokenized on its own, the pretraining text again, one
-core: what ``lmao data imdb`` did before issue 9), each in its own process with its peak PSS, checks
+core: what ``lmao data imdb`` did before it tokenized each review once), each in its own process with its peak PSS, checks
 that every ``.spacy`` file is byte-identical, and prints the ratio with the machine's load.
 
     .venv/bin/python benchmarks/bench_data_imdb.py [--source imdb.jsonl.gz] [--workdir DIR] [--json OUT]

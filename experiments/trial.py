@@ -63,7 +63,7 @@ def use_cpu_ops(gemm: str) -> None:
     """Make thinc's CPU ops (every model built after this) multiply matrices with ``gemm``.
 
     ``blis`` is thinc's default, its bundled BLIS. ``numpy`` is thinc's own ``NumpyOps(use_blis=False)``:
-    numpy's BLAS (OpenBLAS in the numpy wheels), faster here (README "Performance"). It is the same
+    numpy's BLAS (OpenBLAS in the numpy wheels), faster here (benchmarks/README.md, "Matrix multiply"). It is the same
     computation; only float rounding differs, so a pretraining cache key names it when it is not BLIS.
     numpy's BLAS is held to one thread per process (threadpoolctl): this repo uses cores by processes
     (evaluation and pretraining workers, sweep workers), and one thread keeps the result independent of

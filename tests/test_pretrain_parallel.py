@@ -1,5 +1,5 @@
 """Data-parallel pretraining: the summed gradient is the whole batch's, runs are reproducible, and the
-worker count is part of the pretraining cache key (issue 9)."""
+worker count is part of the pretraining cache key."""
 
 from __future__ import annotations
 

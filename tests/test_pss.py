@@ -1,4 +1,4 @@
-"""Peak PSS of a process tree (issue 9): shared copy-on-write pages count once, not once per process."""
+"""Peak PSS of a process tree: shared copy-on-write pages count once, not once per process."""
 
 from __future__ import annotations
 

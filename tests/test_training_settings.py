@@ -1,4 +1,4 @@
-"""The resolved spaCy config is the single source of the training settings (issue 12).
+"""The resolved spaCy config is the single source of the training settings.
 
 `-P` params and `--training.x` overrides both land in the config; the loop reads only that config, and
 `spacy train` on a trial's saved config makes the same updates.

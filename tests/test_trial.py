@@ -191,7 +191,7 @@ def test_evaluation_keeps_no_tok2vec_output(processes):
     """Evaluation needs only cats/entities: the tok2vec output per token (1 GB over the protocol's dev
     reviews) is dropped as each doc is predicted. In this process it would otherwise stay on the dev docs;
     in a forked worker it would pile up over the worker's whole chunk (the PSS drop is measured with
-    ``python -m experiments.pss``, README "Performance"); here the fork path only has to keep working."""
+    ``python benchmarks/pss.py``, benchmarks/README.md "Memory"); here the fork path only has to keep working."""
     import spacy
     from spacy.training import Example
 
