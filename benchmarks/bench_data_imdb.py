@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "imdb" / "imdb.jsonl.gz"
 
-from experiments.pss import run_measured  # noqa: E402
+from pss import run_measured  # noqa: E402  (benchmarks/pss.py, beside this script)
 
 
 def load() -> str:

@@ -35,12 +35,12 @@ def run(cmd, **kwargs) -> float:
     return time.perf_counter() - start
 
 
-PEAKS = {}  # command label -> peak PSS summed over its processes (experiments/pss.py)
+PEAKS = {}  # command label -> peak PSS summed over its processes (benchmarks/pss.py)
 
 
 def run_pss(label, cmd) -> float:
     """``run``, sampling the command's process tree for its peak PSS (parent + forked eval workers)."""
-    from experiments.pss import run_measured
+    from pss import run_measured  # benchmarks/pss.py, beside this script
 
     print("$", " ".join(str(c) for c in cmd), flush=True)
     code, wall, peak = run_measured(cmd)

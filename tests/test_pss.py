@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-from experiments.pss import memory_kb, process_tree, run_measured
+# benchmarks/ is a folder of scripts, not a package: load the module from its file.
+_spec = importlib.util.spec_from_file_location("pss", Path(__file__).resolve().parents[1] / "benchmarks" / "pss.py")
+pss = sys.modules["pss"] = importlib.util.module_from_spec(_spec)  # registered first: dataclasses look it up
+_spec.loader.exec_module(pss)
+memory_kb, process_tree, run_measured = pss.memory_kb, pss.process_tree, pss.run_measured
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
 

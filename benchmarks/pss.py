@@ -5,7 +5,7 @@ copy-on-write look as if each held its own copy. PSS (proportional set size) div
 between the processes that map it, so the PSS of all processes adds up to the memory they use together.
 Linux only: sampled from ``/proc/<pid>/smaps_rollup`` (``smaps`` on older kernels).
 
-    python -m experiments.pss -- lmao trial lmao-imdb-1k --out runs/x ...   # prints the peaks at the end
+    python benchmarks/pss.py -- lmao trial lmao-imdb-1k --out runs/x ...   # prints the peaks at the end
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def main(argv: Sequence[str]) -> int:
     if args[:1] == ["--"]:
         args = args[1:]
     if not args:
-        print("usage: python -m experiments.pss -- COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: python benchmarks/pss.py -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     if not (PROC / str(os.getpid()) / "smaps_rollup").exists() and not (PROC / "self" / "smaps").exists():
         print("error: PSS needs Linux /proc/<pid>/smaps", file=sys.stderr)
