@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+from spacy.language import Language
 
 from experiments.data.docbins import read_docs
 from experiments.errors import InputError
@@ -186,16 +187,28 @@ def test_pretrain_seed_shares_one_pretraining_run_across_seeds(imdb_corpus, tiny
     assert third["pretraining"]["cached"] is False and third["pretraining"]["seed"] == 1
 
 
+@Language.component("lmao_test_keep_docs")
+def keep_docs(doc):
+    """Last in the test pipeline: keeps every doc the pipeline annotated, in whichever process ran it."""
+    PIPED_DOCS.append(doc)
+    return doc
+
+
+PIPED_DOCS: list = []
+
+
 @pytest.mark.parametrize("processes", [1, 2])
-def test_evaluation_keeps_no_tok2vec_output(processes):
+def test_evaluation_keeps_no_tok2vec_output(processes, tmp_path, monkeypatch):
     """Evaluation needs only cats/entities: the tok2vec output per token (1 GB over the protocol's dev
-    reviews) is dropped as each doc is predicted. In this process it would otherwise stay on the dev docs;
-    in a forked worker it would pile up over the worker's whole chunk (the PSS drop is measured with
-    ``python benchmarks/pss.py``, benchmarks/README.md "Memory"); here the fork path only has to keep working."""
-    import spacy
+    reviews) is dropped as each doc is predicted, wherever the pipeline ran. The pipeline's last component
+    keeps the docs it saw; with forked workers they live in the workers, so each worker reports on its
+    own docs (how many, their tensors' sizes) after its chunk, through a file (the PSS drop is measured
+    with ``python -m experiments.pss``, README "Performance")."""
+    import os
+
     from spacy.training import Example
 
-    from experiments.finetune import evaluate
+    from experiments import finetune
 
     nlp = spacy.blank("en")
     nlp.add_pipe("tok2vec")  # a shared tok2vec, as in the experiments: it writes doc.tensor
@@ -203,12 +216,42 @@ def test_evaluation_keeps_no_tok2vec_output(processes):
     nlp.add_pipe("textcat", config={"model": {
         "@architectures": "spacy.TextCatReduce.v1", "tok2vec": listener, "exclusive_classes": True,
         "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False, "use_reduce_mean": True}})
+    nlp.add_pipe("lmao_test_keep_docs")
     texts = ["a good film", "a bad film", "good good", "bad bad bad"] * 8
     examples = [Example.from_dict(nlp.make_doc(t), {"cats": {"POS": float("good" in t), "NEG": float("bad" in t)}})
                 for t in texts]
     nlp.initialize(lambda: examples)
-    result = evaluate(nlp, examples, "textcat", batch_size=4, processes=processes)
+    report = tmp_path / "workers.jsonl"
+    chunk = finetune._predict_chunk
+
+    def reporting_chunk(bounds):
+        """Runs in the worker: the worker's own chunk, then what its pipeline left on the docs."""
+        before = len(PIPED_DOCS)
+        predictions = chunk(bounds)
+        docs = PIPED_DOCS[before:]
+        with report.open("a") as f:
+            f.write(json.dumps({"pid": os.getpid(), "docs": len(docs), "cats": sum(bool(d.cats) for d in docs),
+                                "tensor_floats": sum(d.tensor.size for d in docs)}) + "\n")
+        return predictions
+
+    # pool.map pickles the function by name: the wrapper must be found as experiments.finetune._predict_chunk
+    reporting_chunk.__module__, reporting_chunk.__qualname__ = chunk.__module__, chunk.__qualname__
+    monkeypatch.setattr(finetune, "_predict_chunk", reporting_chunk)
+    PIPED_DOCS.clear()
+    try:
+        result = finetune.evaluate(nlp, examples, "textcat", batch_size=4, processes=processes)
+        in_parent = list(PIPED_DOCS)
+        assert nlp("a good film").tensor.shape == (3, 96)  # the pipeline does write it
+    finally:
+        PIPED_DOCS.clear()
     assert 0.0 <= result.score <= 1.0
-    assert all(eg.predicted.cats for eg in examples)
-    assert all(eg.predicted.tensor.size == 0 for eg in examples)
-    assert nlp("a good film").tensor.shape == (3, 96)  # the pipeline does write it
+    if processes == 1:
+        assert not report.exists()
+        assert len(in_parent) == len(examples) and all(doc.cats for doc in in_parent)
+        assert [doc.tensor.size for doc in in_parent] == [0] * len(examples)
+    else:  # the parent never ran the pipeline: the workers did, on all the docs, and kept no tensor
+        assert in_parent == []
+        chunks = [json.loads(line) for line in report.read_text().splitlines()]
+        assert len(chunks) == processes and os.getpid() not in {c["pid"] for c in chunks}
+        assert sum(c["docs"] for c in chunks) == sum(c["cats"] for c in chunks) == len(examples)
+        assert [c["tensor_floats"] for c in chunks] == [0] * processes
