@@ -1,7 +1,7 @@
 """`lmao data imdb` at the protocol's defaults beside the straightforward way, in one run.
 
 Not a test (minutes on 2 cores). Times ``prepare_imdb`` (each distinct review tokenized once, on every
-core) and ``reference_prepare_imdb`` (each split tokenized on its own, the pretraining text again, one
+core) and ``tests/imdb_oracle.py`` ``reference_prepare_imdb`` (each split tokenized on its own, the pretraining text again, one
 core: what ``lmao data imdb`` did before it tokenized each review once), each in its own process with its peak PSS, checks
 that every ``.spacy`` file is byte-identical, and prints the ratio with the machine's load.
 
@@ -41,7 +41,7 @@ def main() -> None:
     runs = {
         "lmao data imdb": [sys.executable, "-m", "experiments", "data", "imdb", args.source, str(work / "new")],
         "reference (before)": [sys.executable, "-c",
-                               "import sys; from experiments.data.imdb import reference_prepare_imdb as r; "
+                               "import sys; from tests.imdb_oracle import reference_prepare_imdb as r; "
                                "r(sys.argv[1], sys.argv[2])", args.source, str(work / "old")],
     }
     results = {}

@@ -145,8 +145,7 @@ def split_imdb_1k(train: List[Review], n_train: int, n_dev: int, seed: int) -> D
         raise ValueError(
             f"n_train ({n_train}) + n_dev ({n_dev}) exceeds the {len(train)} training reviews"
         )
-    ordered = sorted(train, key=lambda r: _natural_id(r.id))
-    random.Random(seed).shuffle(ordered)
+    ordered = _seeded_order(train, seed)
     return {"train": ordered[:n_train], "dev": ordered[len(ordered) - n_dev:]}
 
 
@@ -164,6 +163,35 @@ def review_cats(review: Review) -> Dict[str, float]:
     if review.label is None:
         return {}
     return {name: float(review.label == key) for key, name in LABELS.items()}
+
+
+def select_reviews(source: Union[str, Path], *, n_train: int, n_dev: int, seed: int, include_unsup: bool,
+                   max_pretrain_docs: int, n_test: int) -> Dict[str, List[Review]]:
+    """Which reviews go into ``train``, ``dev``, ``test`` and ``pretrain`` (in file order).
+
+    train/dev: :func:`split_imdb_1k`. test: the whole test split, or a seeded sample of ``n_test`` for
+    small runs. pretrain: the text of the train and test reviews (and unsup ones with
+    ``include_unsup``), in a seeded mixed order so pretraining batches see both labels, cut to
+    ``max_pretrain_docs`` when that is not 0."""
+    reviews: Dict[str, List[Review]] = {split: [] for split in SPLITS}
+    for review in read_reviews(source):
+        reviews[review.split].append(review)
+    if not reviews["train"]:
+        raise InputError(source, "no reviews in the train split")
+    chosen = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
+    chosen["test"] = reviews["test"][:]
+    if n_test:
+        chosen["test"] = _seeded_order(reviews["test"], seed)[:n_test]
+    pretrain = _seeded_order(reviews["train"] + reviews["test"] + (reviews["unsup"] if include_unsup else []), seed)
+    chosen["pretrain"] = pretrain[:max_pretrain_docs] if max_pretrain_docs else pretrain
+    return chosen
+
+
+def _seeded_order(reviews: List[Review], seed: int) -> List[Review]:
+    """Sorted by id, then shuffled with ``seed``: the same order whatever order the source had."""
+    ordered = sorted(reviews, key=lambda r: _natural_id(r.id))
+    random.Random(seed).shuffle(ordered)
+    return ordered
 
 
 def prepare_imdb(
@@ -185,22 +213,9 @@ def prepare_imdb(
     serve its labelled split and the pretraining shards. The whole folder appears at once (built under a
     temporary name) or not at all.
     """
-    reviews: Dict[str, List[Review]] = {split: [] for split in SPLITS}
-    for review in read_reviews(source):
-        reviews[review.split].append(review)
-    if not reviews["train"]:
-        raise InputError(source, "no reviews in the train split")
-    splits = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
-    pretrain_reviews = reviews["train"] + reviews["test"] + (reviews["unsup"] if include_unsup else [])
-    pretrain_reviews.sort(key=lambda r: _natural_id(r.id))
-    random.Random(seed).shuffle(pretrain_reviews)  # mixed order: pretraining batches see both labels
-    if max_pretrain_docs:
-        pretrain_reviews = pretrain_reviews[:max_pretrain_docs]
-    test = reviews["test"]
-    if n_test:  # a seeded sample of the test split, for small runs; 0 keeps all of it
-        test = sorted(test, key=lambda r: _natural_id(r.id))
-        random.Random(seed).shuffle(test)
-        test = test[:n_test]
+    splits = select_reviews(source, n_train=n_train, n_dev=n_dev, seed=seed, include_unsup=include_unsup,
+                            max_pretrain_docs=max_pretrain_docs, n_test=n_test)
+    test, pretrain_reviews = splits["test"], splits["pretrain"]
     # Tokenize every distinct text once (train/dev/test reviews are also pretraining text).
     needed = splits["train"] + splits["dev"] + test + pretrain_reviews
     index: Dict[str, int] = {}
@@ -245,45 +260,3 @@ def prepare_imdb(
         write_json(tmp / "manifest.json", manifest)
     return manifest
 
-
-def reference_prepare_imdb(source: Union[str, Path], out: Union[str, Path], *, n_train: int = 1000,
-                           n_dev: int = 10000, seed: int = 0, include_unsup: bool = False,
-                           max_pretrain_docs: int = 0, n_test: int = 0, shard_docs: int = 0) -> None:
-    """The straightforward way to the same ``.spacy`` files, kept as the specification ``prepare_imdb``
-    is checked against (``tests/test_data.py``) and timed beside (``benchmarks/bench_data_imdb.py``):
-    each split tokenized on its own, the pretraining text a second time, on one core, ``DocBin.add``
-    per doc (as ``lmao data imdb`` did before issue 9)."""
-    from spacy import blank
-    from spacy.tokens import DocBin
-
-    reviews: Dict[str, List[Review]] = {split: [] for split in SPLITS}
-    for review in read_reviews(source):
-        reviews[review.split].append(review)
-    splits = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
-    pretrain = reviews["train"] + reviews["test"] + (reviews["unsup"] if include_unsup else [])
-    pretrain.sort(key=lambda r: _natural_id(r.id))
-    random.Random(seed).shuffle(pretrain)
-    pretrain = pretrain[:max_pretrain_docs] if max_pretrain_docs else pretrain
-    test = reviews["test"]
-    if n_test:
-        test = sorted(test, key=lambda r: _natural_id(r.id))
-        random.Random(seed).shuffle(test)
-        test = test[:n_test]
-    nlp = blank("en")
-    out = Path(out)
-
-    def write(items: List[Review], path: Path, labelled: bool) -> None:
-        db = DocBin()
-        for doc, review in nlp.pipe(((clean_text(r.text), r) for r in items), as_tuples=True, batch_size=256):
-            if labelled:
-                doc.cats = review_cats(review)
-            db.add(doc)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db.to_disk(path)
-
-    write(splits["train"], out / "train.spacy", True)
-    write(splits["dev"], out / "dev.spacy", True)
-    write(test, out / "test.spacy", True)
-    shard_docs = shard_docs or docbins.SHARD_DOCS
-    for k in range(max(1, -(-len(pretrain) // shard_docs))):
-        write(pretrain[k * shard_docs:(k + 1) * shard_docs], out / "pretrain" / f"{k:06d}.spacy", False)
