@@ -101,6 +101,20 @@ def vectors_import(
     typer.echo(f"{out}: {info['rows']} vectors x {info['dims']} dims")
 
 
+@vectors_app.command("prune")
+def vectors_prune(
+    source: str = typer.Argument(..., help="Vectors folder, spaCy pipeline folder or installed pipeline package (en_core_web_lg)"),
+    out: Path = typer.Argument(..., help="Output folder (a spaCy pipeline holding the smaller table)"),
+    rows: int = typer.Option(0, "--rows", help="Keep N rows (spaCy's prune: dropped words map to their nearest kept row; 0 = all)"),
+    dims: int = typer.Option(0, "--dims", help="Project onto the top D principal axes (PCA; 0 = all dimensions)"),
+) -> None:
+    """A smaller vectors table: fewer rows as `spacy init vectors --prune N` makes it, and/or fewer dimensions."""
+    from .vectors import prune_vectors
+
+    info = prune_vectors(source, out, rows=rows, dims=dims)
+    typer.echo(f"{out}: {info['rows']} vectors x {info['dims']} dims, {info['keys']} words")
+
+
 @app.command("trial", context_settings=OVERRIDES, epilog=params_help())
 def trial(
     ctx: typer.Context,

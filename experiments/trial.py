@@ -23,12 +23,13 @@ from .tracking import make_tracker
 
 
 def resolve_vectors(params: Mapping[str, Any], corpus_dir: Path) -> Optional[Path]:
-    """``-P vectors=PATH``, else ``CORPUS/vectors`` when ``lmao vectors train`` put them there."""
+    """``-P vectors=PATH`` or an installed spaCy pipeline package name (``en_core_web_lg``: kept as the
+    name, spaCy's ``[initialize] vectors`` loads it), else ``CORPUS/vectors`` when ``lmao vectors train`` put
+    them there."""
     if params["vectors"]:
-        path = Path(params["vectors"])
-        if not path.exists():
-            raise InputError(path, "vectors not found (param 'vectors')")
-        return path
+        from .vectors import resolve_vectors_source
+
+        return resolve_vectors_source(params["vectors"])  # type: ignore[return-value]
     default = corpus_dir / "vectors"
     return default if default.exists() else None
 

@@ -9,16 +9,18 @@ Vectors are keyed by the exact token text (ORTH), as spaCy's pretraining objecti
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, List, Optional, Union
 
+import numpy
 import spacy
 from spacy.training.initialize import convert_vectors
 
 from .data.docbins import read_docs
 from .errors import InputError
-from .fileio import atomic_path, write_json
+from .fileio import atomic_path, feed_file, write_json
 from .progress import log, progress
 
 PathLike = Union[str, Path]
@@ -112,3 +114,155 @@ def _save_spacy_vectors(text_vectors: Path, out_dir: PathLike, *, lang: str, ext
 def _vectors_info(nlp, extra: Dict) -> Dict[str, object]:
     rows, dims = nlp.vocab.vectors.shape
     return {"rows": int(rows), "dims": int(dims), "keys": len(nlp.vocab.vectors.keys()), **extra}
+
+
+# ------------------------------------------------------------------------------ installed pipeline packages
+
+
+def pipeline_package(value: Union[str, Path, None]) -> Optional[str]:
+    """``value`` when it names an installed spaCy pipeline package (``en_core_web_lg``), else None.
+
+    spaCy's own test and order (``spacy.util.load_model`` in spaCy 3.8: ``is_package(name)`` before
+    ``Path(name).exists()``): an installed package wins over a folder of the same name. A package that is
+    not a spaCy pipeline (no ``meta.json``, e.g. ``numpy``) is not one."""
+    from spacy.util import get_package_path, is_package
+
+    if not isinstance(value, str) or not value.isidentifier() or not is_package(value):
+        return None
+    return value if (get_package_path(value) / "meta.json").is_file() else None
+
+
+def package_data_path(name: str) -> Path:
+    """The pipeline folder inside an installed package, found as spaCy 3.8's ``load_model_from_init_py``
+    finds it: ``<package>/<lang>_<name>-<version>`` from the package's ``meta.json``."""
+    from spacy.util import get_model_meta, get_package_path
+
+    root = get_package_path(name)
+    meta = get_model_meta(root)
+    return root / f"{meta['lang']}_{meta['name']}-{meta['version']}"
+
+
+def resolve_vectors_source(value: str, what: str = "param 'vectors'") -> Union[Path, str]:
+    """``-P vectors=VALUE``: an installed spaCy pipeline package name (kept as the name, so spaCy's
+    ``[initialize] vectors`` loads it by its own mechanism), else an existing folder."""
+    name = pipeline_package(value)
+    if name:
+        return name
+    path = Path(value)
+    if not path.exists():
+        raise InputError(path, f"vectors not found ({what}: neither a folder nor an installed spaCy pipeline package)")
+    if not path.is_dir() or not (path / "config.cfg").is_file():
+        raise InputError(path, f"not a spaCy vectors folder or pipeline (no config.cfg; {what}; "
+                               "`lmao vectors train|import` make one)")
+    return path
+
+
+def folder_fingerprint(path: Path) -> str:
+    """sha256 over a folder's files (relative names and bytes, sorted), ``vectors-info.json`` left out."""
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).rglob("*")):
+        if file.is_file() and file.name != "vectors-info.json":
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+            feed_file(digest, file)
+    return digest.hexdigest()
+
+
+def package_fingerprint(name: str) -> str:
+    """An installed pipeline package as a cache key part: ``name==version vocab-sha256:<hash>``, the hash over
+    its ``vocab/`` folder (the vectors table, its key map and the strings), so a package rebuilt with other
+    vectors under the same version gets another key, and its other components do not count."""
+    from spacy.util import get_package_version
+
+    return f"{name}=={get_package_version(name)} vocab-sha256:{folder_fingerprint(package_data_path(name) / 'vocab')}"
+
+
+def load_vectors_pipeline(source: Union[str, Path]):
+    """A pipeline holding the vectors of ``source`` (folder or installed package), loaded by spaCy's
+    ``spacy.util.load_model`` (what ``[initialize] vectors`` uses), its components left out."""
+    from spacy.util import load_model
+
+    source = resolve_vectors_source(str(source), "vectors source")
+    try:
+        nlp = load_model(source, exclude=_pipe_names(source))
+    except (OSError, ValueError) as err:
+        raise InputError(source, f"cannot load as a spaCy pipeline ({err})") from None
+    if nlp.vocab.vectors.shape[0] == 0 or nlp.vocab.vectors.shape[1] == 0:
+        raise InputError(source, "the pipeline has no vectors")
+    return nlp
+
+
+def _pipe_names(source: Union[str, Path]) -> List[str]:
+    from spacy.util import load_config
+
+    folder = package_data_path(source) if isinstance(source, str) else Path(source)
+    try:
+        return list(load_config(folder / "config.cfg", interpolate=False)["nlp"].get("pipeline", []))
+    except Exception:  # noqa: BLE001 - an unreadable config fails in load_model with spaCy's message
+        return []
+
+
+# ------------------------------------------------------------------------------------- smaller tables
+
+
+def prune_vectors(source: Union[str, Path], out_dir: PathLike, *, rows: int = 0, dims: int = 0) -> Dict[str, object]:
+    """A smaller copy of a vectors table: ``rows`` rows (spaCy's ``Vocab.prune_vectors``) and/or ``dims``
+    dimensions (PCA), saved as a spaCy vectors folder.
+
+    Rows: exactly what ``spacy init vectors --prune N`` does (spaCy 3.8 ``training/initialize.py``
+    ``convert_vectors`` calls ``nlp.vocab.prune_vectors(prune)``): the first N rows in lexeme-probability
+    order are kept (ties, i.e. every word when no probability table is loaded, keep table order; gensim and
+    spaCy's packages store the most frequent words first), and every dropped word stays in the table,
+    mapped to its nearest kept row by cosine. So the vocabulary keeps its coverage and the model file
+    shrinks by the dropped rows (``Vocab.prune_vectors``, ``spacy/vocab.pyx``).
+
+    Dims: a PCA projection of the kept rows (centred, onto the top ``dims`` principal axes; signs fixed so
+    each axis' largest loading is positive: the same input gives the same bytes). Not truncation:
+    fastText's or GloVe's coordinates have no order of importance, so keeping the first D keeps an
+    arbitrary D-dimensional slice; the top principal axes keep the most variance of the table, the best
+    rank-D approximation in the least-squares sense. Rows are pruned first, on the full vectors (nearer
+    neighbours), then the kept table is projected.
+    """
+    if rows < 0 or dims < 0:
+        raise InputError("--rows" if rows < 0 else "--dims", "must be positive")
+    if not rows and not dims:
+        raise InputError("lmao vectors prune", "nothing to do: give --rows N and/or --dims D")
+    nlp = load_vectors_pipeline(source)
+    vectors = nlp.vocab.vectors
+    if vectors.mode != "default":
+        raise InputError(source, f"{vectors.mode} vectors cannot be pruned (spaCy prunes only a default table)")
+    n_rows, n_dims = vectors.shape
+    n_keys = len(vectors.keys())
+    if rows >= n_rows:
+        raise InputError("--rows", f"{rows} is not fewer than the table's {n_rows} rows")
+    if dims >= n_dims:
+        raise InputError("--dims", f"{dims} is not fewer than the table's {n_dims} dimensions")
+    extra: Dict[str, object] = {"source": str(source), "source_rows": int(n_rows), "source_dims": int(n_dims),
+                                "source_keys": int(n_keys)}
+    if rows:
+        log(f"vectors: pruning {n_rows} rows to {rows} (dropped words map to their nearest kept row)")
+        remap = nlp.vocab.prune_vectors(rows)
+        scores = numpy.asarray([score for _, score in remap.values()], dtype="float64")
+        extra["prune"] = {"rows": rows, "remapped_words": len(remap),
+                          "remapped_mean_similarity": round(float(scores.mean()), 4) if len(scores) else None}
+    if dims:
+        extra["pca"] = {"dims": dims, "explained_variance": round(reduce_dims(nlp.vocab.vectors, dims), 4)}
+    out = spacy.blank(nlp.lang, vocab=nlp.vocab)
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        out.to_disk(tmp)
+        info = _vectors_info(out, extra)
+        write_json(tmp / "vectors-info.json", info)
+    return info
+
+
+def reduce_dims(vectors, dims: int) -> float:
+    """Project a spaCy ``Vectors`` table onto its top ``dims`` principal axes in place (rows and the key
+    map unchanged); returns the fraction of the variance kept."""
+    data = numpy.asarray(vectors.data, dtype="float64")
+    centred = data - data.mean(axis=0)
+    _, singular, axes = numpy.linalg.svd(centred, full_matrices=False)
+    top = axes[:dims]
+    top *= numpy.sign(top[numpy.arange(dims), numpy.abs(top).argmax(axis=1)])[:, None]
+    projected = (centred @ top.T).astype(vectors.data.dtype)
+    vectors.resize((data.shape[0], dims))  # spaCy's own resize: keeps every key's row
+    vectors.data[:] = projected
+    return float((singular[:dims] ** 2).sum() / (singular ** 2).sum())
