@@ -11,8 +11,6 @@ official ``aclImdb_v1.tar.gz`` (a local path or the URL, downloaded with a check
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 import re
 import tarfile
@@ -23,6 +21,7 @@ from typing import Dict, Iterator, List, Optional, Union
 from ..errors import InputError
 from ..fileio import atomic_path, write_json
 from . import docbins
+from .textfiles import read_jsonl as read_jsonl_rows
 from .tokenized import DocBinJob, TokenizedTexts
 from .download import download
 
@@ -44,18 +43,10 @@ class Review:
 
 def read_jsonl(path: Path) -> Iterator[Review]:
     """Rows ``{"text", "label", "split"[, "id"]}``; any bad line is an InputError naming the line."""
-    opener = gzip.open if path.suffix == ".gz" else open
     n = 0
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(path, f"malformed JSON ({err.msg})", line_no) from None
-            yield _review_from_row(row, path, line_no)
-            n += 1
+    for line_no, row in read_jsonl_rows(path):
+        yield _review_from_row(row, path, line_no)
+        n += 1
     if n == 0:
         raise InputError(path, "empty file: no reviews")
 

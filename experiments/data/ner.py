@@ -12,12 +12,10 @@ Each bad line is an ``InputError`` naming the file, the line and the problem.
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import json
 import re
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.tokens import Doc
@@ -27,6 +25,7 @@ from spacy.vocab import Vocab
 from ..errors import InputError
 from ..fileio import atomic_path, write_json
 from .docbins import read_docs, write_docbin, write_pretraining_corpus
+from .textfiles import read_jsonl, read_lines
 
 PathLike = Union[str, Path]
 _IOB_TAG = re.compile(r"^(O|[BIES]-\S+|[BILU]-\S+)$")
@@ -95,49 +94,64 @@ def _doc_from_sentences(vocab: Vocab, file: Path, group: Sequence[Sentence]) -> 
     return doc
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+def read_sentences(path: Path, token: Callable[[str, int], Optional[Tuple[str, str]]],
+                   sentence_end: Callable[[Optional[int]], None] = lambda line_no: None) -> Iterator[Sentence]:
+    """The sentence loop of every column format: whitespace-only lines end a sentence.
 
-
-def read_iob(path: Path) -> Iterator[Sentence]:
-    """Column files: token in the first column, IOB/BIO tag in the last; one consistent column count."""
+    ``token(line, line_no)`` turns any other line into ``(word, IOB tag)``, or None for a line that
+    carries no token (``-DOCSTART-``, ``#`` comments); it raises ``InputError`` for a bad line.
+    ``sentence_end(line_no)`` runs at each blank line and once at the end of the file (``None``), to
+    check state a format keeps across lines."""
     words: List[str] = []
     tags: List[str] = []
     start = 0
-    n_columns: Optional[int] = None
     n_sentences = 0
-    with _open_text(path) as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                if words:
-                    yield words, tags, start
-                    n_sentences += 1
-                words, tags = [], []
-                continue
-            columns = line.rstrip("\n").split("\t") if "\t" in line else line.split()
-            columns = [c.strip() for c in columns]
-            if columns[0] == "-DOCSTART-":
-                continue
-            if len(columns) < 2:
-                raise InputError(path, f"expected 'token<TAB>tag', found {len(columns)} column", line_no)
-            if n_columns is None:
-                n_columns = len(columns)
-            elif len(columns) != n_columns:
-                raise InputError(
-                    path, f"wrong column count: {len(columns)} columns, the file started with {n_columns}",
-                    line_no)
-            tag = columns[-1]
-            if not _IOB_TAG.match(tag):
-                raise InputError(path, f"bad NER tag {tag!r} (expected O, B-TYPE or I-TYPE)", line_no)
-            if not words:
-                start = line_no
-            words.append(columns[0])
-            tags.append(_to_iob(tag))
+    for line_no, line in read_lines(path):
+        if line.strip():
+            item = token(line, line_no)
+            if item is not None:
+                if not words:
+                    start = line_no
+                words.append(item[0])
+                tags.append(item[1])
+            continue
+        sentence_end(line_no)
+        if words:
+            yield words, tags, start
+            n_sentences += 1
+        words, tags = [], []
+    sentence_end(None)
     if words:
         yield words, tags, start
         n_sentences += 1
     if n_sentences == 0:
         raise InputError(path, "empty file: no sentences")
+
+
+def read_iob(path: Path) -> Iterator[Sentence]:
+    """Column files: token in the first column, IOB/BIO tag in the last; one consistent column count."""
+    n_columns: Optional[int] = None
+
+    def token(line: str, line_no: int) -> Optional[Tuple[str, str]]:
+        nonlocal n_columns
+        columns = line.rstrip("\n").split("\t") if "\t" in line else line.split()
+        columns = [c.strip() for c in columns]
+        if columns[0] == "-DOCSTART-":
+            return None
+        if len(columns) < 2:
+            raise InputError(path, f"expected 'token<TAB>tag', found {len(columns)} column", line_no)
+        if n_columns is None:
+            n_columns = len(columns)
+        elif len(columns) != n_columns:
+            raise InputError(
+                path, f"wrong column count: {len(columns)} columns, the file started with {n_columns}",
+                line_no)
+        tag = columns[-1]
+        if not _IOB_TAG.match(tag):
+            raise InputError(path, f"bad NER tag {tag!r} (expected O, B-TYPE or I-TYPE)", line_no)
+        return columns[0], _to_iob(tag)
+
+    return read_sentences(path, token)
 
 
 def _to_iob(tag: str) -> str:
@@ -150,77 +164,53 @@ def _to_iob(tag: str) -> str:
 
 def read_conll2012(path: Path) -> Iterator[Sentence]:
     """OntoNotes ``*_gold_conll``: word in column 3, bracketed named entities in column 10."""
-    words: List[str] = []
-    tags: List[str] = []
-    start = 0
     open_label: Optional[str] = None
-    n_sentences = 0
-    with _open_text(path) as f:
-        for line_no, line in enumerate(f, start=1):
-            if line.startswith("#"):
-                continue
-            if not line.strip():
-                if open_label is not None:
-                    raise InputError(path, f"entity ({open_label} is not closed before the sentence ends",
-                                     line_no)
-                if words:
-                    yield words, tags, start
-                    n_sentences += 1
-                words, tags = [], []
-                continue
-            columns = line.split()
-            if len(columns) < CONLL2012_MIN_COLUMNS:
-                raise InputError(path, f"wrong column count: {len(columns)} columns, CoNLL-2012 has at "
-                                       f"least {CONLL2012_MIN_COLUMNS}", line_no)
-            if not words:
-                start = line_no
-            cell = columns[CONLL2012_NE_COLUMN]
-            words.append(columns[3])
-            if cell.startswith("("):
-                if open_label is not None:
-                    raise InputError(path, f"nested entity {cell!r} inside ({open_label}", line_no)
-                label = cell[1:].rstrip("*)")
-                if not label:
-                    raise InputError(path, f"entity bracket {cell!r} has no label", line_no)
-                tags.append(f"B-{label}")
-                open_label = None if cell.endswith(")") else label
-            elif cell == "*":
-                tags.append(f"I-{open_label}" if open_label else "O")
-            elif cell == "*)":
-                if open_label is None:
-                    raise InputError(path, "entity closes with '*)' but none is open", line_no)
-                tags.append(f"I-{open_label}")
-                open_label = None
-            else:
-                raise InputError(path, f"bad named-entity cell {cell!r}", line_no)
-    if open_label is not None:
-        raise InputError(path, f"entity ({open_label} is not closed at the end of the file")
-    if words:
-        yield words, tags, start
-        n_sentences += 1
-    if n_sentences == 0:
-        raise InputError(path, "empty file: no sentences")
+
+    def token(line: str, line_no: int) -> Optional[Tuple[str, str]]:
+        nonlocal open_label
+        if line.startswith("#"):
+            return None
+        columns = line.split()
+        if len(columns) < CONLL2012_MIN_COLUMNS:
+            raise InputError(path, f"wrong column count: {len(columns)} columns, CoNLL-2012 has at "
+                                   f"least {CONLL2012_MIN_COLUMNS}", line_no)
+        cell = columns[CONLL2012_NE_COLUMN]
+        if cell.startswith("("):
+            if open_label is not None:
+                raise InputError(path, f"nested entity {cell!r} inside ({open_label}", line_no)
+            label = cell[1:].rstrip("*)")
+            if not label:
+                raise InputError(path, f"entity bracket {cell!r} has no label", line_no)
+            open_label = None if cell.endswith(")") else label
+            return columns[3], f"B-{label}"
+        if cell == "*":
+            return columns[3], f"I-{open_label}" if open_label else "O"
+        if cell == "*)":
+            if open_label is None:
+                raise InputError(path, "entity closes with '*)' but none is open", line_no)
+            label, open_label = open_label, None
+            return columns[3], f"I-{label}"
+        raise InputError(path, f"bad named-entity cell {cell!r}", line_no)
+
+    def sentence_end(line_no: Optional[int]) -> None:
+        if open_label is not None:
+            where = "before the sentence ends" if line_no is not None else "at the end of the file"
+            raise InputError(path, f"entity ({open_label} is not closed {where}", line_no)
+
+    return read_sentences(path, token, sentence_end)
 
 
 def read_raw_texts(path: Path) -> Iterator[str]:
     """Raw text for pretraining: ``.txt`` (one doc per line) or JSONL(.gz) rows with ``text`` (or Reddit's
     ``body``)."""
-    with _open_text(path) as f:
-        is_jsonl = path.name.endswith((".jsonl", ".jsonl.gz"))
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            if not is_jsonl:
-                yield line.rstrip("\n")
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(path, f"malformed JSON ({err.msg})", line_no) from None
-            text = row.get("text", row.get("body")) if isinstance(row, dict) else None
-            if not isinstance(text, str):
-                raise InputError(path, "row has no 'text' (or 'body') string", line_no)
-            yield text
+    if not path.name.endswith((".jsonl", ".jsonl.gz")):
+        yield from (line.rstrip("\n") for _, line in read_lines(path) if line.strip())
+        return
+    for line_no, row in read_jsonl(path):
+        text = row.get("text", row.get("body")) if isinstance(row, dict) else None
+        if not isinstance(text, str):
+            raise InputError(path, "row has no 'text' (or 'body') string", line_no)
+        yield text
 
 
 def prepare_ner(

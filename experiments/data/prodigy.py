@@ -12,19 +12,17 @@ hashes and one without do not group together for the same text; the merge report
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
-import srsly
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from ..errors import InputError
+from .textfiles import read_jsonl
 
 PathLike = Union[str, Path]
 ANSWERS = ("accept", "reject", "ignore")
@@ -60,40 +58,12 @@ def text_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
-def open_text(path: PathLike) -> IO[str]:
-    """Open .jsonl or .jsonl.gz as UTF-8 text (gzip is recognised by its magic bytes, not the name)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    with path.open("rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return path.open("r", encoding="utf-8")
-
-
 def iter_tasks(path: PathLike, *, require_answer: bool = True) -> Iterator[Task]:
     """Stream validated tasks, one line in memory at a time; blank lines are skipped."""
-    line_no = 0
-    with open_text(path) as fh:
-        try:
-            for line_no, line in enumerate(fh, start=1):
-                if line.strip():
-                    yield parse_task(_loads(line, path, line_no), path, line_no, require_answer=require_answer)
-        except UnicodeDecodeError as err:
-            raise InputError(path, f"not UTF-8 text ({err.reason})", line=line_no + 1) from None
-        except (OSError, EOFError) as err:  # truncated or corrupt gzip
-            raise InputError(path, f"unreadable gzip data ({err})", line=line_no + 1) from None
-
-
-def _loads(line: str, path: PathLike, line_no: int) -> dict:
-    try:
-        obj = srsly.json_loads(line)
-    except ValueError as err:
-        raise InputError(path, f"malformed JSON ({err})", line=line_no) from None
-    if not isinstance(obj, dict):
-        raise InputError(path, f"expected a JSON object (a Prodigy task), got {type(obj).__name__}", line=line_no)
-    return obj
+    for line_no, obj in read_jsonl(path):
+        if not isinstance(obj, dict):
+            raise InputError(path, f"expected a JSON object (a Prodigy task), got {type(obj).__name__}", line=line_no)
+        yield parse_task(obj, path, line_no, require_answer=require_answer)
 
 
 def _is_int(value: object) -> bool:
