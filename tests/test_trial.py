@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy
 import pytest
 import spacy
 from spacy.language import Language
@@ -88,6 +89,31 @@ def test_textcat_with_pretraining_and_cache(imdb_corpus, tiny_trial_params, tmp_
     # Pretrained weights differ from a from-scratch init: fine-tuning started somewhere else.
     baseline = run_trial(IMDB, tmp_path / "d", {**params, "pretrain_epochs": 0})
     assert baseline["epochs"][0]["train_loss"] != first["epochs"][0]["train_loss"]
+    # The weights the pipeline started from are the checkpoint's: with learn rate 0 (Adam and its weight
+    # decay both scale by it) fine-tuning leaves the tok2vec as initialised, and it equals model0.bin to
+    # float rounding (model-best holds the optimizer's running averages of the weights: 1e-7 apart).
+    frozen = run_trial(IMDB, tmp_path / "e", {**params, "learn_rate": 0.0, "max_epochs": 1}, cache=str(cache))
+    assert frozen["pretraining"]["cached"] is True
+    assert Path(frozen["pretraining"]["checkpoint"]) == Path(pre["checkpoint"])
+    tok2vec = spacy.load(tmp_path / "e" / "model-best").get_pipe("tok2vec").model
+    loaded = tok2vec_params(tok2vec)
+    assert len(loaded) >= 4 and sum(a.size for a in loaded.values()) > 10_000
+    epoch_2 = Path(second["pretraining"]["checkpoint"])
+    distance = {}
+    for checkpoint in (Path(pre["checkpoint"]), epoch_2):
+        saved = tok2vec_params(tok2vec.from_bytes(checkpoint.read_bytes()))
+        assert saved.keys() == loaded.keys()
+        distance[checkpoint.name] = max(float(numpy.abs(saved[k] - loaded[k]).max()) for k in saved)
+    scratch = tok2vec_params(spacy.load(tmp_path / "d" / "model-best").get_pipe("tok2vec").model)
+    distance["from scratch"] = max(float(numpy.abs(scratch[k] - loaded[k]).max()) for k in scratch)
+    assert distance["model0.bin"] < 1e-5 and distance["model1.bin"] > 1e-3 and distance["from scratch"] > 1e-2, \
+        distance
+
+
+def tok2vec_params(model) -> dict:
+    """Every parameter array of a thinc model, by (layer position, layer name, param name), copied."""
+    return {(i, node.name, name): numpy.array(node.get_param(name), copy=True)
+            for i, node in enumerate(model.walk()) for name in node.param_names if node.has_param(name)}
 
 
 def test_ner_baseline_and_trigram_pretraining(wnut_corpus, tiny_trial_params, tmp_path):
