@@ -5,39 +5,37 @@ what ``n_save_every`` (batches) allows. Here the corpus is the tokenized DocBin 
 ``lmao data``, a checkpoint is saved after every epoch (``model{epoch}.bin``, spaCy's naming: ``model0.bin``
 = after one epoch) and optionally every N words, so one run serves every "pretraining epochs = k" trial.
 The model, objective and update step are spaCy's (``create_pretraining_model``, ``make_update``).
-A finished run is cached content-addressed: the key hashes exactly the inputs that change the weights.
+A finished run is cached content-addressed: the key hashes exactly the inputs that change the weights
+(:func:`pretraining_inputs`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
+from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.schemas import ConfigSchemaPretrain
 from spacy.training.pretrain import create_pretraining_model, make_update
-from spacy.util import dot_to_object, load_model_from_config, registry
+from spacy.util import dot_to_object, get_package_version, is_package, load_model_from_config, registry
 from thinc.api import Config, fix_random_seed
 
 from . import objectives  # noqa: F401  (registers lmao.PretrainTrigramVectors.v1)
 from .data.docbins import docbin_files, read_docs
-from .fileio import feed_file, write_json
+from .fileio import feed_file, file_digest, write_json
 from .progress import log, progress
 
 LOG_FILE = "log.jsonl"
 INFO_FILE = "pretraining.json"
-# Everything in a trial's params that changes pretrained weights (the rest is fine-tuning only).
-PRETRAINING_PARAMS = (
-    "width", "depth", "embed_rows", "window_size", "maxout_pieces", "static_vectors_input",
-    "objective", "pretrain_loss", "pretrain_max_epochs", "pretrain_max_words",
-    "pretrain_save_every_words", "pretrain_dropout", "pretrain_learn_rate", "pretrain_batch_size",
-    "pretrain_hidden_size", "pretrain_n_characters", "seed",
-)
-CODE_VERSION = "pretrain-v1"  # bump when this module changes what a checkpoint contains
+# Bump when this module changes what a checkpoint contains. v2: the key hashes the filled config (v1
+# hashed a list of trial params, blind to config.cfg edits and --section.key overrides).
+CODE_VERSION = "pretrain-v2"
 
 
 @registry.readers("lmao.PretrainDocBins.v1")
@@ -69,14 +67,12 @@ def pretrain(config: Config, output_dir: Path, *, max_words: int = 0, save_every
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    config = config.copy()
-    config["initialize"]["init_tok2vec"] = None
-    seed = config["training"]["seed"]
+    seed = config.interpolate()["training"]["seed"]
     if seed is not None:
         fix_random_seed(seed)
     # As spaCy's pretrain does: the pipeline from the config, initialised (vectors loaded) by
     # create_pretraining_model without reading any labelled data.
-    nlp = load_model_from_config(config, auto_fill=True)
+    nlp = _pretraining_nlp(config)
     filled = nlp.config.interpolate()
     P = registry.resolve(filled["pretraining"], schema=ConfigSchemaPretrain)
     corpus = registry.resolve({"corpus": dot_to_object(filled, P["corpus"])})["corpus"]
@@ -144,24 +140,117 @@ def pretrain(config: Config, output_dir: Path, *, max_words: int = 0, save_every
     return info
 
 
-def corpus_fingerprint(corpus_dir: Path) -> str:
-    """sha256 over the pretraining shards' bytes: the cache key changes iff the corpus does."""
-    digest = hashlib.sha256()
-    for file in docbin_files(Path(corpus_dir) / "pretrain"):
-        digest.update(file.name.encode())
-        feed_file(digest, file)
-    return digest.hexdigest()
+def _pretraining_nlp(config: Config) -> Language:
+    """The pipeline pretraining builds from ``config``, every default filled in (spaCy's auto-fill, as
+    ``spacy pretrain`` does); pretraining starts from fresh weights, so ``init_tok2vec`` is dropped."""
+    config = config.copy()
+    config["initialize"]["init_tok2vec"] = None
+    return load_model_from_config(config, auto_fill=True)
 
 
-def vectors_fingerprint(vectors: Optional[Path]) -> Optional[str]:
-    if not vectors:
-        return None
+def _pretrained_components(filled: Config) -> Dict[str, Any]:
+    """The ``[components]`` blocks whose weights pretraining trains: ``[pretraining] component``, and the
+    tok2vec a listener there points to (as ``create_pretraining_model`` of spaCy 3.8 follows it)."""
+    name = filled["pretraining"]["component"]
+    out = {name: filled["components"][name]}
+    model = filled["components"][name].get("model", {})
+    layers = [model] + [v for v in model.values() if isinstance(v, dict)]
+    for layer in layers:
+        if str(layer.get("@architectures", "")).startswith("spacy.Tok2VecListener"):
+            upstream = layer.get("upstream", "*")
+            upstream = "tok2vec" if upstream == "*" else upstream
+            out[upstream] = filled["components"][upstream]
+    return out
+
+
+def weights_config(config: Config) -> Dict[str, Any]:
+    """The part of a pretraining config that determines the weights, filled and interpolated, with every
+    path (corpus shards, vectors, any other file a value names) replaced by a fingerprint of its content.
+
+    Sections: ``[pretraining]`` (filled by spaCy's pretraining schema), the pretrained component(s),
+    the ``[corpora]`` reader ``[pretraining] corpus`` names, ``[initialize]`` (vectors, lookups, hooks),
+    ``[system]``, ``[nlp]`` (language, pipeline, tokenizer) and ``[training] seed`` (the seed pretraining
+    fixes). Left out, because pretraining never reads them: the other components, the train/dev readers,
+    the rest of ``[training]`` (fine-tuning's optimizer, dropout, batches, epochs) and ``[nlp] batch_size``
+    (the default batch size of ``nlp.pipe``).
+    """
+    filled = _pretraining_nlp(config).config
+    filled["pretraining"] = registry.fill(filled["pretraining"], schema=ConfigSchemaPretrain)
+    filled = filled.interpolate()
+    corpus = filled["pretraining"]["corpus"]
+    part = {
+        "pretraining": filled["pretraining"],
+        "components": _pretrained_components(filled),
+        "corpora": {corpus: dot_to_object(filled, corpus)},
+        "initialize": filled["initialize"],
+        "system": filled["system"],
+        "nlp": {k: v for k, v in filled["nlp"].items() if k != "batch_size"},
+        "training": {"seed": filled["training"]["seed"]},
+    }
+    return _fingerprint_paths(json.loads(json.dumps(part)))
+
+
+def _fingerprint_paths(value: Any) -> Any:
+    """``value`` with each string naming an existing file or folder replaced by ``sha256:<content>``,
+    and each installed spaCy pipeline package (e.g. vectors = "en_core_web_lg") by ``name==version``."""
+    if isinstance(value, dict):
+        return {k: _fingerprint_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fingerprint_paths(v) for v in value]
+    if isinstance(value, str) and value not in ("", ".", ".."):
+        if value.isidentifier() and is_package(value):  # spaCy's load_model tries a package before a path
+            from .vectors import package_fingerprint, pipeline_package
+
+            # A pipeline package: name==version plus a hash of its vocab/ (vectors, key map, strings).
+            return package_fingerprint(value) if pipeline_package(value) else f"{value}=={get_package_version(value)}"
+        if Path(value).exists():
+            return "sha256:" + path_fingerprint(Path(value))
+    return value
+
+
+# Files in a folder that say how it was made (timings, hosts) but not what it holds.
+NOT_CONTENT = {"vectors-info.json"}
+
+
+def path_fingerprint(path: Path) -> str:
+    """sha256 over a file's bytes, or over a folder's files (relative names and bytes, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return file_digest(path)
     digest = hashlib.sha256()
-    for file in sorted(Path(vectors).rglob("*")):
-        if file.is_file() and file.name != "vectors-info.json":
-            digest.update(str(file.relative_to(vectors)).encode())
+    for file in sorted(path.rglob("*")):
+        if file.is_file() and file.name not in NOT_CONTENT:
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
             feed_file(digest, file)
     return digest.hexdigest()
+
+
+def library_versions() -> Dict[str, Optional[str]]:
+    """The versions of the libraries that compute or fill in the weights (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: Dict[str, Optional[str]] = {"python": platform.python_version()}
+    for name in ("spacy", "thinc", "confection", "numpy", "blis", "spacy-lookups-data", "cupy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def arithmetic(params: Mapping[str, Any], gpu_id: int) -> Dict[str, Any]:
+    """What changes the float arithmetic of the same run: processes per batch, device, matrix multiply."""
+    out: Dict[str, Any] = {"workers": pretrain_workers(params), "machine": platform.machine()}
+    if gpu_id >= 0:
+        import cupy
+
+        out["device"] = "gpu"
+        out["gpu"] = cupy.cuda.runtime.getDeviceProperties(gpu_id)["name"].decode()
+        out["cupy"] = cupy.__version__
+    else:
+        out["device"] = "cpu"
+        out["cpu_gemm"] = params["cpu_gemm"]
+    return out
 
 
 def pretrain_workers(params: Mapping[str, Any]) -> int:
@@ -172,26 +261,17 @@ def pretrain_workers(params: Mapping[str, Any]) -> int:
     return n if n > 0 else available_cores()
 
 
-def pretraining_inputs(params: Mapping[str, Any], corpus_dir: Path, vectors: Optional[Path],
-                       uses_vectors: bool) -> Dict[str, Any]:
-    """Exactly what determines the pretrained weights (the cache key is the hash of this)."""
-    import spacy
-    import thinc
-
-    inputs = {
+def pretraining_inputs(config: Config, params: Mapping[str, Any], gpu_id: int = -1) -> Dict[str, Any]:
+    """Exactly what determines the pretrained weights (the cache key is the hash of this): the filled
+    config pretraining reads with paths as content fingerprints (:func:`weights_config`), the limits
+    :func:`pretrain` takes besides the config, the library versions and the arithmetic."""
+    return {
         "code": CODE_VERSION,
-        "spacy": spacy.__version__,
-        "thinc": thinc.__version__,
-        "corpus": corpus_fingerprint(corpus_dir),
-        "vectors": vectors_fingerprint(vectors) if uses_vectors else None,
-        "params": {name: params[name] for name in PRETRAINING_PARAMS},
+        "config": weights_config(config),
+        "run": {"max_words": params["pretrain_max_words"], "save_every_words": params["pretrain_save_every_words"]},
+        "versions": library_versions(),
+        "arithmetic": arithmetic(params, gpu_id),
     }
-    workers = pretrain_workers(params)
-    if workers != 1:  # one process is spaCy's own update step: its runs keep the keys they always had
-        inputs["workers"] = workers
-    if params.get("cpu_gemm", "blis") != "blis":  # thinc's default BLIS: the keys runs always had
-        inputs["cpu_gemm"] = params["cpu_gemm"]
-    return inputs
 
 
 @dataclass(frozen=True)
@@ -236,17 +316,18 @@ def read_run(run_dir: Path, epochs: int, params: Mapping[str, Any], *, cache_key
     )
 
 
-def pretrained_checkpoint(config: Config, params: Mapping[str, Any], corpus_dir: Path, vectors: Optional[Path],
-                          uses_vectors: bool, cache_root: str) -> Pretrained:
-    """Reuse the cached pretraining run these params need, or run it (``config``: the trial's pretraining
-    config), and return the checkpoint for ``params["pretrain_epochs"]``."""
+def pretrained_checkpoint(config: Config, params: Mapping[str, Any], cache_root: str, *, gpu_id: int = -1
+                          ) -> Pretrained:
+    """Reuse the cached pretraining run this config needs, or run it (``config``: the trial's pretraining
+    config, ``gpu_id``: the device it runs on, -1 for CPU), and return the checkpoint for
+    ``params["pretrain_epochs"]``."""
     from .cache import ArtifactCache, cache_key
     from .errors import InputError
 
     epochs = params["pretrain_epochs"]
     if epochs > params["pretrain_max_epochs"]:
         raise InputError("pretrain_epochs", f"{epochs} > pretrain_max_epochs ({params['pretrain_max_epochs']})")
-    inputs = pretraining_inputs(params, corpus_dir, vectors, uses_vectors)
+    inputs = pretraining_inputs(config, params, gpu_id)
     key = cache_key(inputs)
 
     def build(out: Path) -> None:

@@ -11,10 +11,12 @@ import json
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from thinc.api import Config
 
 from . import results as result_file
-from .config import build_config, load_experiment, needs_vectors
+from .config import build_config, load_experiment
 from .errors import InputError
 from .params import resolve
 from .progress import log
@@ -78,6 +80,17 @@ def use_cpu_ops(gemm: str) -> None:
     set_current_ops(NumpyOps(use_blis=gemm == "blis"))
 
 
+def pretraining_setup(experiment_dir: Path, params: Mapping[str, Any], corpus_dir: Path, vectors: Optional[Path],
+                      config_overrides: Optional[Mapping[str, Any]] = None) -> Tuple[Dict[str, Any], Config]:
+    """The params and the spaCy config of a trial's pretraining run: ``config.cfg``, the params, then the
+    ``--section.key`` overrides (the pretraining cache key hashes this config, filled)."""
+    # A fixed pretrain_seed lets one cached pretraining run serve every fine-tuning seed.
+    pre_params = {**params, "seed": params["pretrain_seed"]} if params["pretrain_seed"] >= 0 else dict(params)
+    config = build_config(experiment_dir, pre_params, corpus_dir=corpus_dir, vectors=vectors, pretraining=True,
+                          overrides=config_overrides)
+    return pre_params, config
+
+
 def run_trial(
     experiment_dir: Path,
     out_dir: Path,
@@ -126,13 +139,10 @@ def run_trial(
         if params["pretrain_epochs"] > 0:
             from .pretrain import pretrained_checkpoint
 
-            # A fixed pretrain_seed lets one cached pretraining run serve every fine-tuning seed.
-            pre_params = {**params, "seed": params["pretrain_seed"]} if params["pretrain_seed"] >= 0 else params
-            pretrain_config = build_config(experiment_dir, pre_params, corpus_dir=corpus_dir, vectors=vectors,
-                                           pretraining=True, overrides=config_overrides)
-            pretrained = pretrained_checkpoint(
-                pretrain_config, pre_params, corpus_dir, vectors, needs_vectors(params, pretraining=True),
-                cache or str(out_dir.parent / "cache"))
+            pre_params, pretrain_config = pretraining_setup(experiment_dir, params, corpus_dir, vectors,
+                                                            config_overrides)
+            pretrained = pretrained_checkpoint(pretrain_config, pre_params, cache or str(out_dir.parent / "cache"),
+                                               gpu_id=use_gpu)
             results["pretraining"] = pretrained.to_results()
             init_tok2vec = pretrained.checkpoint
             save()

@@ -95,12 +95,14 @@ def test_two_workers_compute_the_whole_batch_gradient(imdb_corpus, tmp_path):
 
 @pytest.mark.slow
 def test_worker_count_is_in_the_pretraining_cache_key(imdb_corpus):
-    vectors = imdb_corpus / "vectors"
-    one = pretraining_inputs(_params(), imdb_corpus, vectors, True)
-    assert "workers" not in one  # one process: the key pretraining runs always had
-    assert "pretrain_workers" not in one["params"]
-    two = pretraining_inputs(_params(pretrain_workers=2), imdb_corpus, vectors, True)
-    assert two["workers"] == 2 and {k: v for k, v in two.items() if k != "workers"} == one
+    def inputs(**overrides):
+        params = _params(**overrides)
+        config = build_config(IMDB, params, corpus_dir=imdb_corpus, vectors=imdb_corpus / "vectors", pretraining=True)
+        return pretraining_inputs(config, params)
+
+    one, two = inputs(), inputs(pretrain_workers=2)
+    assert (one["arithmetic"]["workers"], two["arithmetic"]["workers"]) == (1, 2)
+    assert {k: v for k, v in two.items() if k != "arithmetic"} == {k: v for k, v in one.items() if k != "arithmetic"}
 
 
 def test_per_feature_dropout_masks_are_the_same_on_every_rank():
