@@ -26,11 +26,21 @@ def test_trial_artifacts_and_cache_on_gcs(gcs_emulator, imdb_corpus, tiny_trial_
     download_tree(first["artifacts_url"], tmp_path / "back")
     assert json.loads((tmp_path / "back" / "results.json").read_text()) == first
     assert (tmp_path / "back" / "model-best" / "config.cfg").exists()
-    # The second trial with the same architecture reuses the pretraining run from the bucket.
+    # The second trial with the same architecture reuses the pretraining run from the bucket. It runs on
+    # another machine, as a sweep's next pod would: a fresh local cache folder, so only the bucket has it.
+    key = first["pretraining"]["cache_key"]
+    built = Path(first["pretraining"]["checkpoint"])
+    assert built.is_relative_to(tmp_path / "mirror") and built.parent.name == key
+    monkeypatch.setenv("LMAO_CACHE_DIR", str(tmp_path / "other-machine"))
     second = run_trial(REPO / "lmao-imdb-1k", tmp_path / "trial-0001", {**params, "learn_rate": 0.003},
                        artifacts=artifacts, cache=cache)
-    assert second["pretraining"]["cached"] is True
-    assert second["pretraining"]["cache_key"] == first["pretraining"]["cache_key"]
+    assert second["pretraining"]["cached"] is True and second["pretraining"]["seconds"] == 0.0
+    assert second["pretraining"]["cache_key"] == key
+    downloaded = Path(second["pretraining"]["checkpoint"])
+    assert downloaded == tmp_path / "other-machine" / "gcs" / bucket.name / "cache" / key / built.name
+    assert downloaded.read_bytes() == built.read_bytes()
+    in_bucket = {b.name for b in bucket.list_blobs(prefix=f"cache/{key}/")}
+    assert any(name.endswith("/" + built.name) for name in in_bucket), in_bucket
     # Re-running a published trial (a retried job) never overwrites the first publication.
     again = run_trial(REPO / "lmao-imdb-1k", tmp_path / "trial-0000", params, artifacts=artifacts, cache=cache)
     assert again["artifacts_url"].startswith(f"{artifacts}/trial-0000-retry-")
