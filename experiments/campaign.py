@@ -35,6 +35,7 @@ from .errors import InputError
 from .params import coerce
 from .progress import log
 from .results import load_results, read
+from .trial_command import trial_args
 
 
 @dataclass(frozen=True)
@@ -142,16 +143,10 @@ def check_same_trial(design: Design, trial: PlannedTrial) -> None:
 
 
 def trial_command(design: Design, trial: PlannedTrial, *, cache: Optional[str], extra: Sequence[str]) -> List[str]:
-    command = [sys.executable, "-m", "experiments", "trial", str(design.experiment_dir), "--out", str(trial.out),
-               "--meta", f"campaign={design.path.name}", "--meta", f"setting={trial.setting.name}"]
-    for name, value in {**trial.setting.params, "seed": trial.seed}.items():
-        command += ["-P", f"{name}={value}"]
-    if cache:
-        command += ["--cache", cache]
-    command += list(extra)
-    for key, value in trial.setting.overrides.items():
-        command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]  # spaCy parses JSON
-    return command
+    return [sys.executable, "-m", "experiments",
+            *trial_args(design.experiment_dir, trial.out, params={**trial.setting.params, "seed": trial.seed},
+                        cache=cache, meta={"campaign": design.path.name, "setting": trial.setting.name},
+                        extra=extra, overrides=trial.setting.overrides)]
 
 
 def run_campaign(design: Design, *, only: Sequence[str] = (), seeds: Sequence[int] = (), cache: Optional[str] = None,

@@ -36,6 +36,7 @@ from .errors import InputError
 from .params import coerce_all
 from .progress import is_terminal, log
 from .search_space import SearchSpace, check_search, load_search_space
+from .trial_command import trial_args
 
 STORAGE_FILE = "optuna.sqlite3"
 TRIAL_LOG = "trial.log"
@@ -70,6 +71,7 @@ class SweepOptions:
     runs: Path = Path("runs")
     cache: Optional[str] = None
     seed: Optional[int] = None
+    startup_trials: int = 5
     heartbeat: int = 10
     poll_seconds: float = 0.5
     kill_grace: float = 10.0
@@ -99,13 +101,14 @@ def make_storage(url: str, heartbeat: int, on_stale) -> Any:
     )
 
 
-def make_sampler(search: str, seed: Optional[int]) -> Any:
-    """The Optuna sampler for ``--search`` (see ``search_space.SEARCHES`` for the vocabulary)."""
+def make_sampler(search: str, seed: Optional[int], startup_trials: int = 5) -> Any:
+    """The Optuna sampler for ``--search`` (see ``search_space.SEARCHES`` for the vocabulary).
+    ``startup_trials``: TPE samples at random until that many trials finished (``n_startup_trials``)."""
     import optuna
 
     check_search(search, "optuna")
     if search == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -181,7 +184,8 @@ class Sweep:
         seed = self.options.seed
         study = optuna.create_study(
             study_name=self.study_name, storage=storage, direction=self.space.direction,
-            sampler=make_sampler(self.options.search, seed), pruner=self.space.pruner.build(),
+            sampler=make_sampler(self.options.search, seed, self.options.startup_trials),
+            pruner=self.space.pruner.build(),
             load_if_exists=True,
         )
         self._check_or_record(study)
@@ -241,13 +245,11 @@ class Sweep:
         return float(results["best_dev_score"])
 
     def trial_command(self, params: Mapping[str, Any], result_dir: Path, trial_number: int) -> List[str]:
-        assigns = [arg for name, value in params.items() for arg in ("-P", f"{name}={value}")]
         # Provenance in results.json itself, so a report from the files alone knows the study and method.
-        meta = ["--meta", f"study={self.study_name}", "--meta", f"search={self.options.search}",
-                "--meta", f"trial_number={trial_number}"]
-        return [*_pdeathsig_prefix(), sys.executable, "-m", "experiments", "trial", str(self.experiment_dir),
-                "--out", str(result_dir), "--cache", self.trial_cache(result_dir), *assigns, *meta,
-                *self.options.trial_args]
+        meta = {"study": self.study_name, "search": self.options.search, "trial_number": trial_number}
+        return [*_pdeathsig_prefix(), sys.executable, "-m", "experiments",
+                *trial_args(self.experiment_dir, result_dir, params=params, cache=self.trial_cache(result_dir),
+                            meta=meta, extra=self.options.trial_args)]
 
     def trial_cache(self, result_dir: Path) -> str:
         return str(result_dir / "cache") if self.cache.lower() == "none" else self.cache
@@ -411,4 +413,6 @@ def run_sweep(options: SweepOptions) -> Dict[str, Any]:
     check_search(options.search, "optuna")
     if options.workers < 1:
         raise InputError("--workers", f"expected at least 1, got {options.workers}")
+    if options.startup_trials < 0:
+        raise InputError("--startup-trials", f"expected 0 or more, got {options.startup_trials}")
     return Sweep(options).run()
