@@ -25,6 +25,7 @@ def sweep(
     runs: Path = typer.Option(Path("runs"), "--runs", help="Runs folder: RUNS/STUDY/trial-XXXX/"),
     cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache shared by trials (default: RUNS/cache; or gs://...; none: no sharing)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampler seed (one worker: reproducible suggestions)"),
+    startup_trials: int = typer.Option(5, "--startup-trials", help="tpe: finished trials sampled at random before TPE models them"),
     heartbeat: int = typer.Option(10, "--heartbeat", help="Seconds between worker heartbeats; a trial silent for 3x this is failed and re-queued"),
     kill_grace: float = typer.Option(10.0, "--kill-grace", help="Seconds between SIGTERM and SIGKILL when stopping a trial"),
 ) -> None:
@@ -37,8 +38,8 @@ def sweep(
 
     options = SweepOptions(
         experiment_dir=experiment_dir, search=search, n_trials=n_trials, workers=workers, storage=storage,
-        study=study, fixed=parse_assignments(param), runs=runs, cache=cache, seed=seed, heartbeat=heartbeat,
-        kill_grace=kill_grace, trial_args=list(ctx.args),
+        study=study, fixed=parse_assignments(param), runs=runs, cache=cache, seed=seed,
+        startup_trials=startup_trials, heartbeat=heartbeat, kill_grace=kill_grace, trial_args=list(ctx.args),
     )
     summary = run_sweep(options)
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items()))

@@ -135,9 +135,21 @@ params:
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def tpe_suggested(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether TPE itself chose the trial's params (not its random start-up sampler): optuna 5.0.0's
+    multivariate TPESampler (the default for one objective) shares every params set it models as the
+    trial system attrs ``tpe:relative_params:N`` (optuna/samplers/_tpe/sampler.py, sample_relative)."""
+    shared = "".join(v for k, v in sorted(trial.system_attrs.items()) if k.startswith("tpe:relative_params:"))
+    if not shared:
+        return False
+    assert json.loads(shared) == trial.params
+    return True
+
+
 def test_tpe_sweep_shares_pretraining_and_resumes(imdb_corpus, tiny_trial_params, tmp_path):
-    """Same architecture in every trial: the second trial reuses the first one's pretraining.
-    Re-running with a bigger budget continues the study without touching finished trials."""
+    """Same architecture in every trial: the second trial reuses the first one's pretraining. After one
+    random start-up trial (``--startup-trials 1``) TPE picks the params. Re-running with a bigger budget
+    continues the study without touching finished trials."""
     experiment = make_experiment(tmp_path, f"""
 metric: accuracy
 n_trials: 2
@@ -148,7 +160,7 @@ params:
   dropout: {{uniform: [0.0, 0.3]}}
 """)
     runs = tmp_path / "runs"
-    out = run_sweep(experiment, runs, "--search", "tpe", "--seed", "0")
+    out = run_sweep(experiment, runs, "--search", "tpe", "--seed", "0", "--startup-trials", "1")
     study = load(runs, "lmao-imdb-1k-tpe")
     assert study.user_attrs["search"] == "tpe" and study.user_attrs["experiment"] == "lmao-imdb-1k"
     first = study.get_trials()
@@ -159,17 +171,19 @@ params:
     assert r0["pretraining"]["cache_key"] == r1["pretraining"]["cache_key"]
     assert r0["params"]["learn_rate"] != r1["params"]["learn_rate"]
     assert first[0].value == r0["best_dev_score"]
+    assert [tpe_suggested(t) for t in first] == [False, True]
     before = {t.number: (Path(t.user_attrs["result_dir"]) / "results.json").read_bytes() for t in first}
 
-    again = run_sweep(experiment, runs, "--search", "tpe", "--n-trials", "3")
+    again = run_sweep(experiment, runs, "--search", "tpe", "--n-trials", "3", "--startup-trials", "1")
     assert "2/3 trials finished" in again.stderr
     trials = load(runs, "lmao-imdb-1k-tpe").get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert tpe_suggested(trials[2])
     for number, content in before.items():
         result_dir = Path(trials[number].user_attrs["result_dir"])
         assert (result_dir / "results.json").read_bytes() == content and starts(result_dir) == 1
     # Nothing left to do: a third run starts no trial.
-    run_sweep(experiment, runs, "--search", "tpe", "--n-trials", "3")
+    run_sweep(experiment, runs, "--search", "tpe", "--n-trials", "3", "--startup-trials", "1")
     assert len(load(runs, "lmao-imdb-1k-tpe").get_trials()) == 3
     # Resuming with another search space is refused, naming the file.
     (experiment / "sweep.yml").write_text((experiment / "sweep.yml").read_text().replace("0.3]", "0.4]"))
