@@ -322,12 +322,83 @@ def test_replace_section_cases(tmp_path):
     assert update_readme(tmp_path / "missing.md", "x").startswith("skipped")
 
 
-def test_plots_written(report):
+def test_plots_written(report, tmp_path, monkeypatch):
+    """Every plot is a PNG, and what it draws is the fixtures' numbers (computed here from the inputs,
+    not from the report's tables): each line's and each scatter's points, for both experiments."""
     for name in ("lmao-imdb-1k", "ontonotes-ner"):
         for kind in ("learning-curves", "vs-pretraining", "size-speed", "sweep-progress"):
             path = report.out / f"{name}-{kind}.png"
             data = path.read_bytes()
             assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, path
+    import analysis.plots
+
+    drawn, save = {}, analysis.plots._save
+    monkeypatch.setattr(analysis.plots, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and save(fig, path))
+    build_report(report.loaded, tmp_path / "again", readme_root=None)
+    assert sorted(drawn) == sorted(p.name for p in report.out.glob("*.png"))
+
+    def lines(png, panel=0):
+        return {ln.get_label(): (list(ln.get_xdata()), list(ln.get_ydata())) for ln in drawn[png].axes[panel].lines}
+
+    def points(png, panel=0):
+        return {c.get_label(): sorted(map(tuple, c.get_offsets().tolist()))
+                for c in drawn[png].axes[panel].collections if hasattr(c, "get_offsets") and len(c.get_offsets())}
+
+    pct = lambda values: pytest.approx([100 * v for v in values])  # noqa: E731
+    # IMDB: 3 baseline trials (curves b-0.05, b), 3 trials after 1 pretraining epoch (p-0.05, p, p-0.01).
+    imdb = {"baseline": [[b - 0.05, b] for b in BASE], "1 epoch (vectors)": [[p - 0.05, p, p - 0.01] for p in PRE1]}
+    ner = {setting: [curve for _seed, _words, _objective, curve in runs] for setting, runs in NER_CURVES.items()}
+    for name, curves in (("lmao-imdb-1k", imdb), ("ontonotes-ner", ner)):
+        got = lines(f"{name}-learning-curves.png")
+        assert set(got) == {f"{s} (n={len(c)})" for s, c in curves.items()}
+        for setting, runs in curves.items():
+            x, y = got[f"{setting} (n={len(runs)})"]
+            assert x == list(range(1, len(runs[0]) + 1)) and y == pct(np.mean(runs, axis=0))
+        bands = [c for c in drawn[f"{name}-learning-curves.png"].axes[0].collections]
+        for band, runs in zip(bands, curves.values()):  # mean ± sample std, per epoch
+            ys = band.get_paths()[0].vertices[:, 1]
+            spread = np.std(runs, axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(runs[0]))
+            assert (ys.min(), ys.max()) == pytest.approx((100 * min(np.mean(runs, axis=0) - spread),
+                                                          100 * max(np.mean(runs, axis=0) + spread)))
+        best = {s: [max(c) for c in runs] for s, runs in curves.items()}
+        # score vs pretraining: baseline trials at 0, their mean; each objective's best per amount, from 0
+        got, dots = lines(f"{name}-vs-pretraining.png"), points(f"{name}-vs-pretraining.png")
+        base = best["baseline"]
+        assert got.pop(f"baseline mean ({100 * np.mean(base):.1f})")[1] == pct([np.mean(base)] * 2)
+        assert dots.pop(f"baseline trials (n={len(base)})") == sorted((0.0, 100 * v) for v in base)
+        amount = 1.0 if name == "lmao-imdb-1k" else 50.0  # epochs; millions of words
+        pretrained = {s: v for s, v in best.items() if s != "baseline"}
+        objectives = {s.split("(")[1].rstrip(")"): v for s, v in pretrained.items()}
+        assert got == {f"{o}: best": ([0.0, amount], pct([max(base), max(v)])) for o, v in objectives.items()}
+        assert sorted(xy for xys in dots.values() for xy in np.round(xys, 6).tolist()) == \
+            sorted([amount, round(100 * v, 6)] for values in pretrained.values() for v in values)
+        # size and speed: every trial's (MB, k words/s) against its best score; the Pareto front
+        size = {"lmao-imdb-1k": {"baseline": 2.0, "1 epoch (vectors)": 3.0}}.get(name, {s: 4.0 for s in best})
+        size_dots, speed_dots = points(f"{name}-size-speed.png", 0), points(f"{name}-size-speed.png", 1)
+        for setting, values in best.items():
+            scores = sorted(round(100 * v, 6) for v in values)
+            assert np.round(size_dots[setting], 6).tolist() == [[size[setting], v] for v in scores]
+            assert np.round(speed_dots[setting], 6).tolist() == [[30.0, v] for v in scores]
+        top = max(max(v) for v in best.values())
+        front = lines(f"{name}-size-speed.png", 0)["Pareto front"]
+        if name == "lmao-imdb-1k":  # the small baseline's best, then the bigger pretrained model's
+            assert front == ([2.0, 3.0], pct([max(BASE), max(PRE1)]))
+        else:
+            assert front == ([4.0], pct([top]))
+        assert lines(f"{name}-size-speed.png", 1)["Pareto front"] == ([30.0], pct([top]))
+    # sweep progress: best so far, trials in the order they finished (a pruned trial spends one)
+    sweep = [max(c) for c in imdb["baseline"]] + [max(c) for c in imdb["1 epoch (vectors)"]] + [np.nan]
+    got = lines("lmao-imdb-1k-sweep-progress.png", 0)
+    assert got == {"study sweep (7 trials)": (list(range(1, 8)), pct(np.fmax.accumulate(sweep)))}
+    hours = [1 + minute / 60 for minute in (0, 1, 2, 10, 11, 12, 20)]  # finished 11:MM, first start 10:00
+    assert lines("lmao-imdb-1k-sweep-progress.png", 1)["study sweep"] == (pytest.approx(hours),
+                                                                        pct(np.fmax.accumulate(sweep)))
+    # every NER trial finished at the same minute: ties go in the order of their files' paths
+    ner_order = [max(curve) for _tag, curve in sorted((f"{setting.split()[0]}{objective or 'base'}-{seed}", curve)
+                                                      for setting, runs in NER_CURVES.items()
+                                                      for seed, _words, objective, curve in runs)]
+    got = lines("ontonotes-ner-sweep-progress.png", 0)
+    assert got["study ner (5 trials)"][1] == pct(np.maximum.accumulate(ner_order))
 
 
 def _drawn_figure(monkeypatch):
