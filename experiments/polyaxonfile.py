@@ -91,8 +91,15 @@ def _input(name: str, type_name: str, value: Any, description: str) -> Dict[str,
             "description": description}
 
 
-def build_inputs(space: SearchSpace, corpus_dir: str, cache: str) -> List[Dict[str, Any]]:
-    """Component inputs: where/how to run, then every searched and fixed trial param."""
+# Trial params every polyaxonfile takes as inputs although the search does not vary them: the training
+# budget. Polyaxon applies no pruning (see above), so a sweep's cost is set by these; their values are the
+# experiment's defaults.yml, and `-P max_epochs=...` changes them per sweep without editing any file.
+BUDGET_INPUTS = ("max_epochs", "patience")
+
+
+def build_inputs(space: SearchSpace, corpus_dir: str, cache: str,
+                 budget: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+    """Component inputs: where/how to run, the training budget, then every searched and fixed trial param."""
     inputs = [
         _input("image", "str", DEFAULT_IMAGE, "image built from the repo Dockerfile (terraform output image)"),
         _input("pool", "str", "cpu", "node pool: cpu or gpu (terraform-gke labels and taints)"),
@@ -102,6 +109,9 @@ def build_inputs(space: SearchSpace, corpus_dir: str, cache: str) -> List[Dict[s
         _input("cache", "str", cache, "pretraining cache: gs://BUCKET/cache shares pretraining across trials"),
         _input("corpus_dir", "str", corpus_dir, "prepared corpus (folder in the upload, or gs://...)"),
     ]
+    for name, value in (budget or {}).items():
+        if name not in space.fixed and name not in space.params:
+            inputs.append(_input(name, TYPE_NAMES[PARAMS[name].type], value, f"budget: {PARAMS[name].help}"))
     for name, value in space.fixed.items():
         inputs.append(_input(name, TYPE_NAMES[PARAMS[name].type], value, f"fixed: {PARAMS[name].help}"))
     for name in space.params:
@@ -111,9 +121,10 @@ def build_inputs(space: SearchSpace, corpus_dir: str, cache: str) -> List[Dict[s
     return inputs
 
 
-def build_command(experiment: str, space: SearchSpace) -> str:
+def build_command(experiment: str, space: SearchSpace, budget: Optional[Dict[str, Any]] = None) -> str:
     """The shell line each matrix run executes: the same ``lmao trial`` as a local sweep."""
-    names = ["corpus_dir", *space.fixed, *space.params]
+    extra = [name for name in (budget or {}) if name not in space.fixed and name not in space.params]
+    names = ["corpus_dir", *extra, *space.fixed, *space.params]
     assigns = " ".join(f"-P {name}={{{{ {name} }}}}" for name in names)
     return (
         f"exec python -m experiments trial {experiment} --out {{{{ globals.run_outputs_path }}}} "
@@ -122,7 +133,7 @@ def build_command(experiment: str, space: SearchSpace) -> str:
 
 
 def build_polyaxonfile(space: SearchSpace, search: str, *, corpus_dir: str, cache: str,
-                       concurrency: int = 4) -> Dict[str, Any]:
+                       concurrency: int = 4, budget: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The whole operation: matrix over the search space + the trial component."""
     check_search(search, "polyaxon")
     experiment = space.experiment
@@ -137,7 +148,7 @@ def build_polyaxonfile(space: SearchSpace, search: str, *, corpus_dir: str, cach
             "name": "lmao-trial",
             "description": "One pretrain-then-finetune trial (lmao trial); writes results.json",
             "tags": [experiment, "trial"],
-            "inputs": build_inputs(space, corpus_dir, cache),
+            "inputs": build_inputs(space, corpus_dir, cache, budget),
             "outputs": [{"name": RESULT_METRIC, "type": "float", "isOptional": True,
                          "description": f"best epoch's dev {space.metric}"}],
             "termination": {"maxRetries": MAX_RETRIES},
@@ -155,7 +166,7 @@ def build_polyaxonfile(space: SearchSpace, search: str, *, corpus_dir: str, cach
                     "image": "{{ image }}",
                     "workingDir": "{{ globals.run_artifacts_path }}/uploads",
                     "command": ["bash", "-c"],
-                    "args": [build_command(experiment, space)],
+                    "args": [build_command(experiment, space, budget)],
                     "resources": {
                         "requests": {"cpu": "{{ cpu }}", "memory": "{{ memory }}"},
                         "limits": {"cpu": "{{ cpu }}", "memory": "{{ memory }}",
@@ -172,19 +183,26 @@ def render_polyaxonfile(experiment_dir: Path, search: str, target_name: str,
                         concurrency: int = 4) -> str:
     """The generated file's text (header comment + YAML), deterministic so drift is detectable."""
     space = load_search_space(Path(experiment_dir))
-    corpus = corpus_dir if corpus_dir is not None else default_corpus_dir(Path(experiment_dir))
-    doc = build_polyaxonfile(space, search, corpus_dir=corpus, cache=cache, concurrency=concurrency)
+    defaults = experiment_defaults(Path(experiment_dir))
+    corpus = corpus_dir if corpus_dir is not None else str(defaults["corpus_dir"])
+    doc = build_polyaxonfile(space, search, corpus_dir=corpus, cache=cache, concurrency=concurrency,
+                             budget={name: defaults[name] for name in BUDGET_INPUTS})
     header = HEADER.format(experiment=space.experiment, search=search, target=target_name)
     body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
     return header + body
 
 
-def default_corpus_dir(experiment_dir: Path) -> str:
-    """The experiment's own default corpus: its ``defaults.yml`` read (and validated) as a trial reads it."""
+def experiment_defaults(experiment_dir: Path) -> Dict[str, Any]:
+    """The experiment's params: its ``defaults.yml`` read (and validated) as a trial reads it."""
     from .config import load_experiment
     from .params import resolve
 
-    return str(resolve(load_experiment(Path(experiment_dir))["params"], {})["corpus_dir"])
+    return resolve(load_experiment(Path(experiment_dir))["params"], {})
+
+
+def default_corpus_dir(experiment_dir: Path) -> str:
+    """The experiment's own default corpus."""
+    return str(experiment_defaults(experiment_dir)["corpus_dir"])
 
 
 def polyaxonfile_path(experiment_dir: Path, search: str) -> Path:
@@ -201,3 +219,46 @@ def generated_files(repo_root: Path) -> List[Tuple[Path, str, Path, str]]:
             out.append((repo_root / experiment, search, path, f"{experiment}/{path.name}"))
     out.append((repo_root / "lmao-imdb-1k", "random", repo_root / "polyaxonfile.yml", "polyaxonfile.yml"))
     return out
+
+
+LOCAL_HEADER = (
+    "# GENERATED by `make sweep-polyaxon` from {source}: the same operation with {changes}.\n"
+    "# Launched on the local Polyaxon server (tools/polyaxon_sweep.sh); never edit it, edit {source}'s source.\n"
+)
+
+
+def local_variant(source: Path, *, runs: Optional[int] = None, iterations: Optional[int] = None,
+                  concurrency: Optional[int] = None) -> str:
+    """A committed polyaxonfile with a different child count and concurrency, for a run on one machine.
+
+    Only ``matrix`` counts change (random: ``numRuns``; bayes: ``numInitialRuns`` = the first iteration's
+    random runs and ``maxIterations`` = the iterations after it, each one suggestion from the metric the
+    runs before it logged), plus ``concurrency`` and the description; everything else is the committed file,
+    so what runs locally is what runs on GKE. Polyaxon's ``-P`` sets component inputs only, which is why
+    the counts need a file of their own.
+    """
+    from .errors import InputError
+
+    source = Path(source)
+    doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    matrix = doc.get("matrix") or {}
+    changes: List[str] = []
+    for name, value in (("runs", runs), ("iterations", iterations), ("concurrency", concurrency)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"{name.upper()}", f"expected a positive whole number, got {value!r}")
+    if runs is not None:
+        key = "numRuns" if matrix.get("kind") == "random" else "numInitialRuns"
+        matrix[key] = runs
+        changes.append(f"{key}: {runs}")
+    if iterations is not None:
+        if matrix.get("kind") != "bayes":
+            raise InputError(source, "ITERATIONS applies to a bayes matrix only")
+        matrix["maxIterations"] = iterations
+        changes.append(f"maxIterations: {iterations}")
+    if concurrency is not None:
+        matrix["concurrency"] = concurrency
+        changes.append(f"concurrency: {concurrency}")
+    total = matrix.get("numRuns") or (matrix.get("numInitialRuns", 0) + matrix.get("maxIterations", 0))
+    doc["description"] = f"{doc.get('description', '').split(' (')[0]} ({total} trials, local)"
+    header = LOCAL_HEADER.format(source=source.as_posix(), changes=", ".join(changes) or "no changes")
+    return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)

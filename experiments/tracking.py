@@ -119,9 +119,15 @@ class PolyaxonTracker:
 
         self.tracking = tracking
         self.out_dir = Path(out_dir)
+        self.managed = managed
         self.best: Optional[float] = None
         if managed:
-            tracking.init(track_code=False, track_env=False, track_logs=False)
+            # A local process agent (experiments.polyaxon_agent) sets POLYAXON_HAS_PROCESS_SIDECAR: the
+            # artifacts sidecar is then a thread of this process, which dies on its resources file (see
+            # below); on a cluster the sidecar is its own container and resources are collected as usual.
+            in_process = bool(os.environ.get("POLYAXON_HAS_PROCESS_SIDECAR"))
+            tracking.init(track_code=False, track_env=False, track_logs=False,
+                          **({"collect_resources": False} if in_process else {}))
         else:
             owner = os.environ.get("POLYAXON_OWNER", "default")
             ensure_project(owner, experiment)
@@ -134,6 +140,7 @@ class PolyaxonTracker:
                           tags=[experiment, "trial"])
             tracking.log_inputs(**{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))})
         run = tracking.TRACKING_RUN
+        _tolerant_watcher(run)
         write_json(self.out_dir / RUN_FILE, {"owner": run.owner, "project": run.project,
                                              "run_uuid": run.run_uuid, "managed": managed})
 
@@ -167,6 +174,8 @@ class PolyaxonTracker:
         if path.exists():
             tracking.log_artifact(str(path), name="results", kind="file")
         _closable_sidecar(tracking.TRACKING_RUN)
+        if self.managed:
+            restamp_outputs(self.out_dir)
         if results.get("status") == "failed":
             # log_failed ends the run itself (polyaxon 2.18: RunClient._log_end_status calls end()).
             tracking.TRACKING_RUN.log_failed(reason="TrialFailed", message=str(results.get("error"))[:500])
@@ -195,6 +204,63 @@ def _closable_sidecar(run: Any, timeout: float = 60.0) -> None:
         sidecar.join(timeout)
 
     sidecar.close = close
+
+
+# The artifacts watcher race. polyaxon 2.18.0's artifacts sync walks the run folder, then stats each file it
+# listed (polyaxon/_fs/watcher.py, FSWatcher.sync -> _sync_path -> clipped path_last_modified -> os.stat). A
+# file renamed or deleted between the walk and the stat raises FileNotFoundError; our atomic writes
+# (experiments.fileio.atomic_path: `.results.json.XXXX.tmp` renamed onto results.json) do exactly that inside
+# the watched outputs folder, every epoch.
+# - In-process sidecar (polyaxon/_sidecar/processor.py, SidecarThread: what a managed run on a local process
+#   agent and an untracked-by-cluster run use): nothing catches the error, the thread dies, and nothing
+#   after it (results.json, metrics) reaches the artifacts store. Fixed here: the watcher treats a file
+#   that vanished after the walk as deleted, which it is (_tolerant_watcher).
+# - Sidecar container on GKE (polyaxon/_sidecar/container/__init__.py, monitor -> sync_artifacts): the
+#   same watcher code, but the round's exception is caught and logged, so the sidecar lives on. The round is
+#   lost, though: a file first seen in that round is recorded with its mtime but never uploaded, and later
+#   rounds skip it as unchanged (current_ts > data.ts is false). So a managed trial's last act re-stamps
+#   its outputs' mtimes (restamp_outputs): the sidecar's final round, after the trial exits, uploads them.
+
+
+def _tolerant_watcher(run: Any) -> None:
+    """Make the run's in-process sidecar treat files that vanish mid-scan as deleted (see above)."""
+    sidecar = getattr(run, "_sidecar", None)
+    watcher = getattr(sidecar, "_fw", None)
+    if watcher is None:
+        return
+    from polyaxon._fs.watcher import FSWatcher
+
+    if type(watcher) is FSWatcher:
+        object.__setattr__(watcher, "__class__", _vanished_file_tolerant_watcher())
+
+
+_TOLERANT_WATCHER = None
+
+
+def _vanished_file_tolerant_watcher():
+    global _TOLERANT_WATCHER
+    if _TOLERANT_WATCHER is None:
+        from polyaxon._fs.watcher import FSWatcher
+
+        class TolerantFSWatcher(FSWatcher):
+            def _sync_path(self, path: str, base_path: str, mapping: Dict) -> Dict:
+                try:
+                    return super()._sync_path(path, base_path, mapping)
+                except FileNotFoundError:  # renamed/deleted since the walk: leave it marked for removal
+                    return mapping
+
+        _TOLERANT_WATCHER = TolerantFSWatcher
+    return _TOLERANT_WATCHER
+
+
+def restamp_outputs(out_dir: Path) -> None:
+    """Touch every file of a managed trial's outputs so the sidecar's last sync uploads all of them."""
+    for path in Path(out_dir).rglob("*"):
+        try:
+            if path.is_file() and not path.name.endswith(".tmp"):
+                os.utime(path)
+        except OSError:
+            pass
 
 
 def ensure_project(owner: str, project: str) -> None:
