@@ -8,7 +8,7 @@ is visible in one place; ``--section.key value`` overrides from the command line
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import yaml
 from spacy.util import load_config
@@ -18,36 +18,47 @@ from .errors import InputError
 
 TOK2VEC = "components.tok2vec.model"
 
-# param -> the config values it sets. Functions of all params where one knob fans out.
-ARCHITECTURE_OVERRIDES = {
-    "width": lambda p: {f"{TOK2VEC}.embed.width": p["width"], f"{TOK2VEC}.encode.width": p["width"]},
-    "depth": lambda p: {f"{TOK2VEC}.encode.depth": p["depth"]},
-    "embed_rows": lambda p: {f"{TOK2VEC}.embed.rows": [p["embed_rows"]] * 4},
-    "window_size": lambda p: {f"{TOK2VEC}.encode.window_size": p["window_size"]},
-    "maxout_pieces": lambda p: {f"{TOK2VEC}.encode.maxout_pieces": p["maxout_pieces"]},
-    "static_vectors_input": lambda p: {f"{TOK2VEC}.embed.include_static_vectors": p["static_vectors_input"]},
+# param -> the config paths it sets (spaCy's dotted override names), the same value at each. The
+# [pretraining.objective] and [training.batcher] blocks, which several params shape together, are built
+# whole by objective_section and batcher_section.
+PARAM_PATHS: Dict[str, Tuple[str, ...]] = {
+    # architecture
+    "width": (f"{TOK2VEC}.embed.width", f"{TOK2VEC}.encode.width"),
+    "depth": (f"{TOK2VEC}.encode.depth",),
+    "embed_rows": (f"{TOK2VEC}.embed.rows",),
+    "window_size": (f"{TOK2VEC}.encode.window_size",),
+    "maxout_pieces": (f"{TOK2VEC}.encode.maxout_pieces",),
+    "static_vectors_input": (f"{TOK2VEC}.embed.include_static_vectors",),
+    # fine-tuning
+    "seed": ("system.seed", "training.seed"),
+    "dropout": ("training.dropout",),
+    "max_epochs": ("training.max_epochs",),
+    "learn_rate": ("training.optimizer.learn_rate",),
+    "beta1": ("training.optimizer.beta1",),
+    "beta2": ("training.optimizer.beta2",),
+    "eps": ("training.optimizer.eps",),
+    "L2": ("training.optimizer.L2",),
+    "grad_clip": ("training.optimizer.grad_clip",),
+    "patience": ("training.patience",),
+    "eval_batch_size": ("nlp.batch_size",),
+    # pretraining
+    "pretrain_max_epochs": ("pretraining.max_epochs",),
+    "pretrain_dropout": ("pretraining.dropout",),
+    "pretrain_learn_rate": ("pretraining.optimizer.learn_rate",),
+    "pretrain_batch_size": ("pretraining.batcher.size",),
 }
+# MultiHashEmbed takes one row count per embedded attribute (NORM, PREFIX, SUFFIX, SHAPE); the param
+# gives every attribute the same count.
+EMBED_ATTRS = 4
 
-TRAINING_OVERRIDES = {
-    "seed": lambda p: {"system.seed": p["seed"], "training.seed": p["seed"]},
-    "dropout": lambda p: {"training.dropout": p["dropout"]},
-    "max_epochs": lambda p: {"training.max_epochs": p["max_epochs"]},
-    "learn_rate": lambda p: {"training.optimizer.learn_rate": p["learn_rate"]},
-    "beta1": lambda p: {"training.optimizer.beta1": p["beta1"]},
-    "beta2": lambda p: {"training.optimizer.beta2": p["beta2"]},
-    "eps": lambda p: {"training.optimizer.eps": p["eps"]},
-    "L2": lambda p: {"training.optimizer.L2": p["L2"]},
-    "grad_clip": lambda p: {"training.optimizer.grad_clip": p["grad_clip"]},
-    "patience": lambda p: {"training.patience": p["patience"]},
-    "eval_batch_size": lambda p: {"nlp.batch_size": p["eval_batch_size"]},
-}
 
-PRETRAINING_OVERRIDES = {
-    "pretrain_max_epochs": lambda p: {"pretraining.max_epochs": p["pretrain_max_epochs"]},
-    "pretrain_dropout": lambda p: {"pretraining.dropout": p["pretrain_dropout"]},
-    "pretrain_learn_rate": lambda p: {"pretraining.optimizer.learn_rate": p["pretrain_learn_rate"]},
-    "pretrain_batch_size": lambda p: {"pretraining.batcher.size": p["pretrain_batch_size"]},
-}
+def param_values(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The dotted config values the params set, from :data:`PARAM_PATHS`."""
+    values: Dict[str, Any] = {}
+    for name, paths in PARAM_PATHS.items():
+        value = [params[name]] * EMBED_ATTRS if name == "embed_rows" else params[name]
+        values.update(dict.fromkeys(paths, value))
+    return values
 
 
 def objective_section(params: Mapping[str, Any]) -> Dict[str, Any]:
@@ -130,9 +141,7 @@ def build_config(
         "paths.init_tok2vec": str(init_tok2vec) if init_tok2vec else None,
         "training.eval_frequency": 1_000_000_000,  # the trial evaluates once per epoch itself
     }
-    for table in (ARCHITECTURE_OVERRIDES, TRAINING_OVERRIDES, PRETRAINING_OVERRIDES):
-        for make in table.values():
-            values.update(make(params))
+    values.update(param_values(params))
     config = load_config(config_path, overrides=values, interpolate=False)
     # Blocks a param replaces whole; then the command line goes on top of everything.
     config["pretraining"]["objective"] = objective_section(params)

@@ -1,8 +1,14 @@
 """Trial parameters: one flat namespace shared by experiment defaults, ``-P name=value`` overrides,
 search spaces and result files. Each name means the same thing everywhere.
 
-An experiment folder's ``defaults.yml`` sets values for these names; ``lmao trial -P name=value``
-overrides them; unknown names are an error (a typo must not silently run the default).
+Where a value comes from, last one wins: the built-in default here, the experiment's ``defaults.yml``,
+``lmao trial -P name=value``; unknown names are an error (a typo must not silently run the default).
+
+This table owns every param's default, and ``defaults.yml`` lists only what an experiment changes from
+it. A param that sets spaCy config values (``experiments.config.PARAM_PATHS``) always overwrites them, so
+the numbers at those keys of an experiment's ``config.cfg`` (e.g. the tok2vec ``width = 96``) matter only
+to ``spacy train`` run on that file alone. The metric is not a param: the task sets it
+(``experiments.finetune.METRICS``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ One file serves both searches: ``lmao sweep`` samples it with Optuna, ``lmao pol
 a Polyaxon ``matrix``. Every key under ``params`` is a trial param (``experiments.params.PARAMS``) with
 exactly one range kind::
 
-    metric: accuracy            # what the trial's dev_score means (informational)
+    metric: accuracy            # optional: the experiment's task sets it (textcat: accuracy, ner: ents_f)
     direction: maximize         # or minimize
     n_trials: 50                # the budget (a study stops once this many trials finished)
     pruner: {kind: median, n_startup_trials: 5, n_warmup_steps: 1}   # or hyperband / none
@@ -159,9 +159,7 @@ def parse_search_space(data: Any, path: Path) -> SearchSpace:
     direction = data.get("direction", "maximize")
     if direction not in DIRECTIONS:
         raise InputError(path, f"direction: expected one of {list(DIRECTIONS)}, got {direction!r}")
-    metric = data.get("metric", "dev_score")
-    if not isinstance(metric, str) or not metric:
-        raise InputError(path, f"metric: expected a metric name, got {metric!r}")
+    metric = _metric(data.get("metric"), path)
     n_trials = data.get("n_trials", 20)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise InputError(path, f"n_trials: expected a positive integer, got {n_trials!r}")
@@ -175,6 +173,24 @@ def parse_search_space(data: Any, path: Path) -> SearchSpace:
         fixed=fixed,
         params=params,
     )
+
+
+def _metric(given: Any, path: Path) -> str:
+    """What the trials' ``dev_score`` is: set by the experiment's task (``experiments.finetune.METRICS``,
+    the one place that names it), read from the ``defaults.yml`` beside ``path``. ``metric`` in the file
+    is optional and must agree; without a ``defaults.yml`` it is only a label (default ``dev_score``)."""
+    if given is not None and (not isinstance(given, str) or not given):
+        raise InputError(path, f"metric: expected a metric name, got {given!r}")
+    if not (path.parent / "defaults.yml").is_file():
+        return given or "dev_score"
+    from .config import load_experiment
+    from .finetune import METRICS
+
+    task = load_experiment(path.parent)["task"]
+    if given is not None and given != METRICS[task]:
+        raise InputError(path, f"metric: {task} trials score {METRICS[task]!r}, not {given!r} "
+                               "(leave `metric` out: the task sets it)")
+    return METRICS[task]
 
 
 def _parse_params(raw: Any, path: Path) -> Dict[str, Dimension]:

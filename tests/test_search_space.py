@@ -103,3 +103,16 @@ def test_missing_or_empty_file(tmp_path):
         load_search_space(write(tmp_path, "metric: accuracy\nparams: {}\n"))
     with pytest.raises(InputError, match="not valid YAML"):
         load_search_space(write(tmp_path, "params: {width: [\n"))
+
+
+@pytest.mark.parametrize("experiment, metric", [("lmao-imdb-1k", "accuracy"), ("ontonotes-ner", "ents_f")])
+def test_the_task_sets_the_metric(tmp_path, experiment, metric):
+    """The metric is named once, by the task: sweep.yml may leave it out, and may not contradict it."""
+    assert load_search_space(REPO / experiment).metric == metric
+    without = GOOD.replace("metric: accuracy\n", "")
+    folder = write(tmp_path, without)
+    (folder / "defaults.yml").write_text((REPO / experiment / "defaults.yml").read_text())
+    assert load_search_space(folder).metric == metric
+    other = "ents_f" if metric == "accuracy" else "accuracy"
+    with pytest.raises(InputError, match=rf"metric: \w+ trials score '{metric}', not '{other}'"):
+        load_search_space(write(tmp_path, f"metric: {other}\n" + without))
