@@ -1,3 +1,3 @@
 """Shared pytest setup: plugins every test module can use."""
 
-pytest_plugins = ["tests.gcs_emulator", "tests.corpora", "tests.services"]
+pytest_plugins = ["tests.services", "tests.gcs_emulator", "tests.corpora"]  # services first: corpora imports it

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import unavailable
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -22,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def shared_data() -> Path:
     path = Path(os.environ.get("LMAO_SHARED_DATA", REPO.parent / "shared" / "data"))
     if not (path / "imdb" / "imdb.jsonl.gz").exists():
-        pytest.skip(f"shared data not found at {path} (set LMAO_SHARED_DATA)")
+        unavailable(f"shared data not found at {path} (set LMAO_SHARED_DATA)")
     return path
 
 

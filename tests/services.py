@@ -2,7 +2,8 @@
 
 - ``postgres_url``: a PostgreSQL server (Debian package ``postgresql``; ``.ci/run`` installs it) in a
   temporary data folder on a free localhost port, run as the ``postgres`` user when we are root.
-  Skips, saying why, only where no PostgreSQL can start.
+  Where no PostgreSQL can start it skips, saying why; in CI (``CI=true``) that is a failure, as for every
+  real service and tool the tests use (:func:`unavailable`).
 - ``polyaxon_sandbox``: Polyaxon's own local server (``haupt sandbox``, SQLite + local artifacts) from
   ``.venv-dashboard`` (``make dashboard-venv``), started by ``tools/dashboard.sh`` exactly as
   ``make dashboard`` starts it (web UI served offline), with ``HOME`` pointed at a temporary folder so
@@ -30,6 +31,19 @@ HAUPT = REPO / ".venv-dashboard" / "bin" / "haupt"
 DASHBOARD_SH = REPO / "tools" / "dashboard.sh"
 
 
+def in_ci() -> bool:
+    """CI runs ``.ci/run`` with ``CI=true``; it installs every service and tool the tests use."""
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """A real service or tool the test needs is missing or does not start: skip on a developer's machine
+    (saying why), fail in CI, where ``.ci/run`` installs it and a skip would hide a broken set-up."""
+    if in_ci():
+        pytest.fail(f"CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -53,7 +67,7 @@ def as_postgres(command: List[str]) -> List[str]:
 def postgres_url() -> Iterator[str]:
     initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does this as root)")
+        unavailable("PostgreSQL is not installed (apt-get install postgresql; .ci/run does this as root)")
     root = Path(tempfile.mkdtemp(prefix="lmao-pg-"))
     data, log = root / "data", root / "server.log"
     if os.geteuid() == 0:
@@ -63,14 +77,14 @@ def postgres_url() -> Iterator[str]:
                           capture_output=True, text=True)
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"PostgreSQL cannot start here: initdb failed: {init.stderr.strip()[-500:]}")
+        unavailable(f"PostgreSQL cannot start here: initdb failed: {init.stderr.strip()[-500:]}")
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off"
     start = subprocess.run(as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60",
                                         "start"]), capture_output=True, text=True)
     if start.returncode != 0:
         detail = log.read_text()[-500:] if log.exists() else start.stderr
         shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"PostgreSQL cannot start here: {detail.strip()}")
+        unavailable(f"PostgreSQL cannot start here: {detail.strip()}")
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -97,7 +111,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
 def polyaxon_sandbox(tmp_path_factory) -> Iterator[Dict[str, str]]:
     """``{"host": url, "home": HOME for clients}``; the server's artifacts live under that home."""
     if not HAUPT.exists():
-        pytest.skip(f"{HAUPT} missing: run `make dashboard-venv` (make test does)")
+        unavailable(f"{HAUPT} missing: run `make dashboard-venv` (make test does)")
     home = tmp_path_factory.mktemp("polyaxon-home")
     port = free_port()
     log = open(home / "sandbox.log", "wb")

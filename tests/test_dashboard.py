@@ -17,7 +17,7 @@ import pytest
 from experiments.sweep import stop_process
 from experiments.tracking import NoTracker, make_tracker, runs_page_url
 from tests.corpora import TINY_TRIAL_PARAMS
-from tests.services import free_port
+from tests.services import free_port, unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,7 +130,7 @@ def test_dashboard_ui_shows_the_run_and_its_score(tracked_trial, polyaxon_sandbo
     page works only with the bundled vendor scripts): the trial's run and its best_dev_score are in it."""
     browser = chromium_binary()
     if browser is None:
-        pytest.skip("no Chromium: apt-get install chromium (.ci/run installs it when run as root)")
+        unavailable("no Chromium: apt-get install chromium (.ci/run installs it when run as root)")
     env, out, results = tracked_trial
     name = f"{out.parent.name}-{out.name}"
     url = runs_page_url(polyaxon_sandbox["host"], "lmao-imdb-1k")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import unavailable
+
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("check_infra", REPO / "tools" / "check_infra.py")
 check_infra = importlib.util.module_from_spec(_spec)
@@ -66,11 +68,22 @@ def test_checkov_skips_are_justified():
     assert check_infra.check_skip_reasons() == []
 
 
-def test_terraform_fmt():
+def test_terraform_fmt(tmp_path):
+    """``terraform fmt -check`` passes on terraform-gke/ and catches a misaligned ``=`` (.ci/run installs
+    terraform where it is missing)."""
     problems = check_infra.check_fmt()
     if problems and problems[0].startswith("SKIP"):
-        pytest.skip(problems[0])
+        unavailable(problems[0])
     assert problems == []
+    copy = tmp_path / "tf"
+    shutil.copytree(check_infra.TF_DIR, copy)
+    variables = copy / "variables.tf"
+    text = variables.read_text()
+    aligned = re.search(r"\n(  description) = ", text)
+    assert aligned, "no `description = ` line to misalign"
+    variables.write_text(text[:aligned.end() - 3] + " =    " + text[aligned.end():])
+    found = check_infra.check_fmt(copy)
+    assert len(found) == 1 and re.match(r"\S*variables\.tf: not in `terraform fmt` style", found[0]), found
 
 
 @pytest.mark.slow  # runs checkov (an external scanner, tens of seconds)
