@@ -21,6 +21,7 @@ help:
 	@echo "make image  - build and push the experiment image to the cluster's Artifact Registry"
 	@echo "make report - the committed tables/plots from the committed campaign results (RUNS=dir: that dir, into dir/report)"
 	@echo "make campaign-imdb / campaign-ner - the protocol-scale campaigns (hours; resumable)"
+	@echo "make campaign-frontier - accuracy by model size: pruned tables, with/without LMAO (hours; resumable)"
 	@echo "make sweep  - small local IMDB-1k random search (Optuna; minutes on 2 cores), report in runs/report/sweep"
 	@echo "make dashboard - Polyaxon's local UI/API on http://127.0.0.1:$(DASHBOARD_PORT) (haupt sandbox)"
 	@echo "make polyaxonfiles - regenerate the polyaxonfiles from the experiments' sweep.yml"
@@ -99,6 +100,32 @@ campaign-ner: $(CORPUS)/wnut17/.done $(CORPUS)/vectors-imdb-100k/.done
 
 campaigns: campaign-imdb campaign-ner
 
+# The size-accuracy frontier (lmao-imdb-1k/frontier.yml). Smaller static-vectors tables cut from the
+# 100-d fastText table of all 100k reviews by `lmao vectors prune` (spaCy's prune: the first N rows kept,
+# every dropped word mapped to its nearest kept row; dims by PCA). The folder name says what it holds:
+# vectors-imdb-100k-5k = 5000 rows x 100 dims, -10k-d50 = 10000 rows x 50 dims, -d50 = every row, 50 dims.
+FRONTIER_TABLES ?= 5k 10k 20k 5k-d50 10k-d50 20k-d50 d50
+$(CORPUS)/vectors-imdb-100k-%/.done: $(CORPUS)/vectors-imdb-100k/.done
+	$(LMAO) vectors prune $(CORPUS)/vectors-imdb-100k $(@D) $(patsubst %k,--rows %000,$(filter %k,$(subst -, ,$*))) \
+		$(patsubst d%,--dims %,$(filter d%,$(subst -, ,$*)))
+	touch $@
+
+.PHONY: frontier-vectors campaign-frontier frontier-report
+frontier-vectors: $(foreach t,$(FRONTIER_TABLES),$(CORPUS)/vectors-imdb-100k-$(t)/.done)
+
+# First the pairs at 10 MB or less that answer the question, all 3 seeds; then every setting, seed-major.
+FRONTIER_FIRST ?= novec novec-lmao3 v5k v5k-lmao3
+campaign-frontier: $(CORPUS)/imdb-1k/.done $(CORPUS)/vectors-imdb-100k/.done frontier-vectors
+	$(LMAO) campaign lmao-imdb-1k/frontier.yml $(addprefix --only ,$(FRONTIER_FIRST)) $(CAMPAIGN_ARGS)
+	$(LMAO) campaign lmao-imdb-1k/frontier.yml $(CAMPAIGN_ARGS)
+
+# The frontier's table, Pareto plot and README headline from the committed raw results (also run by
+# `make report`): the 34 MB campaign and the frontier campaign.
+FRONTIER_RUNS ?= analysis/imdb-1k-campaign analysis/imdb-1k-frontier
+frontier-report: venv
+	$(LMAO) frontier $(wildcard $(FRONTIER_RUNS)) --out analysis/results --readme README.md --block frontier \
+		--table-readme lmao-imdb-1k/README.md --table-block frontier
+
 # The recipe study behind lmao-imdb-1k's defaults (its README says what each lever bought), and the
 # protocol-scale baseline before it (3 seeds, the "before" curve).
 # The same 1000 training reviews; dev = the last 2000 of the protocol's 10000 (the split takes dev from the end).
@@ -131,6 +158,7 @@ ifeq ($(origin RUNS),command line)
 else
 	$(LMAO) report $(wildcard $(CAMPAIGN_RUNS)) $(REPORT_ARGS)
 	$(MAKE) recipe-tables
+	$(MAKE) frontier-report
 endif
 
 # Cluster path (terraform-gke/, runbook in terraform-gke/README.md): static infra checks (also part of `make test`)

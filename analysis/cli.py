@@ -91,3 +91,19 @@ def report(
         echo=typer.echo,
     )
     raise typer.Exit(code)
+
+
+def frontier(
+    runs: List[Path] = typer.Argument(..., help="Runs folders (campaigns) holding IMDB-style trials' results.json"),
+    out: Path = typer.Option(Path("analysis/results"), "--out", help="Folder for frontier.md / .csv / .png"),
+    readme: Optional[Path] = typer.Option(None, "--readme", help="Write the headline into this README's --block"),
+    block: str = typer.Option("frontier", "--block", help="README block for the headline: <!-- BLOCK:start -->"),
+    table_readme: Optional[Path] = typer.Option(None, "--table-readme", help="Write the table and plot into this README"),
+    table_block: str = typer.Option("frontier", "--table-block", help="README block for the table"),
+) -> None:
+    """Best accuracy at each model size and what LMAO pretraining buys there: table, Pareto plot, headline."""
+    from .frontier import frontier_report
+
+    for message in frontier_report(runs, out, readme=readme, block=block, table_readme=table_readme,
+                                   table_block=table_block):
+        typer.echo(message)

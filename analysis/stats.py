@@ -178,18 +178,23 @@ def paired_scores(trials: pd.DataFrame, setting: str) -> List[Tuple[float, float
     return pairs
 
 
+def paired_t_test(pairs: List[Tuple[float, float]]) -> Tuple[float, float, float]:
+    """(mean difference a - b, t statistic, two-sided p) of ``scipy.stats.ttest_rel`` over (a, b) pairs;
+    the statistic and p are NaN when there are fewer than 2 pairs or every difference is the same."""
+    a, b = np.array(pairs, dtype=float).reshape(-1, 2).T
+    diff = a - b
+    if len(diff) < 2 or np.ptp(diff) == 0:
+        return float(diff.mean()) if len(diff) else float("nan"), float("nan"), float("nan")
+    res = stats.ttest_rel(a, b)
+    return float(diff.mean()), float(res.statistic), float(res.pvalue)
+
+
 def compare(trials: pd.DataFrame, setting: str) -> Comparison:
     """Test ``setting`` against ``baseline`` (paired where the runs allow it, see module doc)."""
     pairs = paired_scores(trials, setting)
     if len(pairs) >= MIN_PAIRS:
-        a, b = np.array(pairs).T
-        diff = a - b
-        if np.ptp(diff) == 0:
-            stat, p = float("nan"), float("nan")
-        else:
-            res = stats.ttest_rel(a, b)
-            stat, p = float(res.statistic), float(res.pvalue)
-        return Comparison(setting, "paired t-test", len(pairs), len(pairs), float(diff.mean()), stat, p,
+        diff, stat, p = paired_t_test(pairs)
+        return Comparison(setting, "paired t-test", len(pairs), len(pairs), diff, stat, p,
                           "pairs: same params and seed, pretraining aside")
     done = distinct_runs(completed(trials))
     a = done.loc[done["setting"] == setting, "best_dev_score"].to_numpy(dtype=float)

@@ -1,0 +1,442 @@
+"""The size-accuracy frontier: the best accuracy at each model size, and what LMAO pretraining buys there.
+
+A **model** (a point on the frontier) is everything that shapes the saved pipeline: every param except the
+seed, the pretraining params and the compute ones (``cpu_gemm``, ``eval_batch_size``, ``pretrain_workers``:
+the same math to float rounding), plus the spaCy config overrides and the data split (train/dev sizes and
+shuffle seed from the corpus manifest; the corpus folder itself is left out, so a trial pretrained on a
+corpus with the unlabelled reviews added pairs with the baseline on the same split). A **cell** is a model
+with one pretraining recipe (objective, epochs, the other pretraining params, the pretraining text) on one
+device class: CPU and GPU trials never share a cell (``results.json`` ``device``).
+
+Per cell: n (distinct seeds), mean ± std of the best dev accuracy, the model size (median bytes of
+``model-best/``) and inference speed (median words/s of dev evaluation, which depends on the machine's
+load). A pretrained cell is compared with the same model without pretraining, paired by seed (paired
+t-test, :func:`analysis.stats.paired_t_test`). The headline names, per budget (10 MB, 35 MB, none), the
+best cell with 3 or more seeds (a budget with none such says so and names the best with fewer), the best
+without pretraining, and the paired effect of pretraining at the best cell's model.
+
+``lmao frontier RUNS... --out analysis/results``: ``frontier.md`` / ``frontier.csv`` / ``frontier.png``, and
+with ``--readme``/``--table-readme`` the headline and the table between README markers. Same inputs, same
+bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from .load import OBJECTIVE_ORDER, words_label
+from .stats import is_pretraining_param, paired_t_test
+
+BUDGETS_MB: Tuple[Optional[float], ...] = (10.0, 35.0, None)
+FULL_SEEDS = 3
+COMPUTE_PARAMS = ("cpu_gemm", "eval_batch_size", "pretrain_workers", "corpus_dir", "seed")
+SPLIT_COLUMNS = ("corpus.kind", "corpus.n_train", "corpus.n_dev", "corpus.seed")
+OUTPUT = "frontier"
+
+
+@dataclass
+class Cell:
+    """One model with one pretraining recipe on one device class."""
+
+    device: str
+    model: str
+    pretraining: str
+    pretrained: bool
+    order: Tuple
+    model_key: Tuple
+    seeds: Dict[int, float] = field(default_factory=dict)  # seed -> best dev score (fraction)
+    sizes: List[float] = field(default_factory=list)
+    speeds: List[float] = field(default_factory=list)
+    sources: List[str] = field(default_factory=list)
+    # against the same model without pretraining, paired by seed (points, not fractions)
+    paired_n: int = 0
+    paired_diff: float = float("nan")
+    paired_p: float = float("nan")
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def mean(self) -> float:
+        return 100 * float(np.mean(list(self.seeds.values())))
+
+    @property
+    def std(self) -> float:
+        return 100 * float(np.std(list(self.seeds.values()), ddof=1)) if self.n > 1 else float("nan")
+
+    @property
+    def size_mb(self) -> float:
+        return float(np.median(self.sizes)) / 1e6 if self.sizes else float("nan")
+
+    @property
+    def words_per_second(self) -> float:
+        return float(np.median(self.speeds)) if self.speeds else float("nan")
+
+
+def device_class(device: Any) -> str:
+    """``cpu`` or ``gpu`` (``gpu:0`` and ``gpu:1`` are one class), ``unknown`` when not recorded."""
+    text = str(device or "")
+    return "gpu" if text.startswith("gpu") else "cpu" if text == "cpu" else "unknown"
+
+
+def _plain(value: Any) -> Any:
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float):
+        if np.isnan(value):
+            return None
+        if value.is_integer():
+            return int(value)
+    return value
+
+
+def _params(row: pd.Series) -> Dict[str, Any]:
+    return {str(c)[len("params."):]: _plain(v) for c, v in row.items() if str(c).startswith("params.")}
+
+
+def model_key(row: pd.Series) -> Tuple:
+    params = _params(row)
+    if not params.get("static_vectors_input"):  # the table is then only pretraining's targets, not in the model
+        params.pop("vectors", None)
+    kept = tuple(sorted((k, repr(v)) for k, v in params.items()
+                        if k not in COMPUTE_PARAMS and not is_pretraining_param(k) and v is not None))
+    split = tuple(repr(_plain(row.get(c))) for c in SPLIT_COLUMNS)
+    return (str(row.get("config_overrides", "{}")), split, kept)
+
+
+def pretraining_key(row: pd.Series) -> Tuple:
+    params = _params(row)
+    if not params.get("pretrain_epochs"):
+        return ()
+    kept = tuple(sorted((k, repr(v)) for k, v in params.items()
+                        if is_pretraining_param(k) and k != "pretrain_workers"))
+    if not params.get("static_vectors_input"):  # the vectors table is pretraining's, the targets
+        kept += (("vectors", repr(params.get("vectors"))),)
+    return kept + (("include_unsup", repr(_plain(row.get("corpus.include_unsup")))),
+                   ("pretrain_words", repr(_plain(row.get("corpus.pretrain_words")))))
+
+
+def vectors_label(params: Dict[str, Any]) -> str:
+    if not params.get("static_vectors_input"):
+        return "no static vectors"
+    vectors = str(params.get("vectors") or "")
+    return Path(vectors).name if vectors else "the corpus' vectors"
+
+
+def model_label(row: pd.Series) -> str:
+    params = _params(row)
+    label = f"{vectors_label(params)}; width {params.get('width')}, depth {params.get('depth')}, " \
+            f"embed rows {params.get('embed_rows')}"
+    overrides = json.loads(str(row.get("config_overrides") or "{}"))
+    if overrides:
+        label += "; " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    return label
+
+
+def pretraining_label(row: pd.Series) -> str:
+    params = _params(row)
+    epochs = params.get("pretrain_epochs") or 0
+    if not epochs:
+        return "none"
+    text = "labelled + unlabelled reviews" if _plain(row.get("corpus.include_unsup")) else "labelled reviews"
+    words = _plain(row.get("corpus.pretrain_words"))
+    if words:
+        text += f", {words_label(words)} words"
+    if params.get("objective") in ("vectors", "trigram") and params.get("vectors"):
+        text += f"; targets {Path(str(params['vectors'])).name}"
+    return f"LMAO {params.get('objective')} {epochs} epoch{'s' if epochs != 1 else ''} ({text})"
+
+
+def cells(trials: pd.DataFrame) -> List[Cell]:
+    """Completed IMDB-style (textcat) trials grouped into cells, in table order, each pretrained cell
+    paired with its model's cell without pretraining."""
+    done = trials[(trials["status"] == "completed") & (trials["task"] == "textcat")] if not trials.empty else trials
+    by_key: Dict[Tuple, Cell] = {}
+    for _, row in done.sort_values("source", kind="stable").iterrows():
+        device, mkey, pkey = device_class(row.get("device")), model_key(row), pretraining_key(row)
+        params = _params(row)
+        cell = by_key.get((device, mkey, pkey))
+        if cell is None:
+            objective = params.get("objective") if pkey else None
+            order = (0, 0, 0.0, "") if not pkey else (
+                1, OBJECTIVE_ORDER.get(str(objective), 9), float(params.get("pretrain_epochs") or 0), repr(pkey))
+            cell = by_key[(device, mkey, pkey)] = Cell(device, model_label(row), pretraining_label(row), bool(pkey),
+                                                        order, mkey)
+        seed = int(params.get("seed") or 0)
+        if seed in cell.seeds:  # a repeat of the same trial (same seed) counts once, the first by source
+            continue
+        cell.seeds[seed] = float(row["best_dev_score"])
+        cell.sources.append(str(row["source"]))
+        for values, column in ((cell.sizes, "model_size_bytes"), (cell.speeds, "inference_words_per_second")):
+            value = _plain(row.get(column))
+            if value is not None:
+                values.append(float(value))
+    out = list(by_key.values())
+    _disambiguate(out)
+    baselines = {(c.device, c.model_key): c for c in out if not c.pretrained}
+    for cell in out:
+        base = baselines.get((cell.device, cell.model_key))
+        if cell.pretrained and base is not None:
+            pairs = [(cell.seeds[s], base.seeds[s]) for s in sorted(cell.seeds) if s in base.seeds]
+            if pairs:
+                diff, _, p = paired_t_test(pairs)
+                cell.paired_n, cell.paired_diff, cell.paired_p = len(pairs), 100 * diff, p
+    model_size = {}
+    for cell in out:  # a model's place in the table: its smallest measured size
+        key = (cell.device, cell.model_key)
+        model_size[key] = min(model_size.get(key, np.inf), cell.size_mb if cell.sizes else np.inf)
+    out.sort(key=lambda c: (c.device, model_size[(c.device, c.model_key)], c.model, c.order))
+    return out
+
+
+def _disambiguate(items: List[Cell]) -> None:
+    """Two different models (or recipes) that print the same get a number, so no row hides another."""
+    for attr, key in (("model", lambda c: c.model_key), ("pretraining", lambda c: c.order)):
+        seen: Dict[str, List[Any]] = {}
+        for cell in sorted(items, key=lambda c: (repr(c.model_key), repr(c.order), c.device)):
+            label = getattr(cell, attr)
+            keys = seen.setdefault(label, [])
+            if key(cell) not in keys:
+                keys.append(key(cell))
+            index = keys.index(key(cell))
+            if index:
+                setattr(cell, attr, f"{label} (variant {index + 1})")
+
+
+# ---------------------------------------------------------------------------------------------- formatting
+
+
+def _f(value: float, digits: int = 1, sign: bool = False) -> str:
+    if value is None or not np.isfinite(value):
+        return "—"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def p_text(p: float) -> str:
+    if not np.isfinite(p):
+        return "—"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def score_text(cell: Cell) -> str:
+    return f"{_f(cell.mean, 2)} ± {_f(cell.std, 2)}" if cell.n > 1 else f"{_f(cell.mean, 2)} (1 seed)"
+
+
+def paired_text(cell: Cell) -> str:
+    if not cell.pretrained:
+        return ""
+    if not cell.paired_n:
+        return "no seed-matched trial without pretraining"
+    return f"{_f(cell.paired_diff, 2, sign=True)} (n={cell.paired_n}, p = {p_text(cell.paired_p)})"
+
+
+def table_frame(items: Sequence[Cell]) -> pd.DataFrame:
+    rows = []
+    for cell in items:
+        rows.append({
+            "device": cell.device.upper(), "model": cell.model, "size (MB)": _f(cell.size_mb),
+            "LMAO pretraining": cell.pretraining, "n": cell.n if cell.n >= FULL_SEEDS else f"{cell.n} (of {FULL_SEEDS})",
+            "best dev accuracy (%), mean ± std": score_text(cell),
+            "vs. no pretraining, paired by seed (points)": paired_text(cell),
+            "inference (k words/s)": _f(cell.words_per_second / 1e3),
+        })
+    return pd.DataFrame(rows)
+
+
+def csv_frame(items: Sequence[Cell]) -> pd.DataFrame:
+    def r(value: float, digits: int = 4) -> Optional[float]:
+        return round(float(value), digits) if value is not None and np.isfinite(value) else None
+
+    return pd.DataFrame([{
+        "device": c.device, "model": c.model, "pretraining": c.pretraining, "pretrained": c.pretrained,
+        "n": c.n, "seeds": " ".join(map(str, sorted(c.seeds))), "mean": r(c.mean), "std": r(c.std),
+        "size_mb": r(c.size_mb), "inference_words_per_second": r(c.words_per_second, 1),
+        "paired_n": c.paired_n, "paired_diff": r(c.paired_diff), "paired_p": r(c.paired_p, 6),
+        "on_size_front": c in size_front(items, c.device), "sources": " ".join(sorted(c.sources)),
+    } for c in items])
+
+
+def size_front(items: Sequence[Cell], device: str) -> List[Cell]:
+    """Cells no other cell of the device beats on both size (smaller) and mean accuracy (higher)."""
+    from .plots import pareto_front
+
+    own = [c for c in items if c.device == device and c.sizes]
+    front = pareto_front(np.array([c.size_mb for c in own]), np.array([c.mean for c in own]), True)
+    return [own[i] for i in front]
+
+
+def _within(items: Sequence[Cell], device: str, budget: Optional[float]) -> List[Cell]:
+    return [c for c in items if c.device == device and c.sizes and (budget is None or c.size_mb <= budget)]
+
+
+def _best(items: Sequence[Cell]) -> Optional[Cell]:
+    return max(items, key=lambda c: (c.mean, -c.size_mb, c.model, c.pretraining)) if items else None
+
+
+def _describe(cell: Cell) -> str:
+    return f"**{score_text(cell)} %** (n={cell.n}; {cell.size_mb:.1f} MB; {cell.model}; pretraining: {cell.pretraining})"
+
+
+def headline(items: Sequence[Cell]) -> str:
+    """The answer in a few lines: per device and budget, the best cell and what pretraining buys there."""
+    lines: List[str] = []
+    devices = sorted({c.device for c in items})
+    for device in devices:
+        lines.append(f"IMDB-1k best dev accuracy by model size ({device.upper()} trials; mean over seeds, "
+                     f"n = seeds; cells with fewer than {FULL_SEEDS} seeds are named as such):")
+        lines.append("")
+        for budget in BUDGETS_MB:
+            within = _within(items, device, budget)
+            name = f"≤ {budget:g} MB" if budget is not None else "any size"
+            if not within:
+                lines.append(f"- **{name}**: no completed trial yet.")
+                continue
+            full = [c for c in within if c.n >= FULL_SEEDS]
+            best = _best(full)
+            if best is None:
+                best = _best(within)
+                text = f"- **{name}**: no model with {FULL_SEEDS} seeds yet; best so far {_describe(best)}."
+            else:
+                text = f"- **{name}**: {_describe(best)}."
+                partial = _best([c for c in within if c.n < FULL_SEEDS and c.mean > best.mean])
+                if partial is not None:
+                    text += f" Higher so far with fewer seeds: {score_text(partial)} (n={partial.n}, {partial.pretraining})."
+            without = _best([c for c in (full or within) if not c.pretrained])
+            if best.pretrained and without is not None:
+                text += f" Best without pretraining: {score_text(without)} (n={without.n}, {without.size_mb:.1f} MB)."
+            text += " " + _effect_at(items, best)
+            lines.append(text)
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _effect_at(items: Sequence[Cell], best: Cell) -> str:
+    """What pretraining buys at the best cell's model: its own paired effect, or the best pretrained cell
+    of that model against it."""
+    if best.pretrained:
+        return (f"Pretraining buys {_f(best.paired_diff, 2, sign=True)} points there (paired by seed, n={best.paired_n}, "
+                f"p = {p_text(best.paired_p)})." if best.paired_n else "No seed-matched trial without pretraining yet.")
+    same = [c for c in items if c.pretrained and c.device == best.device and c.model_key == best.model_key and c.paired_n]
+    lmao = _best(same)
+    if lmao is None:
+        return "No LMAO-pretrained trial of that model yet."
+    return (f"The best pretraining there ({lmao.pretraining}) changes it by {_f(lmao.paired_diff, 2, sign=True)} points "
+            f"(paired by seed, n={lmao.paired_n}, p = {p_text(lmao.paired_p)}).")
+
+
+def markdown(items: Sequence[Cell]) -> str:
+    from .tables import to_markdown
+
+    devices = ", ".join(sorted({c.device.upper() for c in items}))
+    notes = [
+        f"One row per model and pretraining recipe ({devices} trials; CPU and GPU trials are never pooled). "
+        "Size: `model-best/` on disk (median over seeds); inference: words/s of dev evaluation (median; "
+        "depends on the machine's load). n: seeds; the paired column compares each pretrained row with the "
+        "same model without pretraining, seed by seed (paired t-test).",
+    ]
+    return "\n".join([to_markdown(table_frame(items)), "", *notes])
+
+
+# --------------------------------------------------------------------------------------------------- plot
+
+
+def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
+    """Accuracy against model size and against inference speed, one marker per cell (± std over seeds),
+    LMAO-pretrained cells as triangles, the Pareto front over cell means per device."""
+    from .plots import SAVE, pareto_front, plt
+
+    own = [c for c in items if c.sizes]
+    if not own:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    colour = {"cpu": "#1f77b4", "gpu": "#d62728", "unknown": "#7f7f7f"}
+    panels = ((axes[0], "size_mb", "model size (MB)", True), (axes[1], "words_per_second",
+                                                              "inference speed (k words/s)", False))
+    for ax, attr, label, smaller in panels:
+        scale = 1e-3 if attr == "words_per_second" else 1.0
+        for device in sorted({c.device for c in own}):
+            cells_d = [c for c in own if c.device == device and np.isfinite(getattr(c, attr))]
+            if not cells_d:
+                continue
+            x = np.array([getattr(c, attr) * scale for c in cells_d])
+            y = np.array([c.mean for c in cells_d])
+            for pretrained, marker, name in ((False, "o", "no pretraining"), (True, "^", "LMAO pretraining")):
+                mask = np.array([c.pretrained == pretrained for c in cells_d])
+                if mask.any():
+                    err = np.array([c.std if np.isfinite(c.std) else 0.0 for c in cells_d])[mask]
+                    ax.errorbar(x[mask], y[mask], yerr=err, fmt=marker, color=colour[device],
+                                mfc=colour[device] if pretrained else "white", capsize=2, markersize=6,
+                                label=f"{device.upper()}: {name}")
+            for c, xi, yi in zip(cells_d, x, y):
+                if c.n < FULL_SEEDS:
+                    ax.annotate(f"n={c.n}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7,
+                                color="#555555")
+            front = pareto_front(x, y, smaller)
+            ax.step(x[front], y[front], where="post", color=colour[device], linewidth=0.8, alpha=0.6,
+                    label=f"{device.upper()}: Pareto front (means)")
+        if attr == "size_mb":
+            for budget in BUDGETS_MB:
+                if budget is not None:
+                    ax.axvline(budget, color="grey", linestyle=":", linewidth=1)
+            ax.set_xlim(left=0)
+        ax.set_xlabel(label)
+        ax.set_ylabel("best dev accuracy (%), mean ± std over seeds")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("IMDB-1k: accuracy against model size and speed (triangles: LMAO-pretrained; n<3: fewer seeds)")
+    fig.tight_layout()
+    fig.savefig(path, **SAVE)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- report
+
+
+def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] = None, block: str = OUTPUT,
+                    table_readme: Optional[Path] = None, table_block: str = OUTPUT) -> List[str]:
+    """Write ``frontier.md``, ``frontier.csv`` and ``frontier.png`` into ``out`` and the README blocks;
+    returns the messages to print."""
+    from experiments.errors import InputError
+    from experiments.fileio import write_text
+
+    from .load import load_all
+    from .report import relpath, update_readme, write_csv
+
+    missing = [str(r) for r in runs if not Path(r).exists()]
+    if missing:
+        raise InputError(missing[0], "runs folder not found")
+    loaded = load_all(list(runs))
+    items = cells(loaded.trials) if not loaded.empty else []
+    if not items:
+        raise InputError(", ".join(map(str, runs)), "no completed text classification trials: no frontier to report")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(items)
+    head = headline(items)
+    png = plot(items, out / f"{OUTPUT}.png")
+    write_text(out / f"{OUTPUT}.md", "# IMDB-1k: accuracy by model size\n\n" + head + "\n\n" + table + "\n"
+               + (f"\n![frontier]({png.name})\n" if png else ""))
+    write_csv(csv_frame(items), out / f"{OUTPUT}.csv")
+    messages = [f"frontier: {sum(c.n for c in items)} trials in {len(items)} cells -> {out / OUTPUT}.md"]
+    sources = sorted({s for c in items for s in c.sources})
+    provenance = (f"_Generated by `make report` from {len(sources)} raw result files "
+                  f"(listed in `{{csv}}`, column `sources`); edits between the markers are overwritten._")
+    for path, name, body in ((readme, block, head), (table_readme, table_block, table)):
+        if path is None:
+            continue
+        path = Path(path)
+        text = provenance.format(csv=relpath(out / f"{OUTPUT}.csv", path.parent)) + "\n\n" + body
+        if png is not None and body is table:
+            text += f"\n\n![accuracy against size and speed]({relpath(png, path.parent)})"
+        message = update_readme(path, text, block=name)
+        if message.startswith("skipped"):
+            raise InputError(path, message.split(": ", 1)[1])
+        messages.append(message)
+    return messages
