@@ -27,10 +27,8 @@ import pandas as pd
 from experiments.errors import InputError
 from experiments.params import ADDED_LATER
 from experiments.results import RESULTS_FILE, problem
-from experiments.storage import MARKER as PUBLISHED_MARKER
-from experiments.storage import parse_gs_url
+from experiments import storage as store  # the GCS layout and client (the name `storage` is an Optuna URL here)
 
-PUBLISHED_DATA = re.compile(r"^(.+)/data-[^/]+/" + re.escape(RESULTS_FILE) + "$")
 OBJECTIVE_ORDER = {"vectors": 0, "trigram": 1, "characters": 2}
 TOP_LEVEL = (
     "experiment", "task", "status", "error", "seed", "metric", "best_epoch", "best_dev_score",
@@ -129,56 +127,45 @@ def read_local(roots: Iterable[Path]) -> Tuple[List[RawResult], List[str]]:
 
 
 def read_gcs(url: str, client: Any = None) -> List[RawResult]:
-    """Every ``*/results.json`` under a ``gs://bucket/prefix`` (honours ``STORAGE_EMULATOR_HOST``)."""
-    if client is None:
-        from google.cloud import storage
+    """Every ``*/results.json`` under a ``gs://bucket/prefix`` (honours ``STORAGE_EMULATOR_HOST``).
 
-        client = storage.Client()
-    gs = parse_gs_url(url)
-    bucket, prefix = gs.bucket, gs.prefix
+    Trials published by ``lmao trial --artifacts`` are found in their entries (``experiments.storage``
+    owns that layout): the entry folder names the trial, and an entry without its marker is partial."""
+    gs = store.parse_gs_url(url)
     found: List[RawResult] = []
-    list_prefix = f"{prefix}/" if prefix else None
-    all_names = {blob.name for blob in client.list_blobs(bucket, prefix=list_prefix)}
-    names = sorted(n for n in all_names if n == RESULTS_FILE or n.endswith("/" + RESULTS_FILE))
-    for name in names:
-        source = f"gs://{bucket}/{name}"
-        # `lmao trial --artifacts` publishes ENTRY/data-*/results.json and then ENTRY/_COMPLETE
-        # (experiments.storage): the entry folder names the trial; an entry without its marker is partial.
-        published = PUBLISHED_DATA.match(name)
-        logical = f"{published.group(1)}/{RESULTS_FILE}" if published else name
-        rel = logical[len(list_prefix):].split("/") if list_prefix else logical.split("/")
-        study = _study_from(rel, prefix.rsplit("/", 1)[-1])
-        item = RawResult(source=source, key=source, meta={"study": study} if study else {})
-        if published and f"{published.group(1)}/{PUBLISHED_MARKER}" not in all_names:
+    for stored in store.find_files(url, RESULTS_FILE, client):
+        rel = stored.logical[len(gs.prefix) + 1:] if gs.prefix else stored.logical
+        study = _study_from(rel.split("/"), gs.prefix.rsplit("/", 1)[-1])
+        item = RawResult(source=stored.url, key=stored.url, meta={"study": study} if study else {})
+        if not stored.complete:
             item.error = "partial: published entry has no _COMPLETE marker (upload unfinished or abandoned)"
-            found.append(item)
-            continue
-        try:
-            item.data, item.error = parse_json_bytes(client.bucket(bucket).blob(name).download_as_bytes())
-        except Exception as err:  # network or permission errors: list the file, keep going
-            item.error = f"cannot download: {type(err).__name__}: {err}"
+        else:
+            _download(item, stored.url, client)
         found.append(item)
     return found
 
 
+def _download(item: RawResult, url: str, client: Any = None) -> None:
+    """Fill ``item`` from the object at ``url``; network or permission errors are its error, not ours."""
+    try:
+        item.data, item.error = parse_json_bytes(store.read_bytes(url, client))
+    except Exception as err:  # list the file, keep going
+        item.error = f"cannot download: {type(err).__name__}: {err}"
+
+
 def read_result_dir(location: str, meta: Dict[str, Any], rank: int, gcs_client: Any = None) -> RawResult:
     """A result folder named by a sweep (local path or gs:// URL)."""
-    if location.startswith("gs://"):
-        gs = parse_gs_url(location)
-        bucket, prefix = gs.bucket, gs.prefix
-        name = prefix if prefix.endswith(RESULTS_FILE) else f"{prefix}/{RESULTS_FILE}".lstrip("/")
-        source = f"gs://{bucket}/{name}"
-        item = RawResult(source=source, key=source, meta=meta, meta_rank=rank)
+    if not store.is_gs_url(location):
+        return read_file(Path(location), meta, rank)
+    url = location
+    if not location.rstrip("/").endswith(RESULTS_FILE):
         try:
-            if gcs_client is None:
-                from google.cloud import storage
-
-                gcs_client = storage.Client()
-            item.data, item.error = parse_json_bytes(gcs_client.bucket(bucket).blob(name).download_as_bytes())
-        except Exception as err:
-            item.error = f"cannot download: {type(err).__name__}: {err}"
-        return item
-    return read_file(Path(location), meta, rank)
+            url = store.file_url(location, RESULTS_FILE)
+        except Exception:  # the download below says what is wrong
+            url = f"{location.rstrip('/')}/{RESULTS_FILE}"
+    item = RawResult(source=url, key=url, meta=meta, meta_rank=rank)
+    _download(item, url, gcs_client)
+    return item
 
 
 def _search_of(attrs: Dict[str, Any]) -> Optional[str]:

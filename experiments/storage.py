@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -40,6 +41,11 @@ PathLike = Union[str, Path]
 GS_SCHEME = "gs://"
 MARKER = "_COMPLETE"
 MANIFEST_VERSION = 1
+# A published GCS entry's files sit in ENTRY/data-<UTC time>-<8 hex>/ (see the module doc); this pattern
+# finds ENTRY and the file's path inside the entry in an object name.
+DATA_FOLDER = "data-{stamp}-{id}"
+_DATA_PATH = re.compile(r"^(?:(?P<entry>.+)/)?" + DATA_FOLDER.format(stamp=r"\d{8}T\d{6}", id="[0-9a-f]{8}")
+                        + "/(?P<rel>.+)$")
 
 
 class StorageError(RuntimeError):
@@ -240,7 +246,7 @@ def _publish_gcs(local_dir: Path, gs: GsUrl) -> Dict[str, Any]:
     if marker.exists():
         raise AlreadyPublishedError(f"{gs}: already published, not overwritten")
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    data = f"data-{stamp}-{uuid.uuid4().hex[:8]}"
+    data = DATA_FOLDER.format(stamp=stamp, id=uuid.uuid4().hex[:8])
     manifest = build_manifest(local_dir, data=data)
     uploaded = []
     try:
@@ -327,6 +333,55 @@ def list_complete(url: PathLike) -> Iterator[str]:
     for marker in sorted(Path(url).rglob(MARKER)):
         if not any(part.startswith(".") for part in marker.relative_to(url).parts):
             yield str(marker.parent)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One object found under a ``gs://`` prefix, and where it is in the layout above."""
+
+    bucket: str
+    name: str  # the object holding the bytes
+    logical: str  # the name a reader means: ENTRY/file for a file of a published entry, else ``name``
+    complete: bool  # False for a file of a published entry whose marker is missing (unfinished, abandoned)
+
+    @property
+    def url(self) -> str:
+        return f"{GS_SCHEME}{self.bucket}/{self.name}"
+
+
+def find_files(url: str, filename: str, client: Any = None) -> List[StoredFile]:
+    """Every object called ``filename`` anywhere under ``gs://bucket/prefix``, sorted by object name:
+    plain objects as they are, files of published entries under their entry's name (with or without
+    its marker: see :attr:`StoredFile.complete`)."""
+    gs = parse_gs_url(url)
+    client = client or gcs_client()
+    names = {blob.name for blob in client.list_blobs(gs.bucket, prefix=gs.key() + "/" if gs.prefix else None)}
+    found = []
+    for name in sorted(n for n in names if n == filename or n.endswith("/" + filename)):
+        published = _DATA_PATH.match(name)
+        if published is None:
+            found.append(StoredFile(gs.bucket, name, name, True))
+            continue
+        entry = GsUrl(gs.bucket, published.group("entry") or "")
+        found.append(StoredFile(gs.bucket, name, entry.key(published.group("rel")), entry.key(MARKER) in names))
+    return found
+
+
+def read_bytes(url: str, client: Any = None) -> bytes:
+    """The bytes of one ``gs://bucket/object``."""
+    gs = parse_gs_url(url)
+    return (client or gcs_client()).bucket(gs.bucket).blob(gs.prefix).download_as_bytes()
+
+
+def file_url(url: str, rel: str) -> str:
+    """The object that holds file ``rel`` of the folder at ``gs://...``: inside the data folder when the
+    folder is a published entry, else ``url/rel`` (a plain folder, e.g. Polyaxon's artifacts)."""
+    gs = parse_gs_url(url)
+    try:
+        data = read_manifest(url).get("data", "")
+    except IncompleteEntryError:
+        data = ""
+    return f"{GS_SCHEME}{gs.bucket}/{gs.key(data, rel)}"
 
 
 # --------------------------------------------------------------------------------------------------

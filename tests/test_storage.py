@@ -153,3 +153,31 @@ def test_local_incomplete_entry_is_invisible(tmp_path):
 def test_upload_of_missing_folder_names_it(tmp_path):
     with pytest.raises(storage.StorageError, match="nope: not a folder"):
         storage.upload_tree(tmp_path / "nope", "gs://bkt/x")
+
+
+def test_gcs_layout_seen_by_readers(gcs_emulator, tmp_path):
+    """find_files/file_url resolve published entries to their data folders, so a reader (the report)
+    needs to know nothing of the layout: a published file under its entry's name, a plain object as it
+    is, and an entry whose marker is missing marked incomplete."""
+    from analysis.load import read_gcs, read_result_dir
+
+    bucket = gcs_emulator.new_bucket()
+    done, partial = f"gs://{bucket.name}/runs/s/trial-1", f"gs://{bucket.name}/runs/s/trial-2"
+    storage.upload_tree(make_tree(tmp_path / "a", "a"), done)
+    storage.upload_tree(make_tree(tmp_path / "b", "b"), partial)
+    bucket.blob("runs/s/trial-2/" + MARKER).delete()
+    bucket.blob("runs/s/trial-3/results.json").upload_from_string(json.dumps({"tag": "plain"}))
+    found = storage.find_files(f"gs://{bucket.name}/runs", "results.json")
+    assert [(f.logical, f.complete) for f in found] == [
+        ("runs/s/trial-1/results.json", True), ("runs/s/trial-2/results.json", False),
+        ("runs/s/trial-3/results.json", True)]
+    assert found[0].name.startswith("runs/s/trial-1/data-") and found[2].name == "runs/s/trial-3/results.json"
+    assert json.loads(storage.read_bytes(found[0].url)) == {"tag": "a"}
+    assert storage.file_url(done, "results.json") == found[0].url
+    assert storage.file_url(f"gs://{bucket.name}/runs/s/trial-3", "results.json") == found[2].url
+    items = read_gcs(f"gs://{bucket.name}/runs")
+    assert [(i.data, i.meta) for i in items if not i.error] == [({"tag": "a"}, {"study": "s"}),
+                                                               ({"tag": "plain"}, {"study": "s"})]
+    assert [i.error for i in items if i.error] == [
+        "partial: published entry has no _COMPLETE marker (upload unfinished or abandoned)"]
+    assert read_result_dir(done, {}, rank=2).data == {"tag": "a"}
