@@ -1,10 +1,12 @@
 """``lmao report`` / ``analysis``: synthetic result files with known values -> exact table cells, CI
 bounds, skipped-file reporting, README markers, plots, determinism, the no-runs message, and the
-Optuna, GCS (real local emulator) and Polyaxon (fake client) loaders."""
+Optuna and GCS (real local emulator) loaders; the Polyaxon loader runs against Polyaxon's own server in
+test_report_polyaxon.py."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional, Sequence
@@ -523,22 +525,22 @@ def test_cli_writes_report(tmp_path):
     assert bad.exit_code != 0 and "gs://" in bad.output
 
 
-class BrokenGcs:
-    def list_blobs(self, bucket, prefix=None):
-        raise PermissionError("403 no access")
-
-
-def test_unreadable_source_is_one_clear_error(monkeypatch, tmp_path):
+@pytest.mark.slow  # starts the GCS emulator
+def test_unreadable_source_is_one_clear_error(gcs_emulator, tmp_path):
+    """A bucket that does not exist, on a real (local) GCS server: one error line naming the source."""
     from typer.testing import CliRunner
 
     import analysis.load
     from experiments.cli import app
 
-    with pytest.raises(analysis.load.SourceError, match=r"cannot read gs://b/p: PermissionError: 403 no access"):
-        load_all([], gcs=["gs://b/p"], gcs_client=BrokenGcs())
-    monkeypatch.setattr(analysis.load, "read_gcs", lambda url, client=None: BrokenGcs().list_blobs(url))
-    res = CliRunner().invoke(app, ["report", "--gcs", "gs://b/p", "--out", str(tmp_path / "out")])
-    assert res.exit_code == 1 and "error: cannot read gs://b/p: PermissionError: 403 no access" in res.output
+    url = f"gs://missing-{uuid.uuid4().hex[:12]}/p"  # a bucket nobody created
+    with pytest.raises(analysis.load.SourceError, match=rf"^cannot read {url}: NotFound: 404 "):
+        load_all([], gcs=[url])  # plain storage.Client() on the emulator (STORAGE_EMULATOR_HOST)
+    res = CliRunner().invoke(app, ["report", "--gcs", url, "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: cannot read {url}: NotFound: 404 "), res.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_words_label():
@@ -584,53 +586,6 @@ def test_gcs_prefix_source(gcs_emulator, tmp_path):
     assert loaded.skipped["source"].tolist() == [f"gs://{bucket.name}/exp/runs/study-g/trial-9/results.json"]
     table = build_tables(loaded.trials, loaded.epochs)[0]
     assert cell(table.markdown, "baseline", "mean ± std (%)") == "82.0 ± 2.0"
-
-
-class FakeRunClient:
-    """Stands in for ``polyaxon.client.RunClient`` (same call signatures as polyaxon 2.18)."""
-
-    runs: Dict[str, Dict[str, Any]] = {}
-
-    def __init__(self, owner=None, project=None, run_uuid=None):
-        self.owner, self.project, self.run_uuid = owner, project, run_uuid
-
-    def list(self, query=None, sort=None, limit=None, offset=None):
-        uuids = sorted(self.runs)[offset or 0:(offset or 0) + limit]
-        items = [SimpleNamespace(uuid=u, status=self.runs[u]["status"], created_at=u,
-                                 inputs={"search": "random"}, outputs=self.runs[u].get("outputs"))
-                 for u in uuids]
-        more = (offset or 0) + limit < len(self.runs)
-        return SimpleNamespace(results=items, next="more" if more else None)
-
-    def get_artifacts_lineage(self, limit=None):
-        artifact = self.runs[self.run_uuid].get("artifact")
-        path = f"/plx/artifacts/{self.run_uuid}/outputs/results.json"
-        return SimpleNamespace(results=[SimpleNamespace(path=path)] if artifact else [])
-
-    def download_artifact(self, path, force=False, path_to=None):
-        artifact = self.runs[self.run_uuid].get("artifact")
-        if artifact is None or path != "outputs/results.json":
-            raise RuntimeError("404")
-        target = Path(path_to) / "results.json"
-        target.write_text(artifact)
-        return str(target)
-
-
-def test_polyaxon_source():
-    from analysis.load import read_polyaxon
-
-    FakeRunClient.runs = {
-        f"u{i}": {"status": "succeeded", "artifact": json.dumps(result(curve=[s], seed=i))}
-        for i, s in enumerate(BASE)
-    }
-    FakeRunClient.runs["u3"] = {"status": "succeeded", "outputs": {"results": result(curve=[0.5], seed=3)}}
-    FakeRunClient.runs["u4"] = {"status": "failed", "outputs": {"best_dev_score": 0.1}}
-    items = read_polyaxon("acme/lmao", client_cls=FakeRunClient, page_size=2)
-    assert [i.source for i in items] == [f"polyaxon:acme/lmao/u{i}" for i in range(5)]
-    loaded = load_all([], polyaxon_projects=["acme/lmao"], polyaxon_client_cls=FakeRunClient)
-    assert len(loaded.trials) == 4 and set(loaded.trials["search"]) == {"random"}
-    assert loaded.skipped["reason"].tolist() == [
-        "no results.json artifact and no 'results' output (run status failed)"]
 
 
 def test_unsafe_experiment_name_is_skipped(tmp_path):

@@ -1,6 +1,7 @@
 """``lmao report --polyaxon-project`` against Polyaxon's own local server (``haupt sandbox``, the
 ``polyaxon_sandbox`` session fixture from tests/services.py): runs tracked the way trials track them
-(``experiments.tracking.PolyaxonTracker``) are read back through the real Polyaxon client.
+(``experiments.tracking.PolyaxonTracker``), or with only a ``results`` output, are read back through the
+real Polyaxon client, one API page or several.
 
 Separate from test_report.py because the sandbox and the Polyaxon client take tens of seconds to start;
 both run in subprocesses with their own HOME so no Polyaxon config leaks into other tests.
@@ -24,12 +25,19 @@ REPO = Path(__file__).resolve().parents[1]
 TRACK = """
 import json, sys
 from pathlib import Path
+from polyaxon.client import RunClient
 from experiments.tracking import PolyaxonTracker
 project = sys.argv[1]
 for arg in sys.argv[2:]:
     out = Path(arg)
     spec = json.loads((out / "spec.json").read_text())
-    if spec["with_file"]:
+    if spec["how"] == "results output":  # no file: the whole result as the run's `results` output
+        client = RunClient(owner="default", project=project)
+        client.create(name=out.name)
+        client.log_outputs(results=spec["results"])
+        client.log_succeeded()
+        continue
+    if spec["how"] == "file":
         (out / "results.json").write_text(json.dumps(spec["results"]))
     tracker = PolyaxonTracker(project, spec["results"]["params"], out, managed=False)
     for row in spec["results"]["epochs"]:
@@ -38,23 +46,35 @@ for arg in sys.argv[2:]:
     assert tracker.enabled, "tracking failed"
 """
 
+# Every run of the project through analysis.load.read_polyaxon, one API page of N runs at a time.
+READ_PAGES = """
+import json, sys
+from analysis.load import read_polyaxon
+pages = {}
+for size in map(int, sys.argv[2:]):
+    items = read_polyaxon(sys.argv[1], page_size=size)
+    pages[size] = [[i.source, i.data.get("seed") if i.data else None, i.error] for i in items]
+print(json.dumps(pages))
+"""
+
 
 @pytest.mark.slow
 def test_report_reads_polyaxon_runs(polyaxon_sandbox, tmp_path):
     env = {**os.environ, "HOME": polyaxon_sandbox["home"], "POLYAXON_HOST": polyaxon_sandbox["host"],
            "PYTHONPATH": str(REPO)}
     project = f"report-{uuid.uuid4().hex[:8]}"
-    trials = [(f"t{seed}", result(curve=[score - 0.02, score], seed=seed), True) for seed, score in enumerate(BASE)]
+    trials = [(f"t{seed}", result(curve=[score - 0.02, score], seed=seed), "file") for seed, score in enumerate(BASE)]
+    trials[2] = (trials[2][0], trials[2][1], "results output")
     lost = result(curve=[0.5], seed=9)
     lost["status"] = "failed"
-    trials.append(("lost", lost, False))  # a run that never uploaded its result file
+    trials.append(("lost", lost, "nothing"))  # a run that never uploaded its result file
     script = tmp_path / "track.py"
     script.write_text(TRACK)
     dirs = []
-    for name, data, with_file in trials:  # one process tracks them all: the client takes seconds to import
+    for name, data, how in trials:  # one process tracks them all: the client takes seconds to import
         out = tmp_path / name
         out.mkdir()
-        (out / "spec.json").write_text(json.dumps({"results": data, "with_file": with_file}))
+        (out / "spec.json").write_text(json.dumps({"results": data, "how": how}))
         dirs.append(str(out))
     done = subprocess.run([sys.executable, str(script), project, *dirs], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -72,3 +92,16 @@ def test_report_reads_polyaxon_runs(polyaxon_sandbox, tmp_path):
     manifest = json.loads((report_out / "manifest.json").read_text())
     sources = manifest["tables"]["lmao-imdb-1k.md"]["sources"]
     assert len(sources) == 3 and all(s.startswith(f"polyaxon:default/{project}/") for s in sources)
+
+    # More runs than one page of the API: pages of 1 and of 3 runs read the same runs as one page of 100.
+    script = tmp_path / "pages.py"
+    script.write_text(READ_PAGES)
+    done = subprocess.run([sys.executable, str(script), f"default/{project}", "100", "3", "1"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    pages = json.loads(done.stdout.splitlines()[-1])
+    assert pages["3"] == pages["1"] == pages["100"]
+    assert sorted(seed for _source, seed, _error in pages["100"] if seed is not None) == [0, 1, 2]
+    assert [error for _source, seed, error in pages["100"] if seed is None] == [
+        "no results.json artifact and no 'results' output (run status failed)"]
+    assert len({source for source, _seed, _error in pages["100"]}) == 4
