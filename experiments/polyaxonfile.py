@@ -28,6 +28,7 @@ import yaml
 from .params import PARAMS
 from .search_space import POLYAXON_SEARCHES as SEARCHES  # random | bayes (mapping: search_space.SEARCHES)
 from .search_space import Dimension, SearchSpace, check_search, load_search_space
+from .trial_command import trial_args
 
 LOG_GRID_POINTS = 10
 RESULT_METRIC = "best_dev_score"  # the run output the tracker logs (experiments.tracking)
@@ -125,11 +126,9 @@ def build_command(experiment: str, space: SearchSpace, budget: Optional[Dict[str
     """The shell line each matrix run executes: the same ``lmao trial`` as a local sweep."""
     extra = [name for name in (budget or {}) if name not in space.fixed and name not in space.params]
     names = ["corpus_dir", *extra, *space.fixed, *space.params]
-    assigns = " ".join(f"-P {name}={{{{ {name} }}}}" for name in names)
-    return (
-        f"exec python -m experiments trial {experiment} --out {{{{ globals.run_outputs_path }}}} "
-        f"--cache {{{{ cache }}}} {assigns}"
-    )
+    args = trial_args(experiment, "{{ globals.run_outputs_path }}", cache="{{ cache }}",
+                      params={name: f"{{{{ {name} }}}}" for name in names})
+    return " ".join(["exec", "python", "-m", "experiments", *args])  # Polyaxon fills the {{ }} placeholders
 
 
 def build_polyaxonfile(space: SearchSpace, search: str, *, corpus_dir: str, cache: str,
