@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import yaml
 
-from .errors import InputError
+from .errors import InputError, read_user_text
 from .params import coerce
 from .progress import log
 from .results import load_results, read
@@ -88,7 +88,7 @@ def load_design(path: Path, repo_root: Optional[Path] = None) -> Design:
     if not path.exists():
         raise InputError(path, "campaign design not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(read_user_text(path)) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise InputError(path, f"invalid YAML ({getattr(err, 'problem', err)})",

@@ -13,10 +13,10 @@ from typing import List, Optional
 
 import typer
 
-from analysis.cli import frontier, report
+from analysis.cli import report
 from . import cli_sweep
-from .cli_base import OVERRIDES, new_app
-from .errors import InputError
+from .cli_base import OVERRIDES, existing_folder, new_app
+from .errors import InputError, check_at_least
 from .params import params_help
 
 app = new_app(name="lmao", help="LMAO pretrain-then-finetune experiments with spaCy.", no_args_is_help=True)
@@ -118,8 +118,7 @@ def vectors_prune(
 @app.command("trial", context_settings=OVERRIDES, epilog=params_help())
 def trial(
     ctx: typer.Context,
-    experiment_dir: Path = typer.Argument(..., help="Experiment folder (config.cfg + defaults.yml)", exists=True,
-                                          file_okay=False),
+    experiment_dir: Path = typer.Argument(..., help="Experiment folder (config.cfg + defaults.yml)"),
     out: Path = typer.Option(..., "--out", help="Trial folder: results.json and model-best/"),
     param: Optional[List[str]] = typer.Option(None, "-P", "--param", help="Override a param: name=value (repeatable; the params are listed below)"),
     cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache: folder or gs://bucket/prefix (default: OUT/../cache)"),
@@ -135,6 +134,7 @@ def trial(
     from .params import parse_assignments
     from .trial import run_trial
 
+    existing_folder(experiment_dir, "an experiment folder")
     overrides = parse_assignments(param)
     meta_values = parse_assignments(meta, "--meta")
     try:
@@ -218,6 +218,7 @@ def campaign(
 
     from .campaign import load_design, markdown, run_campaign, summary
 
+    check_at_least("--max-trials", max_trials, 0, "0 = all")
     plan = load_design(design)
     if also and not summary_only:
         raise InputError("--also", "only goes with --summary (a campaign runs one design)")
@@ -240,5 +241,4 @@ def campaign(
 
 
 app.command("report")(report)  # defined in analysis.cli (also `python -m analysis`)
-app.command("frontier")(frontier)  # analysis.cli: the size-accuracy frontier of IMDB-style campaigns
 cli_sweep.register(app)  # `lmao sweep` and `lmao polyaxonfile`

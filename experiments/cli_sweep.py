@@ -8,14 +8,14 @@ from typing import List, Optional
 
 import typer
 
-from .cli_base import OVERRIDES
-from .errors import InputError
+from .cli_base import OVERRIDES, existing_folder
+from .errors import InputError, check_at_least
 from .search_space import OPTUNA_SEARCHES, POLYAXON_SEARCHES
 
 
 def sweep(
     ctx: typer.Context,
-    experiment_dir: Path = typer.Argument(..., help="Experiment folder with sweep.yml", exists=True, file_okay=False),
+    experiment_dir: Path = typer.Argument(..., help="Experiment folder with sweep.yml"),
     search: str = typer.Option("random", "--search", help=f"{' | '.join(OPTUNA_SEARCHES)} (Optuna's samplers)"),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Trials to finish in the study (default: sweep.yml n_trials)"),
     workers: int = typer.Option(1, "--workers", help="Trials run at once by this process"),
@@ -34,8 +34,19 @@ def sweep(
     Extra options after `--` go to every `lmao trial` (e.g. `-- --gpu -1 --eval-processes 1`).
     """
     from .params import parse_assignments
+    from .search_space import load_search_space
     from .sweep import SweepOptions, run_sweep
 
+    # Every option and file is checked before the study or the runs folder is created.
+    existing_folder(experiment_dir, "an experiment folder")
+    if n_trials is not None:
+        check_at_least("--n-trials", n_trials, 1)
+    for option, value in (("--workers", workers), ("--heartbeat", heartbeat)):
+        check_at_least(option, value, 1)
+    check_at_least("--startup-trials", startup_trials, 0)
+    if kill_grace < 0:
+        raise InputError("--kill-grace", f"must be at least 0, got {kill_grace}")
+    load_search_space(experiment_dir)
     options = SweepOptions(
         experiment_dir=experiment_dir, search=search, n_trials=n_trials, workers=workers, storage=storage,
         study=study, fixed=parse_assignments(param), runs=runs, cache=cache, seed=seed,
@@ -50,7 +61,7 @@ def sweep(
 
 
 def polyaxonfile(
-    experiment_dir: Path = typer.Argument(..., help="Experiment folder with sweep.yml", exists=True, file_okay=False),
+    experiment_dir: Path = typer.Argument(..., help="Experiment folder with sweep.yml"),
     search: str = typer.Option("random", "--search", help=f"{' | '.join(POLYAXON_SEARCHES)} (Polyaxon's matrix kinds; bayes plays tpe's role)"),
     out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: EXPERIMENT_DIR/polyaxonfile.SEARCH.yml)"),
     concurrency: int = typer.Option(4, "--concurrency", help="Matrix runs at once on the cluster"),
@@ -61,6 +72,8 @@ def polyaxonfile(
     from .polyaxonfile import polyaxonfile_path, render_polyaxonfile
     from .search_space import check_search
 
+    existing_folder(experiment_dir, "an experiment folder")
+    check_at_least("--concurrency", concurrency, 1)
     check_search(search, "polyaxon")
     target = out or polyaxonfile_path(experiment_dir, search)
     shown = str(out) if out else f"{experiment_dir.resolve().name}/{target.name}"

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional, Union
 
 
 class InputError(ValueError):
-    """Bad user input, reported as ``file:line: problem``."""
+    """Bad user input, reported as ``file:line: problem`` (on one line: a multi-line problem, e.g. a
+    library's message, is joined)."""
 
     def __init__(self, path: Union[str, Path], problem: str, line: Optional[int] = None):
         self.path = str(path)
         self.line = line
-        self.problem = problem
+        self.problem = problem = re.sub(r"\s*\n\s*", " ", str(problem).strip())
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {problem}")
+
+
+def check_at_least(name: str, value: int, low: int, meaning: str = "") -> None:
+    """An :class:`InputError` naming the option or param ``name`` when ``value < low``."""
+    if value < low:
+        extra = f" ({meaning})" if meaning else ""
+        raise InputError(name, f"must be at least {low}{extra}, got {value}")
+
+
+def read_user_text(path: Union[str, Path]) -> str:
+    """A text file the user supplied (a YAML or config file), as UTF-8; an :class:`InputError` naming
+    the file, and the line for bytes that are not UTF-8, otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a folder, expected a file")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(path, f"not UTF-8 text ({err.reason})", data.count(b"\n", 0, err.start) + 1) from None

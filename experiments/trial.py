@@ -51,15 +51,64 @@ def select_device(gpu: str, cpu_gemm: str = "blis") -> int:
     if gpu == "auto":
         gpu_id = 0 if spacy.prefer_gpu() else -1
     else:
-        try:
-            gpu_id = int(gpu)
-        except ValueError:
-            raise InputError("--gpu", f"expected auto, -1 or a GPU id, got {gpu!r}") from None
+        gpu_id = parse_gpu(gpu)
         if gpu_id >= 0:
             spacy.require_gpu(gpu_id)
     if gpu_id < 0:
         use_cpu_ops(cpu_gemm)
     return gpu_id
+
+
+def parse_gpu(gpu: str) -> int:
+    """``--gpu``: ``auto`` (-2 here), ``-1`` or a GPU id."""
+    if gpu == "auto":
+        return -2
+    try:
+        gpu_id = int(gpu)
+    except ValueError:
+        gpu_id = -2
+    if gpu_id < -1:
+        raise InputError("--gpu", f"expected auto, -1 or a GPU id, got {gpu!r}")
+    return gpu_id
+
+
+def check_configs(experiment_dir: Path, params: Mapping[str, Any], corpus_dir: Path, vectors: Optional[Path],
+                  config_overrides: Optional[Mapping[str, Any]]) -> None:
+    """Build and validate (spaCy's auto-fill and schemas) the configs the trial will train with, so a bad
+    ``config.cfg`` value or ``--section.key`` override is an :class:`InputError` before anything is written
+    or trained: naming the override when the problem is at one, else ``config.cfg``."""
+    from confection import ConfigValidationError
+    from spacy.schemas import ConfigSchemaPretrain, ConfigSchemaTraining
+    from spacy.util import load_model_from_config, registry
+
+    from .errors import read_user_text
+
+    config_path = Path(experiment_dir) / "config.cfg"
+    read_user_text(config_path)  # not UTF-8: the line
+    overrides = dict(config_overrides or {})
+    section = ""  # the section being validated: spaCy's error locations are relative to it
+    try:
+        configs = [build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors,
+                                overrides=overrides)]
+        if params["pretrain_epochs"] > 0:
+            configs.append(pretraining_setup(experiment_dir, params, corpus_dir, vectors, overrides)[1])
+        for config in configs:
+            filled = load_model_from_config(config, auto_fill=True, validate=True).config.interpolate()
+            for section, schema in (("training", ConfigSchemaTraining), ("pretraining", ConfigSchemaPretrain)):
+                if section in filled:  # resolve: fill leaves a value of the wrong type alone (spaCy 3.8)
+                    registry.resolve(filled[section], schema=schema)
+            section = ""
+    except ConfigValidationError as err:
+        locs = [".".join([section] * bool(section) + [str(part) for part in e.get("loc", [])])
+                for e in (err.errors or [])]
+        messages = [f"{loc}: {e.get('msg')}" for loc, e in zip(locs, err.errors or [])]
+        at = next((key for loc in locs for key in overrides if loc == key or loc.startswith(key + ".")), None)
+        where = f"--{at}" if at else config_path
+        raise InputError(where, f"{err.title or 'invalid config'}: {'; '.join(messages) or err}") from None
+    except (ValueError, KeyError, TypeError) as err:  # configparser's errors, a model's own argument checks
+        if isinstance(err, InputError):
+            raise
+        raise InputError(config_path, f"invalid config ({type(err).__name__}: {err})") from None
 
 
 def use_cpu_ops(gemm: str) -> None:
@@ -114,11 +163,19 @@ def run_trial(
     experiment = load_experiment(experiment_dir)
     params = resolve(experiment["params"], overrides, defaults_source=experiment_dir / "defaults.yml")
     task = experiment["task"]
+    # Every input is checked here, before anything is written or trained.
+    parse_gpu(gpu)
+    if eval_processes < 0:
+        raise InputError("--eval-processes", f"must be at least 0 (0 = cores, max 4), got {eval_processes}")
+    if params["pretrain_epochs"] > params["pretrain_max_epochs"]:
+        raise InputError("-P", f"pretrain_epochs {params['pretrain_epochs']} > pretrain_max_epochs "
+                               f"{params['pretrain_max_epochs']} (the pretraining run saves one checkpoint per epoch)")
     corpus_dir = local_corpus(params["corpus_dir"])  # gs://...: a verified local copy
     for name in ("train.spacy", "dev.spacy"):
         if not (corpus_dir / name).exists():
             raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data ...` first)")
     vectors = resolve_vectors(params, corpus_dir)
+    check_configs(experiment_dir, params, corpus_dir, vectors, config_overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     result_file.clear_unfinished(out_dir)  # a retried attempt starts clean, never mixed with the killed one
     started = time.perf_counter()

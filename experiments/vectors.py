@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
@@ -19,7 +20,7 @@ import spacy
 from spacy.training.initialize import convert_vectors
 
 from .data.docbins import read_docs
-from .errors import InputError
+from .errors import InputError, check_at_least
 from .fileio import atomic_path, feed_file, write_json
 from .progress import log, progress
 
@@ -27,16 +28,17 @@ PathLike = Union[str, Path]
 ALGORITHMS = ("fasttext", "word2vec")
 
 
-def write_token_lines(corpus: PathLike, target: Path) -> int:
-    """One line of space-separated tokens per doc (whitespace tokens dropped): gensim's corpus_file."""
+def write_token_lines(corpus: PathLike, target: Path) -> Counter:
+    """One line of space-separated tokens per doc (whitespace tokens dropped): gensim's corpus_file.
+    Returns how often each token occurs."""
     vocab = spacy.blank("en").vocab
-    n_words = 0
+    counts: Counter = Counter()
     with open(target, "w", encoding="utf-8") as out:
         for doc in progress(read_docs(corpus, vocab), desc="vectors corpus", unit="doc"):
             tokens = [t.text for t in doc if not t.is_space]
-            n_words += len(tokens)
+            counts.update(tokens)
             out.write(" ".join(tokens) + "\n")
-    return n_words
+    return counts
 
 
 def train_vectors(
@@ -54,14 +56,23 @@ def train_vectors(
 ) -> Dict[str, object]:
     """Train vectors on a DocBin corpus (file or shard folder) and save them as a spaCy pipeline."""
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r} (expected one of {list(ALGORITHMS)})")
+        raise InputError("--algorithm", f"unknown algorithm {algorithm!r} (expected one of {list(ALGORITHMS)})")
+    # gensim 4 does not check these itself: a window of 0 ends the process with a floating point exception.
+    for option, value in (("--dims", dims), ("--min-count", min_count), ("--epochs", epochs),
+                          ("--window", window), ("--workers", workers)):
+        check_at_least(option, value, 1)
+    check_at_least("--seed", seed, 0)
     from gensim.models import FastText, Word2Vec
 
     with tempfile.TemporaryDirectory() as scratch:
         lines = Path(scratch) / "tokens.txt"
-        n_words = write_token_lines(corpus, lines)
+        counts = write_token_lines(corpus, lines)
+        n_words = sum(counts.values())
         if n_words == 0:
             raise InputError(corpus, "corpus has no tokens to train vectors on")
+        if max(counts.values()) < min_count:
+            raise InputError("--min-count", f"no word occurs {min_count} times in {corpus} "
+                                            f"(the most frequent occurs {max(counts.values())} times)")
         model_cls = FastText if algorithm == "fasttext" else Word2Vec
         log(f"vectors: training {algorithm} ({dims} dims, {epochs} epochs) on {n_words} words")
         model = model_cls(corpus_file=str(lines), vector_size=dims, window=window, min_count=min_count,
@@ -96,12 +107,47 @@ def import_vectors(source: PathLike, out_dir: PathLike, *, lang: str = "en") -> 
     return _save_spacy_vectors(source, out_dir, lang=lang, extra={"source": str(source)})
 
 
+def check_vectors_text(path: Path) -> None:
+    """Read a vectors text file once as spaCy 3.8's ``read_vectors`` will (``training/initialize.py``:
+    an optional ``rows dims`` header, then ``word v1 ... vD`` split from the right) and raise an
+    :class:`InputError` naming the line of the first problem: not UTF-8, a truncated gzip, a line with
+    the wrong number of values, more or fewer rows than the header says, an empty file."""
+    from .data.textfiles import read_lines
+
+    rows = dims = None
+    n = 0
+    for line_no, line in read_lines(path):
+        if dims is None:
+            parts = line.split()
+            if len(parts) == 2 and all(p.isdigit() for p in parts):
+                rows, dims = int(parts[0]), int(parts[1])
+                continue
+            dims = len(parts) - 1
+            if dims < 1:
+                raise InputError(path, "expected a 'rows dims' header or 'word v1 ... vD'", line_no)
+        pieces = line.rstrip().rsplit(" ", dims)
+        if len(pieces) != dims + 1:
+            raise InputError(path, f"expected a word and {dims} numbers, found {len(pieces) - 1}", line_no)
+        n += 1
+        if rows is not None and n > rows:
+            raise InputError(path, f"more rows than the header's {rows}", line_no)
+    if dims is None or n == 0:
+        raise InputError(path, "empty file: no vectors")
+    if rows is not None and n < rows:
+        raise InputError(path, f"the header says {rows} rows, the file has {n}")
+
+
 def _save_spacy_vectors(text_vectors: Path, out_dir: PathLike, *, lang: str, extra: Dict) -> Dict[str, object]:
+    import tarfile
+    import zipfile
+
+    if not (tarfile.is_tarfile(text_vectors) or zipfile.is_zipfile(text_vectors)):  # spaCy opens those itself
+        check_vectors_text(text_vectors)
     nlp = spacy.blank(lang)
     try:
         convert_vectors(nlp, text_vectors, truncate=0, prune=-1)
-    except (ValueError, IndexError) as err:
-        raise InputError(text_vectors, f"not a vectors text file ({err})") from None
+    except (ValueError, IndexError, EOFError, OSError, StopIteration, AssertionError, tarfile.TarError) as err:
+        raise InputError(text_vectors, f"not a vectors text file ({type(err).__name__}: {err})") from None
     if nlp.vocab.vectors.shape[0] == 0:
         raise InputError(text_vectors, "no vectors found")
     with atomic_path(out_dir, is_dir=True) as tmp:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import random
 import re
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Union
 
-from ..errors import InputError
+from ..errors import InputError, check_at_least
 from ..fileio import atomic_path, write_json
 from . import docbins
 from .textfiles import read_jsonl as read_jsonl_rows
@@ -108,8 +109,8 @@ def read_tarball(path: Path) -> Iterator[Review]:
                     review = _review_from_member(member.name, handle.read())
                     if review is not None:
                         yield review
-    except tarfile.TarError as err:
-        raise InputError(path, f"not a readable tar archive ({err})") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:  # corrupt, or a truncated .tar.gz
+        raise InputError(path, f"not a readable tar archive ({type(err).__name__}: {err})") from None
 
 
 def read_reviews(source: Union[str, Path]) -> Iterator[Review]:
@@ -133,9 +134,7 @@ def read_reviews(source: Union[str, Path]) -> Iterator[Review]:
 def split_imdb_1k(train: List[Review], n_train: int, n_dev: int, seed: int) -> Dict[str, List[Review]]:
     """The protocol's split: sort by id, seeded shuffle, first ``n_train`` / last ``n_dev``."""
     if n_train + n_dev > len(train):
-        raise ValueError(
-            f"n_train ({n_train}) + n_dev ({n_dev}) exceeds the {len(train)} training reviews"
-        )
+        raise InputError("--n-train", f"{n_train} + --n-dev {n_dev} exceeds the {len(train)} training reviews")
     ordered = _seeded_order(train, seed)
     return {"train": ordered[:n_train], "dev": ordered[len(ordered) - n_dev:]}
 
@@ -164,11 +163,17 @@ def select_reviews(source: Union[str, Path], *, n_train: int, n_dev: int, seed: 
     small runs. pretrain: the text of the train and test reviews (and unsup ones with
     ``include_unsup``), in a seeded mixed order so pretraining batches see both labels, cut to
     ``max_pretrain_docs`` when that is not 0."""
+    check_at_least("--n-train", n_train, 1)
+    check_at_least("--n-dev", n_dev, 1)
+    check_at_least("--n-test", n_test, 0, "0 = all")
+    check_at_least("--max-pretrain-docs", max_pretrain_docs, 0, "0 = all")
     reviews: Dict[str, List[Review]] = {split: [] for split in SPLITS}
     for review in read_reviews(source):
         reviews[review.split].append(review)
     if not reviews["train"]:
         raise InputError(source, "no reviews in the train split")
+    if n_test > len(reviews["test"]):
+        raise InputError("--n-test", f"{n_test} exceeds the {len(reviews['test'])} reviews of the test split")
     chosen = split_imdb_1k(reviews["train"], n_train, n_dev, seed)
     chosen["test"] = reviews["test"][:]
     if n_test:
@@ -204,6 +209,7 @@ def prepare_imdb(
     serve its labelled split and the pretraining shards. The whole folder appears at once (built under a
     temporary name) or not at all.
     """
+    check_at_least("--n-process", n_process, 0, "0 = every core")
     splits = select_reviews(source, n_train=n_train, n_dev=n_dev, seed=seed, include_unsup=include_unsup,
                             max_pretrain_docs=max_pretrain_docs, n_test=n_test)
     test, pretrain_reviews = splits["test"], splits["pretrain"]

@@ -22,7 +22,7 @@ from spacy.tokens import Doc
 from spacy.training import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 
-from ..errors import InputError
+from ..errors import InputError, check_at_least
 from ..fileio import atomic_path, write_json
 from .docbins import read_docs, write_docbin, write_pretraining_corpus
 from .textfiles import read_jsonl, read_lines
@@ -231,6 +231,10 @@ def prepare_ner(
     Without ``raw``, the pretraining corpus is the text of the train and dev docs (no labels): enough to
     exercise the pipeline; real runs pass a large raw-text corpus (the protocol used Reddit comments).
     """
+    check_at_least("--n-sents", n_sents, 1)
+    for option, value in (("--max-train-docs", max_train_docs), ("--max-dev-docs", max_dev_docs),
+                          ("--max-pretrain-docs", max_pretrain_docs)):
+        check_at_least(option, value, 0, "0 = all")
     nlp = spacy.blank(lang)
     out_dir = Path(out_dir)
     labels: Dict[str, int] = {}
@@ -265,6 +269,8 @@ def prepare_ner(
             raw_texts = itertools.islice(raw_texts, max_pretrain_docs)
         counts["pretrain"], pretrain_words = write_pretraining_corpus(
             nlp.pipe(raw_texts, batch_size=256), tmp / "pretrain")
+        if raw and not counts["pretrain"]:
+            raise InputError(raw, "empty file: no texts for pretraining")
         manifest = {
             "kind": "ner",
             "task": "ner",
