@@ -229,7 +229,7 @@ def test_evaluation_keeps_no_tok2vec_output(processes, tmp_path, monkeypatch):
     reviews) is dropped as each doc is predicted, wherever the pipeline ran. The pipeline's last component
     keeps the docs it saw; with forked workers they live in the workers, so each worker reports on its
     own docs (how many, their tensors' sizes) after its chunk, through a file (the PSS drop is measured
-    with ``python -m experiments.pss``, README "Performance")."""
+    with ``python benchmarks/pss.py``, benchmarks/README.md "Memory")."""
     import os
 
     from spacy.training import Example
