@@ -14,7 +14,7 @@ import yaml
 from spacy.util import load_config
 from thinc.api import Config
 
-from .errors import InputError
+from .errors import InputError, read_user_text
 
 TOK2VEC = "components.tok2vec.model"
 
@@ -100,7 +100,7 @@ def load_experiment(experiment_dir: Path) -> Dict[str, Any]:
     if not path.exists():
         raise InputError(path, "experiment folder has no defaults.yml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(read_user_text(path)) or {}
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         raise InputError(path, f"invalid YAML ({getattr(err, 'problem', err)})",

@@ -14,6 +14,7 @@ to ``spacy train`` run on that file alone. The metric is not a param: the task s
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -79,6 +80,32 @@ PARAMS: Dict[str, Param] = {
 }
 
 
+# Valid values of numeric params, inclusive (None: no bound); a value outside is an error before anything
+# runs (a negative width or a dropout of 2 would otherwise fail, or train nonsense, much later).
+RANGES: Dict[str, Tuple[Optional[float], Optional[float]]] = {
+    "width": (1, None), "depth": (1, None), "embed_rows": (1, None), "window_size": (0, None),
+    "maxout_pieces": (1, None), "pretrain_epochs": (0, None), "pretrain_max_epochs": (1, None),
+    "pretrain_max_words": (0, None), "pretrain_save_every_words": (0, None), "pretrain_dropout": (0, 1),
+    "pretrain_learn_rate": (0, None), "pretrain_batch_size": (1, None), "pretrain_hidden_size": (1, None),
+    "pretrain_n_characters": (1, None), "pretrain_seed": (-1, 2**32 - 1), "pretrain_workers": (0, None),
+    "learn_rate": (0, None), "beta1": (0, 1), "beta2": (0, 1), "eps": (0, None), "L2": (0, None),
+    "grad_clip": (0, None), "dropout": (0, 1), "batch_size": (1, None), "batch_start": (1, None),
+    "batch_stop": (1, None), "batch_compound": (1, None), "max_epochs": (1, None), "patience": (0, None),
+    "eval_batch_size": (1, None), "seed": (0, 2**32 - 1),  # numpy seeds are 32-bit
+}
+
+
+def check_range(name: str, value: Any) -> None:
+    """ValueError when a numeric param is not finite or outside :data:`RANGES`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"param {name!r}: expected a finite number, got {value!r}")
+    low, high = RANGES.get(name, (None, None))
+    if low is not None and value < low:
+        raise ValueError(f"param {name!r}: must be at least {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"param {name!r}: must be at most {high}, got {value!r}")
+
+
 # Params added after result files already existed, with the value an older trial ran with: a report reads a
 # results.json that lacks one as that value, so old and new trials of one configuration compare as one.
 ADDED_LATER: Dict[str, Any] = {"pretrain_workers": 1, "cpu_gemm": "blis"}
@@ -118,6 +145,8 @@ def coerce(name: str, value: Any) -> Any:
             raise ValueError(f"param {name!r}: expected an integer, got {value!r}")
     if spec.choices and out not in spec.choices:
         raise ValueError(f"param {name!r}: {out!r} is not one of {list(spec.choices)}")
+    if spec.type in (int, float):
+        check_range(name, out)
     return out
 
 

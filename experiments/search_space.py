@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-from .errors import InputError
+from .errors import InputError, read_user_text
 from .params import PARAMS, coerce, coerce_all, unknown_param
 
 SWEEP_FILE = "sweep.yml"
@@ -138,7 +138,7 @@ def load_search_space(experiment_dir: Path) -> SearchSpace:
     if not path.is_file():
         raise InputError(path, "no search space file (expected sweep.yml in the experiment folder)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_user_text(path))
     except yaml.YAMLError as err:
         raise InputError(path, f"not valid YAML: {err}") from None
     return parse_search_space(data, path)
