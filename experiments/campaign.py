@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-import yaml
-
-from .errors import InputError, read_user_text
+from .errors import InputError, read_user_yaml
 from .params import coerce
 from .progress import log
 from .results import load_results, read
@@ -87,12 +85,7 @@ def load_design(path: Path, repo_root: Optional[Path] = None) -> Design:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "campaign design not found")
-    try:
-        data = yaml.safe_load(read_user_text(path)) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(path, f"invalid YAML ({getattr(err, 'problem', err)})",
-                         None if mark is None else mark.line + 1) from None
+    data = read_user_yaml(path) or {}
     root = Path(repo_root) if repo_root else Path.cwd()
     experiment_dir = (path.parent / str(data.get("experiment", "."))).resolve()
     if not (experiment_dir / "defaults.yml").exists():

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-import yaml
 from spacy.util import load_config
 from thinc.api import Config
 
-from .errors import InputError, read_user_text
+from .errors import InputError, read_user_yaml
 
 TOK2VEC = "components.tok2vec.model"
 
@@ -99,12 +98,7 @@ def load_experiment(experiment_dir: Path) -> Dict[str, Any]:
     path = Path(experiment_dir) / "defaults.yml"
     if not path.exists():
         raise InputError(path, "experiment folder has no defaults.yml")
-    try:
-        data = yaml.safe_load(read_user_text(path)) or {}
-    except yaml.YAMLError as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        raise InputError(path, f"invalid YAML ({getattr(err, 'problem', err)})",
-                         None if line is None else line + 1) from None
+    data = read_user_yaml(path) or {}
     if data.get("task") not in ("textcat", "ner"):
         raise InputError(path, f"'task' must be textcat or ner, got {data.get('task')!r}")
     if not isinstance(data.get("params", {}), dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 
 class InputError(ValueError):
@@ -39,3 +39,16 @@ def read_user_text(path: Union[str, Path]) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise InputError(path, f"not UTF-8 text ({err.reason})", data.count(b"\n", 0, err.start) + 1) from None
+
+
+def read_user_yaml(path: Union[str, Path]) -> Any:
+    """A YAML file the user supplied (``defaults.yml``, ``sweep.yml``, a campaign design), parsed; bad
+    bytes or bad YAML are an :class:`InputError` naming the file and the line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(read_user_text(path))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise InputError(path, f"not valid YAML ({getattr(err, 'problem', None) or err})",
+                         None if mark is None else mark.line + 1) from None

@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import yaml
-
-from .errors import InputError, read_user_text
+from .errors import InputError, read_user_yaml
 from .params import PARAMS, coerce, coerce_all, unknown_param
 
 SWEEP_FILE = "sweep.yml"
@@ -137,11 +135,7 @@ def load_search_space(experiment_dir: Path) -> SearchSpace:
         path = path / SWEEP_FILE
     if not path.is_file():
         raise InputError(path, "no search space file (expected sweep.yml in the experiment folder)")
-    try:
-        data = yaml.safe_load(read_user_text(path))
-    except yaml.YAMLError as err:
-        raise InputError(path, f"not valid YAML: {err}") from None
-    return parse_search_space(data, path)
+    return parse_search_space(read_user_yaml(path), path)
 
 
 def parse_search_space(data: Any, path: Path) -> SearchSpace:
