@@ -47,7 +47,8 @@ def run_report(
     missing = [str(r) for r in runs if not Path(r).exists()]
     if missing:
         hint = " (no source given: pass a runs folder, --storage, --gcs or --polyaxon-project)" if default else ""
-        echo_error(f"error: runs folder not found: {', '.join(missing)}{hint}")
+        more = f" (and {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        echo_error(f"error: {missing[0]}: runs folder not found{more}{hint}")
         return 1
     inputs: List[str] = [str(r) for r in runs]
     inputs += [f"optuna:{storage}" + (f" (study {study})" if study else " (all studies)")] if storage else []

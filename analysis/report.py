@@ -127,7 +127,10 @@ def build_report(
         result.messages += [f"  {line[2:]}" for line in skipped_lines]
     if loaded.empty:
         where = ", ".join(inputs or []) or "the given sources"
-        result.error = f"no trial results found in {where}: nothing to report (no files written)"
+        first = next(loaded.skipped.itertuples(), None)  # error: FILE: problem, for the first unusable file
+        result.error = (f"{first.source}: {first.reason} (no usable trial results in {where}: nothing to report, "
+                        "no files written)" if first is not None else
+                        f"{where}: no trial results found: nothing to report (no files written)")
         result.empty = True
         return result
 

@@ -486,21 +486,23 @@ def test_missing_or_empty_folder_fails_with_one_line(tmp_path):
     runner = CliRunner()
     missing = runner.invoke(app, ["report", str(tmp_path / "nowhere"), "--out", str(out), "--no-readmes"])
     assert missing.exit_code == 1
-    assert missing.stderr == f"error: runs folder not found: {tmp_path / 'nowhere'}\n"
+    assert missing.stderr == f"error: {tmp_path / 'nowhere'}: runs folder not found\n"
     assert missing.stdout == ""
     # one missing folder among good ones is an error too (a typo must not silently drop runs)
     both = runner.invoke(app, ["report", str(tmp_path / "empty"), str(tmp_path / "nowhere"), "--out", str(out)])
-    assert both.exit_code == 1 and both.stderr == f"error: runs folder not found: {tmp_path / 'nowhere'}\n"
+    assert both.exit_code == 1 and both.stderr == f"error: {tmp_path / 'nowhere'}: runs folder not found\n"
     empty = runner.invoke(app, ["report", str(tmp_path / "empty"), "--out", str(out), "--no-readmes"])
     assert empty.exit_code == 1
-    assert empty.stderr == (f"error: no trial results found in {tmp_path / 'empty'}: nothing to report "
+    assert empty.stderr == (f"error: {tmp_path / 'empty'}: no trial results found: nothing to report "
                             "(no files written)\n")
     assert empty.stdout == ""
     # only unusable files: they are listed (stdout), then the one error line
     write(tmp_path / "empty", "t0", result(curve=[0.9], status="running"))
     partial = runner.invoke(app, ["report", str(tmp_path / "empty"), "--out", str(out), "--no-readmes"])
     assert partial.exit_code == 1 and "partial: trial still running" in partial.stdout
-    assert partial.stderr.startswith("error: no trial results found in") and partial.stderr.count("\n") == 1
+    assert partial.stderr.startswith(f"error: {tmp_path / 'empty' / 't0' / 'results.json'}: partial: trial still "
+                                     "running (no usable trial results in")
+    assert partial.stderr.count("\n") == 1
     assert not out.exists()
 
 

@@ -341,7 +341,7 @@ CASES = [
     Case("upload-not-gs", lambda i, o: ["data", "upload", str(i.corpus), str(o / "elsewhere")],
          lambda i, o: o / "elsewhere"),
     Case("upload-missing-corpus", lambda i, o: ["data", "upload", str(o / "nowhere"), "gs://bucket/corpus"],
-         lambda i, o: o / "nowhere"),
+         lambda i, o: o / "nowhere" / "train.spacy"),
     Case("merge-truncated-gzip", lambda i, o: ["data", "merge-annotations", str(i.prodigy_truncated), "--out",
                                                str(o / "out")], lambda i, o: i.prodigy_truncated),
     Case("merge-binary-garbage", lambda i, o: ["data", "merge-annotations", str(i.garbage_jsonl), "--out",
