@@ -174,6 +174,8 @@ def run_trial(
     for name in ("train.spacy", "dev.spacy"):
         if not (corpus_dir / name).exists():
             raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data ...` first)")
+    if final and not (corpus_dir / "test.spacy").exists():
+        raise InputError(corpus_dir / "test.spacy", "--final needs the test split, which the corpus lacks")
     vectors = resolve_vectors(params, corpus_dir)
     check_configs(experiment_dir, params, corpus_dir, vectors, config_overrides)
     out_dir.mkdir(parents=True, exist_ok=True)

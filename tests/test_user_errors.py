@@ -81,6 +81,10 @@ class Inputs:
         reviews = {f"aclImdb/train/{lab}/{i}_7.txt": f"Review {i} " * 50 for i in range(30) for lab in ("pos", "neg")}
         tarball = _tar_gz(reviews)
         self.truncated_tar = _write(root / "truncated.tar.gz", tarball[: len(tarball) // 2])
+        self.acl_folder = root / "acl-latin1"
+        for name, text in list(reviews.items())[:4]:
+            _write(self.acl_folder / name, text)
+        self.acl_latin1_review = _write(self.acl_folder / "aclImdb/train/pos/99_9.txt", "Très bien.".encode("latin-1"))
         self.garbage_tar = _write(root / "garbage.tar.gz", GARBAGE)
         # NER: IOB (WNUT-17 style) files.
         self.iob = _write(root / "train.iob", "Paris\tB-location\nis\tO\nnice\tO\n\nBob\tB-person\nruns\tO\n")
@@ -92,6 +96,9 @@ class Inputs:
         gz = gzip.compress(prodigy.encode("utf-8"))
         self.prodigy_truncated = _write(root / "prodigy.jsonl.gz", gz[: len(gz) // 2])
         self.empty_raw = _write(root / "raw.txt", "")
+        prodigy_latin1 = prodigy.splitlines(keepends=True)[:3] + [json.dumps(
+            {"text": "Zoë est là", "spans": [], "answer": "accept"}, ensure_ascii=False) + "\n"]
+        self.prodigy_latin1 = _write(root / "prodigy-latin1.jsonl", "".join(prodigy_latin1).encode("latin-1"))
         # Vectors: a tokenized corpus, text vectors files.
         nlp = spacy.blank("en")
         write_pretraining_corpus((nlp(f"a small corpus number {i}") for i in range(5)), root / "tokens")
@@ -177,6 +184,8 @@ CASES = [
          lambda i, o: i.truncated_tar),
     Case("imdb-garbage-tar", lambda i, o: ["data", "imdb", str(i.garbage_tar), str(o / "out")],
          lambda i, o: i.garbage_tar),
+    Case("imdb-folder-latin1-review", lambda i, o: ["data", "imdb", str(i.acl_folder), str(o / "out")],
+         lambda i, o: "train/pos/99_9.txt"),
     Case("imdb-missing-source", lambda i, o: ["data", "imdb", str(o / "nowhere.jsonl"), str(o / "out")],
          lambda i, o: o / "nowhere.jsonl"),
     Case("imdb-missing-folder", lambda i, o: ["data", "imdb", str(o / "no" / "aclImdb"), str(o / "out")],
@@ -247,6 +256,12 @@ CASES = [
                                                         str(o / "out")], lambda i, o: i.truncated_vectors),
     Case("vectors-import-ragged", lambda i, o: ["vectors", "import", str(i.ragged_vectors), str(o / "out")],
          lambda i, o: i.ragged_vectors, 3),
+    Case("vectors-prune-missing", lambda i, o: ["vectors", "prune", str(o / "nowhere"), str(o / "out"), "--rows", "2"],
+         lambda i, o: o / "nowhere"),
+    Case("vectors-prune-negative", lambda i, o: ["vectors", "prune", str(i.corpus / "vectors"), str(o / "out"),
+                                                 "--rows", "-2"], lambda i, o: "--rows"),
+    Case("vectors-prune-too-many-rows", lambda i, o: ["vectors", "prune", str(i.corpus / "vectors"), str(o / "out"),
+                                                      "--rows", "1000"], lambda i, o: "--rows"),
     Case("vectors-import-missing", lambda i, o: ["vectors", "import", str(o / "nowhere.vec"), str(o / "out")],
          lambda i, o: o / "nowhere.vec"),
     Case("vectors-import-not-a-pipeline", lambda i, o: ["vectors", "import", str(i.no_shards), str(o / "out")],
@@ -292,6 +307,9 @@ CASES = [
     Case("trial-eval-processes-negative", lambda i, o: ["trial", str(IMDB), "--out", str(o / "out"), "-P",
                                                         f"corpus_dir={i.corpus}", "--eval-processes", "-1"],
          lambda i, o: "--eval-processes"),
+    Case("trial-final-without-test-split", lambda i, o: ["trial", str(IMDB), "--out", str(o / "out"), "-P",
+                                                         f"corpus_dir={i.corpus}", "--final"],
+         lambda i, o: i.corpus / "test.spacy"),
     Case("trial-bad-meta", lambda i, o: ["trial", str(IMDB), "--out", str(o / "out"), "--meta", "novalue"],
          lambda i, o: "--meta"),
     # lmao sweep / polyaxonfile
@@ -346,6 +364,12 @@ CASES = [
                                                str(o / "out")], lambda i, o: i.prodigy_truncated),
     Case("merge-binary-garbage", lambda i, o: ["data", "merge-annotations", str(i.garbage_jsonl), "--out",
                                                str(o / "out")], lambda i, o: i.garbage_jsonl, 1),
+    Case("merge-latin1", lambda i, o: ["data", "merge-annotations", str(i.prodigy_latin1), "--out",
+                                       str(o / "out")], lambda i, o: i.prodigy_latin1, 4),
+    Case("merge-empty", lambda i, o: ["data", "merge-annotations", str(i.empty_jsonl), "--out", str(o / "out")],
+         lambda i, o: i.empty_jsonl),
+    Case("merge-missing", lambda i, o: ["data", "merge-annotations", str(o / "nowhere.jsonl"), "--out",
+                                        str(o / "out")], lambda i, o: o / "nowhere.jsonl"),
     Case("merge-shard-docs-zero", lambda i, o: ["data", "merge-annotations", str(i.imdb), "--out", str(o / "out"),
                                                 "--shard-docs", "0"], lambda i, o: "--shard-docs"),
 ]

@@ -230,6 +230,8 @@ def _counted(tasks: Iterator, dataset: int, stats: MergeStats) -> Iterator:
         answers[task.answer] += 1
         labels.update(span.label for span in task.spans)
         yield task
+    if not answers:
+        raise InputError(stats.paths[dataset], "empty file: no tasks")
 
 
 def _merged_docs(store: TaskStore, stats: MergeStats, problems: TextIO, coverage: TextIO) -> Iterator[Tuple]:
