@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Sequence
 
 import numpy
-from spacy.attrs import NORM
 from spacy.language import Language
 from spacy.schemas import ConfigSchemaTraining
 from spacy.tokens import Doc, Span
@@ -31,11 +30,12 @@ from spacy.util import registry
 from thinc.api import Config, fix_random_seed
 
 from . import pretrain  # noqa: F401  (registers the pretraining corpus reader named in configs)
-from .data.docbins import read_docs
+from .data.docbins import read_examples
 from .fileio import atomic_path
 from .progress import progress
 
 METRICS = {"textcat": "accuracy", "ner": "ents_f"}
+INIT_CORPUS = "lmao_init_train"  # the corpora section init_pipeline reads for initialisation
 
 
 @dataclass
@@ -55,16 +55,29 @@ def load_examples(path: Path, nlp: Language, limit: int = 0) -> List[Example]:
 
     The copy keeps the tokenizer's norms (``n't`` -> ``not``): the tok2vec embeds NORM, and ``nlp(text)``
     sets them, so training and evaluation must see them too (spaCy's Corpus re-tokenizes to get them).
+    Built from the DocBin's arrays (experiments/data/docbins.py ``read_examples``).
     """
-    examples = []
-    for i, reference in enumerate(read_docs(path, nlp.vocab)):
-        if limit and i >= limit:
-            break
-        predicted = Doc(nlp.vocab, words=[t.text for t in reference],
-                        spaces=[bool(t.whitespace_) for t in reference])
-        predicted.from_array([NORM], reference.to_array([NORM]))
-        examples.append(Example(predicted, reference))
-    return examples
+    return read_examples(path, nlp.vocab, limit)
+
+
+def init_pipeline(config: Config, *, use_gpu: int = -1) -> Language:
+    """spaCy's ``init_nlp`` on ``config``, its training corpus for initialisation (labels, layer shapes,
+    every pass ``initialize`` makes) read by ``lmao.DocBinExamples.v1``: the pre-tokenized examples
+    fine-tuning trains on, read once. spaCy's ``Corpus`` re-tokenizes and aligns every doc on each of
+    its 4 passes, most of ``init_nlp``'s time. The pipeline is the same (labels, weights, RNG state,
+    config: tests/test_setup_speed.py): the reader is a section of its own, dropped again afterwards,
+    so the config saved with the model is the one ``init_nlp`` fills."""
+    train_corpus = config["training"]["train_corpus"]  # a dot name, e.g. "corpora.train"
+    section = config
+    for name in train_corpus.split("."):
+        section = section[name]
+    init_config = config.copy()
+    init_config["corpora"][INIT_CORPUS] = {"@readers": "lmao.DocBinExamples.v1", "path": section["path"]}
+    init_config["training"]["train_corpus"] = f"corpora.{INIT_CORPUS}"
+    nlp = init_nlp(init_config, use_gpu=use_gpu)
+    del nlp.config["corpora"][INIT_CORPUS]
+    nlp.config["training"]["train_corpus"] = train_corpus
+    return nlp
 
 
 # ---- evaluation -------------------------------------------------------------------------------------
@@ -208,7 +221,7 @@ def finetune(
     averaged parameters for evaluation and saving). What differs: evaluation happens once per epoch
     (so ``patience`` counts epochs, not steps) on every core, and ``model-last`` is the last epoch.
     """
-    nlp = init_nlp(config, use_gpu=use_gpu)
+    nlp = init_pipeline(config, use_gpu=use_gpu)
     T = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
     fix_random_seed(T["seed"])  # again after init_nlp, as spaCy's train() does
     optimizer, batcher, dropout = T["optimizer"], T["batcher"], T["dropout"]
