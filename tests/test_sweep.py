@@ -285,3 +285,61 @@ params:
         assert starts(result_dir) == 1
         assert results_of(t)["params"]["learn_rate"] == pytest.approx(t.params["learn_rate"])
     assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+def test_one_sweep_process_runs_trials_in_parallel_with_workers(imdb_corpus, tiny_trial_params, tmp_path):
+    """`--workers 2`: one sweep process keeps two trial processes running at once (their run times
+    overlap), each trial in its own folder, started once, and the budget is not overshot."""
+    from datetime import datetime
+
+    experiment = make_experiment(tmp_path, f"""
+metric: accuracy
+n_trials: 3
+pruner: none
+{fixed_line(imdb_corpus, tiny_trial_params, pretrain_epochs=0, max_epochs=2)}
+params:
+  learn_rate: {{loguniform: [1.0e-3, 1.0e-2]}}
+""")
+    runs = tmp_path / "runs"
+    out = run_sweep(experiment, runs, "--search", "random", "--study", "two", "--workers", "2")
+    trials = load(runs, "two").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3, out.stderr[-2000:]
+    assert "study two: 3 complete" in out.stdout
+    assert len({t.user_attrs["worker"] for t in trials}) == 1  # one sweep process ran them all
+    dirs = [Path(t.user_attrs["result_dir"]) for t in trials]
+    assert len(set(dirs)) == 3 and all(starts(d) == 1 for d in dirs)
+    spans = sorted((datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
+                   for r in map(results_of, trials))
+    assert spans[1][0] < spans[0][1], spans  # the second trial started before the first one finished
+
+
+def test_hyperband_pruner_in_a_sweep(imdb_corpus, tiny_trial_params, tmp_path):
+    """sweep.yml's hyperband pruner stops a trial that falls behind at a rung. With min_resource 2 and
+    reduction_factor 3 (max_resource 4) Optuna's HyperbandPruner has one bracket (floor(log_3(4/2)) + 1),
+    so both trials race in it: rungs at epochs 2 and 6, where a trial must match the best so far."""
+    experiment = make_experiment(tmp_path, f"""
+metric: accuracy
+n_trials: 2
+pruner: {{kind: hyperband, min_resource: 2, max_resource: 4, reduction_factor: 3}}
+{fixed_line(imdb_corpus, tiny_trial_params, pretrain_epochs=0, max_epochs=6)}
+params:
+  learn_rate: {{loguniform: [1.0e-8, 1.0e-2]}}
+""")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    study = optuna.create_study(study_name="hb", storage=f"sqlite:///{runs / 'optuna.sqlite3'}",
+                                direction="maximize")
+    study.enqueue_trial({"learn_rate": 0.002})
+    study.enqueue_trial({"learn_rate": 1e-7})
+    out = run_sweep(experiment, runs, "--search", "random", "--study", "hb")
+    good, bad = load(runs, "hb").get_trials()
+    assert (good.state, bad.state) == (TrialState.COMPLETE, TrialState.PRUNED), out.stderr[-2000:]
+    assert len(results_of(good)["epochs"]) == 6
+    stopped = results_of(bad)
+    assert stopped["status"] == "pruned" and stopped["prune"]["pruner"] == "hyperband"
+    assert stopped["prune"]["settings"] == {"min_resource": 2, "max_resource": 4, "reduction_factor": 3}
+    rung = stopped["prune"]["epoch"]
+    assert rung in (2, 6) and len(stopped["epochs"]) >= rung
+    # At that rung it scored below the first trial, whose score there was the bar.
+    assert bad.intermediate_values[rung] < good.intermediate_values[rung]
+    assert stopped["prune"]["reason"].startswith(f"pruned by the hyperband pruner after epoch {rung}: ")
