@@ -25,6 +25,7 @@ help:
 	@echo "make sweep  - small local IMDB-1k random search (Optuna; minutes on 2 cores), report in runs/report/sweep"
 	@echo "make dashboard - Polyaxon's local UI/API on http://127.0.0.1:$(DASHBOARD_PORT) (haupt sandbox)"
 	@echo "make polyaxonfiles - regenerate the polyaxonfiles from the experiments' sweep.yml"
+	@echo "make sweep-polyaxon - polyaxon run -u the GKE polyaxonfile on a local Polyaxon server + process agent (PLX_RUNS, PLX_CONCURRENCY)"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -224,3 +225,28 @@ dashboard: dashboard-venv venv
 	@echo "  make trial-small                                   # one tracked trial (about a minute)"
 	@echo "  make sweep SWEEP_STUDY=dash-\$$(date +%s) SWEEP_TRIALS=6   # a fresh small study, every trial tracked"
 	tools/dashboard.sh $(DASHBOARD_DIR) $(DASHBOARD_PORT)
+
+# `polyaxon run -u` of the polyaxonfile users launch on GKE, on Polyaxon's own server and scheduler on this
+# machine (tools/polyaxon_sweep.sh: the `make dashboard` server plus our process agent,
+# experiments/polyaxon_agent.py), on the small slice; then the report from Polyaxon's artifacts store.
+# The server and agent keep running (dashboard on DASHBOARD_PORT); `make sweep-polyaxon-stop` ends both.
+PLX_FILE ?= lmao-imdb-1k/polyaxonfile.random.yml
+PLX_PROJECT ?= lmao-local
+PLX_RUNS ?= 3
+PLX_CONCURRENCY ?= 2
+PLX_ARGS ?= -P max_epochs=4 -P patience=0
+.PHONY: sweep-polyaxon sweep-polyaxon-stop
+sweep-polyaxon: data-imdb-small dashboard-venv venv
+	tools/polyaxon_sweep.sh up $(DASHBOARD_DIR) $(DASHBOARD_PORT)
+	@set -euo pipefail; export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT); \
+	out="$$($(BIN)/python -m experiments.polyaxon_agent launch $(PLX_FILE) -p $(PLX_PROJECT) \
+		--out-dir $(DASHBOARD_DIR)/sweeps --runs $(PLX_RUNS) --concurrency $(PLX_CONCURRENCY) \
+		-P corpus_dir=$(abspath $(CORPUS))/imdb-small -P cache=$(abspath $(RUNS))/polyaxon-cache $(PLX_ARGS))"; \
+	echo "$$out"; matrix="$$(echo "$$out" | sed -n 's/^MATRIX //p')"; \
+	echo "runs: $$($(BIN)/python -c 'from experiments.tracking import runs_page_url; print(runs_page_url("'"$$POLYAXON_HOST"'", "$(PLX_PROJECT)"))')"; \
+	$(BIN)/python -m experiments.polyaxon_agent wait "$$matrix" -p $(PLX_PROJECT); \
+	$(LMAO) report --polyaxon-project default/$(PLX_PROJECT) --out $(RUNS)/report/polyaxon --no-readmes; \
+	cat $(RUNS)/report/polyaxon/lmao-imdb-1k.md
+
+sweep-polyaxon-stop:
+	tools/polyaxon_sweep.sh down $(DASHBOARD_DIR)

@@ -59,6 +59,17 @@ STOP_GRACE_SECONDS = 10.0
 LOG_TAIL_LINES = 20
 CLUSTER_ONLY = ("image", "environment.nodeSelector", "environment.tolerations", "container.resources")
 PR_SET_PDEATHSIG = 1
+# haupt sandbox 2.18.0 (1 uvicorn worker) now and then answers a POST with 405 "Method Not Allowed" (allow:
+# GET, HEAD, OPTIONS) on endpoints that accept POST a second later; its own cron thread logs the same
+# (haupt/cli/runners/cron.py "Waiting for Polyaxon to be ready..."). Nothing was done, so POSTs are retried.
+POST_ATTEMPTS = 5
+# Matrices whose next runs a tuner run suggests. haupt 2.18.0 (the server of `haupt sandbox` and of the
+# Polyaxon 2.18.0 Helm chart alike) builds that tuner as an operation with only `hubRef: bayes-tuner`
+# (polyaxon/_operations/tuner.py get_bo_tuner), resolves no hub reference in CE
+# (haupt/orchestration/scheduler/resolver.py _collect_hub_refs returns {}), and compiling it fails
+# (polyaxon/_polyaxonfile/specs/polyaxonfile.py compose_polyaxonfile: "Collect the Polyaxonfile reference
+# before composing its local fields."): the matrix is marked failed at once with "Could not create a tuner".
+TUNED_MATRICES = ("bayes", "hyperband", "tpe")
 
 
 def _now() -> dt.datetime:
@@ -138,11 +149,19 @@ class LocalRun:
 
     # ---------------------------------------------------------------- status
     def report(self, status: str, message: Optional[str] = None, reason: str = "LocalProcessAgent") -> None:
-        try:
-            self.agent.client.log_run_status(run_owner=self.owner, run_project=self.project, run_uuid=self.uuid,
-                                             status=status, reason=reason, message=message)
-        except Exception as err:  # the server may be restarting: the run stays as it was
-            self.agent.say(f"{self.uuid[:8]}: could not report {status}: {type(err).__name__}: {err}")
+        for attempt in range(POST_ATTEMPTS):
+            try:
+                self.agent.client.log_run_status(run_owner=self.owner, run_project=self.project,
+                                                 run_uuid=self.uuid, status=status, reason=reason, message=message)
+                return
+            except Exception as err:
+                code = getattr(err, "status", None)
+                if code == 405 and attempt + 1 < POST_ATTEMPTS:  # the sandbox's spurious 405 (see above)
+                    time.sleep(1.0)
+                    continue
+                self.agent.say(f"{self.uuid[:8]}: {status} not recorded by the server "
+                               f"({f'HTTP {code}' if code else type(err).__name__})")
+                return
 
     # ---------------------------------------------------------------- logs
     def _log(self, container: str, line: str) -> None:
@@ -261,6 +280,7 @@ def _agent_classes():
             self.state_dir = Path(state_dir)
             self.runs: Dict[str, LocalRun] = {}
             self.lock = threading.Lock()
+            self._cron_warned = False
             home = self.state_dir / "home"
             home.mkdir(parents=True, exist_ok=True)
             bin_dir = str(Path(sys.executable).parent)
@@ -299,7 +319,9 @@ def _agent_classes():
             try:
                 return super().cron()
             except Exception as err:  # the sandbox sometimes answers 405 here; the state poll still works
-                self.say(f"cron: {type(err).__name__}")
+                if not self._cron_warned:
+                    self._cron_warned = True
+                    self.say(f"cron: HTTP {getattr(err, 'status', type(err).__name__)} (ignored; said once)")
                 return None
 
         def submit_run(self, run_data):
@@ -457,10 +479,15 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     polyaxonfile = Path(polyaxonfile)
     if not polyaxonfile.exists():
         raise InputError(polyaxonfile, "polyaxonfile not found")
+    kind = (yaml_load(polyaxonfile).get("matrix") or {}).get("kind")
+    if kind in TUNED_MATRICES:
+        raise InputError(polyaxonfile, f"Polyaxon CE {POLYAXON_VERSION} cannot run a {kind} matrix: its scheduler "
+                                       f"fails to create the tuner run (see TUNED_MATRICES); use a random matrix, or "
+                                       f"`lmao sweep --search tpe` for a model-based search")
     params = check_params(polyaxonfile, assigns)
     defaults = {name: spec.get("value") for name, spec in component_inputs(polyaxonfile).items()}
-    check_corpus(str(params.get("corpus_dir", defaults.get("corpus_dir", ""))))
     text = local_variant(polyaxonfile, runs=runs, iterations=iterations, concurrency=concurrency)
+    check_corpus(str(params.get("corpus_dir", defaults.get("corpus_dir", ""))))
     check_server(host)
     variant = Path(out_dir) / f"{polyaxonfile.parent.name}.{polyaxonfile.stem.split('.')[-1]}.local.yml"
     write_text(variant, text)
@@ -473,8 +500,13 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     argv = [cli, "run", "-u", "-f", str(variant), "-p", project]
     for name, value in params.items():
         argv += ["-P", f"{name}={value}"]
-    done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True)
-    output = done.stdout + done.stderr
+    for attempt in range(POST_ATTEMPTS):
+        done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True)
+        output = done.stdout + done.stderr
+        created = "A new run was created" in output
+        if done.returncode == 0 or created or "Status: 405" not in output:
+            break
+        time.sleep(1.0)  # the server's spurious 405 (see POST_ATTEMPTS): no run was created, try again
     print(output.strip())
     import re
 
@@ -482,6 +514,50 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     if done.returncode != 0 or not found:
         raise InputError(variant, f"`polyaxon run` failed (exit {done.returncode})")
     return found.group(1)
+
+
+def sweep_children(project: str, matrix_uuid: str) -> List[Any]:
+    """The matrix's child runs (trials; a bayes matrix's tuner runs too), oldest first."""
+    from polyaxon.client import RunClient
+
+    client = RunClient(owner=OWNER, project=project)
+    found: List[Any] = []
+    offset = 0
+    while True:
+        page = client.list(query=f"pipeline:{matrix_uuid}", sort="created_at", limit=100, offset=offset)
+        results = list(page.results or [])
+        found += results
+        if len(results) < 100:
+            return found
+        offset += 100
+
+
+def wait_sweep(project: str, matrix_uuid: str, timeout: float = 0, poll: float = 5.0) -> Dict[str, int]:
+    """Block until the matrix is done, printing each child's status changes; returns status counts."""
+    from polyaxon.client import RunClient
+    from polyaxon.schemas import LifeCycle
+
+    matrix = RunClient(owner=OWNER, project=project, run_uuid=matrix_uuid)
+    seen: Dict[str, str] = {}
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        matrix.refresh_data()
+        for run in sweep_children(project, matrix_uuid):
+            if seen.get(run.uuid) != run.status:
+                seen[run.uuid] = run.status
+                score = (run.outputs or {}).get("best_dev_score")
+                print(f"{_now():%H:%M:%S} {run.uuid[:8]} {run.name}: {run.status}"
+                      + (f" (best_dev_score {score:.4f})" if isinstance(score, (int, float)) else ""), flush=True)
+        if LifeCycle.is_done(matrix.run_data.status):
+            counts: Dict[str, int] = {}
+            for status in seen.values():
+                counts[status] = counts.get(status, 0) + 1
+            print(f"matrix {matrix_uuid[:8]}: {matrix.run_data.status}; children: "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), flush=True)
+            return counts
+        if deadline and time.monotonic() > deadline:
+            raise TimeoutError(f"matrix {matrix_uuid} not done after {timeout:.0f} s")
+        time.sleep(poll)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -530,6 +606,17 @@ def main(argv: Optional[List[str]] = None) -> None:
         uuid = launch(polyaxonfile, project=project, host=host, out_dir=out_dir, assigns=list(param or []),
                       runs=runs, iterations=iterations, concurrency=concurrency)
         print(f"MATRIX {uuid}")
+
+    @app.command("wait")
+    def wait_command(
+        matrix: str = typer.Argument(..., help="The matrix run's uuid (`launch` prints it)"),
+        project: str = typer.Option(..., "--project", "-p", help="Polyaxon project of the sweep"),
+        timeout: float = typer.Option(0, "--timeout", help="Give up after this many seconds (0: never)"),
+    ) -> None:
+        """Follow a sweep until its matrix is done; exit 1 when no child succeeded."""
+        counts = wait_sweep(project, matrix, timeout=timeout)
+        if not counts.get("succeeded"):
+            raise typer.Exit(1)
 
     app(args=argv, prog_name="python -m experiments.polyaxon_agent")
 

@@ -140,7 +140,7 @@ class PolyaxonTracker:
                           tags=[experiment, "trial"])
             tracking.log_inputs(**{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))})
         run = tracking.TRACKING_RUN
-        _tolerant_watcher(run)
+        _robust_sidecar(run)
         write_json(self.out_dir / RUN_FILE, {"owner": run.owner, "project": run.project,
                                              "run_uuid": run.run_uuid, "managed": managed})
 
@@ -207,50 +207,87 @@ def _closable_sidecar(run: Any, timeout: float = 60.0) -> None:
 
 
 # The artifacts watcher race. polyaxon 2.18.0's artifacts sync walks the run folder, then stats each file it
-# listed (polyaxon/_fs/watcher.py, FSWatcher.sync -> _sync_path -> clipped path_last_modified -> os.stat). A
-# file renamed or deleted between the walk and the stat raises FileNotFoundError; our atomic writes
-# (experiments.fileio.atomic_path: `.results.json.XXXX.tmp` renamed onto results.json) do exactly that inside
-# the watched outputs folder, every epoch.
-# - In-process sidecar (polyaxon/_sidecar/processor.py, SidecarThread: what a managed run on a local process
-#   agent and an untracked-by-cluster run use): nothing catches the error, the thread dies, and nothing
-#   after it (results.json, metrics) reaches the artifacts store. Fixed here: the watcher treats a file
-#   that vanished after the walk as deleted, which it is (_tolerant_watcher).
-# - Sidecar container on GKE (polyaxon/_sidecar/container/__init__.py, monitor -> sync_artifacts): the
-#   same watcher code, but the round's exception is caught and logged, so the sidecar lives on. The round is
-#   lost, though: a file first seen in that round is recorded with its mtime but never uploaded, and later
-#   rounds skip it as unchanged (current_ts > data.ts is false). So a managed trial's last act re-stamps
-#   its outputs' mtimes (restamp_outputs): the sidecar's final round, after the trial exits, uploads them.
+# listed (polyaxon/_fs/watcher.py, FSWatcher.sync -> _sync_path -> clipped path_last_modified -> os.stat),
+# uploads new/changed files and deletes from the store the files that disappeared. Our atomic writes
+# (experiments.fileio.atomic_path: `.results.json.XXXX.tmp` renamed onto results.json, `.model-best.XXXX.tmp`
+# folders renamed onto model-best) create and remove such temporary entries inside the watched outputs
+# folder all the time. A temporary file renamed between the walk and the stat raises FileNotFoundError; one
+# that was uploaded and then renamed away is deleted from the store, which the sandbox's streams API
+# answers with 400 "Artifact could not be deleted".
+# - In-process sidecar (polyaxon/_sidecar/processor.py, SidecarThread: used by a managed run under the
+#   local process agent, and by a run tracked from a workstation): nothing catches either error, the thread
+#   dies, and nothing after it (the final results.json, model-last) reaches the artifacts store. Fixed here
+#   (_robust_sidecar): the watcher never lists our temporary entries and treats a file that vanished after
+#   the walk as deleted; a round that still fails (an API error) is retried on the next round from the
+#   watcher's state before it, instead of ending the thread.
+# - Sidecar container on GKE (polyaxon/_sidecar/container/__init__.py, monitor -> sync_artifacts): the same
+#   watcher, but the round's exception is caught and logged, and failed deletions are ignored
+#   (polyaxon/_sidecar/container/monitors/artifacts.py, return_exceptions=True), so the sidecar lives on.
+#   The round is lost, though: a file first seen in that round is recorded with its mtime but not uploaded,
+#   and later rounds skip it as unchanged (current_ts > data.ts is false). So a managed trial's last act
+#   re-stamps its outputs' mtimes (restamp_outputs): the sidecar's final round, after the trial exits,
+#   uploads every output file. (Temporary entries may still be copied to the bucket and removed later.)
 
 
-def _tolerant_watcher(run: Any) -> None:
-    """Make the run's in-process sidecar treat files that vanish mid-scan as deleted (see above)."""
+def is_temporary(relpath: str) -> bool:
+    """An entry of experiments.fileio.atomic_path in progress (``.NAME.XXXX.tmp``) or inside one."""
+    return any(part.startswith(".") and part.endswith(".tmp") for part in Path(relpath).parts)
+
+
+def _robust_sidecar(run: Any) -> None:
+    """Apply the fixes above to the run's in-process sidecar (no-op when it has none)."""
     sidecar = getattr(run, "_sidecar", None)
     watcher = getattr(sidecar, "_fw", None)
-    if watcher is None:
+    if watcher is None or not hasattr(sidecar, "_process"):
         return
     from polyaxon._fs.watcher import FSWatcher
 
     if type(watcher) is FSWatcher:
-        object.__setattr__(watcher, "__class__", _vanished_file_tolerant_watcher())
+        object.__setattr__(watcher, "__class__", _temp_aware_watcher())
+    original = sidecar._process
+    warned = []
+
+    def process() -> None:
+        fw = sidecar._fw
+        files, dirs = dict(fw.files_mp), dict(fw.dirs_mp)
+        try:
+            original()
+        except Exception as err:  # retried next round (every flush_secs) and on close
+            fw.file_mapping, fw.dir_mapping = files, dirs
+            if not warned:
+                warned.append(err)
+                _warn(f"artifacts sync failed ({type(err).__name__}: {str(err)[:200]}); retrying")
+
+    sidecar._process = process
 
 
-_TOLERANT_WATCHER = None
+_WATCHER_CLASS = None
 
 
-def _vanished_file_tolerant_watcher():
-    global _TOLERANT_WATCHER
-    if _TOLERANT_WATCHER is None:
+def _temp_aware_watcher():
+    global _WATCHER_CLASS
+    if _WATCHER_CLASS is None:
         from polyaxon._fs.watcher import FSWatcher
 
-        class TolerantFSWatcher(FSWatcher):
+        class TempAwareFSWatcher(FSWatcher):
+            """polyaxon 2.18.0's FSWatcher, minus our temporary entries and vanished files."""
+
+            def sync_file(self, path: str, base_path: str):
+                if not is_temporary(path):
+                    super().sync_file(path, base_path)
+
+            def sync_dir(self, path: str, base_path: str):
+                if not is_temporary(path):
+                    super().sync_dir(path, base_path)
+
             def _sync_path(self, path: str, base_path: str, mapping: Dict) -> Dict:
                 try:
                     return super()._sync_path(path, base_path, mapping)
-                except FileNotFoundError:  # renamed/deleted since the walk: leave it marked for removal
+                except FileNotFoundError:  # removed since the walk: left marked for removal
                     return mapping
 
-        _TOLERANT_WATCHER = TolerantFSWatcher
-    return _TOLERANT_WATCHER
+        _WATCHER_CLASS = TempAwareFSWatcher
+    return _WATCHER_CLASS
 
 
 def restamp_outputs(out_dir: Path) -> None:

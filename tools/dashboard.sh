@@ -23,5 +23,8 @@ mkdir -p "$1"
 data="$(cd "$1" && pwd)"
 cd "$data"
 export HOME="$data" POLYAXON_UI_IN_SANDBOX=true POLYAXON_UI_OFFLINE=true
+# Where runs started by an agent work ({{ globals.run_artifacts_path }}; haupt's default is /plx-context):
+# the local process agent of tools/polyaxon_sweep.sh uses the same folder.
+export POLYAXON_CONTEXT_ROOT="${POLYAXON_CONTEXT_ROOT:-$data/context}"
 unset POLYAXON_HOST
 exec "$haupt" sandbox start --host 127.0.0.1 --port "$2" --workers 1 --path "$data/sandbox"
