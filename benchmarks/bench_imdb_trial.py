@@ -5,6 +5,10 @@ pretraining, training and evaluation, for (a) `lmao trial` (baseline and 1-epoch
 (b) `spacy pretrain` / `spacy train` on the same config.cfg and the same data, then the ratios.
 
     .venv/bin/python benchmarks/bench_imdb_trial.py [--pretrain-docs 5000] [--epochs 3] [--workdir DIR]
+        [--settings baseline,pretrain-1]
+
+``--settings baseline`` leaves out the pretraining comparison (half the time). The output names the CPU
+and numpy's BLAS (benchmarks/machine.py): the trial's ratio follows numpy's gemm gain on the machine.
 
 The pretraining corpus is a subset (``--pretrain-docs`` reviews of the 50k labelled ones) so that one
 epoch fits the machine; train/dev are the full protocol split (1000 / 10000).
@@ -23,6 +27,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py, benchmarks/pss.py
+from machine import describe as describe_machine, lines as machine_lines  # noqa: E402
 EXPERIMENT = REPO / "lmao-imdb-1k"
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "imdb" / "imdb.jsonl.gz"
 
@@ -80,11 +86,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--json", default=None, help="write the numbers here too")
+    parser.add_argument("--settings", default="baseline,pretrain-1",
+                        help="comma-separated: baseline (no pretraining), pretrain-1 (1 epoch, with spacy pretrain)")
     args = parser.parse_args()
+    settings = [s for s in ("baseline", "pretrain-1") if s in args.settings.split(",")]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-imdb-"))
     corpus = work / "corpus"
     start_load = load()
-    print(f"workdir: {work}\nstart: {start_load}", flush=True)
+    machine = describe_machine()
+    print(f"workdir: {work}\nstart: {start_load}\n" + "\n".join(machine_lines(machine)), flush=True)
 
     import spacy
 
@@ -106,6 +116,8 @@ def main() -> None:
     # ---- ours -------------------------------------------------------------------------------------
     ours = {}
     for name, epochs in (("baseline", 0), ("pretrain-1", 1)):
+        if name not in settings:
+            continue
         out = work / "runs" / name
         wall = run_pss(f"lmao {name}", lmao("trial", EXPERIMENT, "--out", out, *common, "-P",
                                             f"pretrain_epochs={epochs}", "--cache", work / "cache"))
@@ -125,11 +137,13 @@ def main() -> None:
     # spaCy's pretrain wants a filled config, as its docs say: `spacy init fill-config --pretraining`.
     run(spacy_cmd("init", "fill-config", base_cfg, spacy_cfg, "--pretraining"))
     pre_out = work / "spacy-pretrain"
-    pre_wall = run(spacy_cmd("pretrain", spacy_cfg, pre_out, "--paths.vectors", corpus / "vectors",
+    pre_wall = None if "pretrain-1" not in settings else run(spacy_cmd("pretrain", spacy_cfg, pre_out, "--paths.vectors", corpus / "vectors",
                              "--paths.train", corpus / "train.spacy", "--paths.dev", corpus / "dev.spacy"))
     steps_per_epoch = math.ceil(1000 / config["training"]["batcher"]["size"])
     spacy_train = {}
     for name, init in (("baseline", None), ("pretrain-1", pre_out / "model0.bin")):
+        if name not in settings:
+            continue
         out = work / f"spacy-train-{name}"
         extra = ["--paths.init_tok2vec", init] if init else []
         wall = run_pss(f"spacy train {name}", spacy_cmd("train", spacy_cfg, "--output", out, "--paths.train", corpus / "train.spacy",
@@ -153,8 +167,8 @@ def main() -> None:
         spacy_train[name] = {"wall": wall, "accuracy": accuracy, "eval_wps": eval_speed}
 
     # ---- report -----------------------------------------------------------------------------------
-    pre = ours["pretrain-1"]["pretraining"]
-    spacy_pre_wps = pretrain_words / pre_wall
+    pre = ours["pretrain-1"]["pretraining"] if "pretrain-1" in ours else {"words_per_second": None}
+    spacy_pre_wps = pretrain_words / pre_wall if pre_wall else None
     print()
     print(f"data: train {train_words} words, dev {dev_words} words, pretraining {pretrain_words} words "
           f"({args.pretrain_docs} reviews), {args.epochs} fine-tuning epochs, dev evaluated once per epoch")
@@ -164,14 +178,18 @@ def main() -> None:
         ratio = f"{a / b:8.2f}" if a and b else f"{'-':>8}"
         print(f"{label:28}" + fmt.format(a) + fmt.format(b) + ratio)
 
-    line("pretraining words/s", pre["words_per_second"], spacy_pre_wps)
-    for name in ("baseline", "pretrain-1"):
+    if pre_wall:
+        line("pretraining words/s", pre["words_per_second"], spacy_pre_wps)
+    for name in settings:
         r, s = ours[name], spacy_train[name]
         train_wps = sum(e["train_words"] for e in r["epochs"]) / sum(e["train_seconds"] for e in r["epochs"])
         line(f"{name}: dev accuracy %", 100 * r["best_dev_score"], 100 * s["accuracy"], "{:12.2f}")
         print(f"{name + ': training words/s':28}{train_wps:12.0f}{'n/a':>12}{'-':>8}")
         line(f"{name}: eval words/s", r["inference_words_per_second"], s["eval_wps"])
         line(f"{name}: wall seconds", r["wall"], s["wall"], "{:12.1f}")
+        epochs_seconds = sum(e["seconds"] for e in r["epochs"])
+        print(f"{name + ': outside epochs, s':28}{r['wall'] - epochs_seconds:12.1f}{'':12}{'':8}  (set-up, saving; "
+              f"epochs {epochs_seconds:.1f} s incl. scoring)")
     for label, peak in PEAKS.items():
         print(f"{label + ': memory':28}{peak.describe()}")
     end_load = load()
@@ -179,7 +197,9 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "pretrain_wps": [pre["words_per_second"], spacy_pre_wps],
+            "machine": machine,
             "trials": {name: {"lmao_wall": ours[name]["wall"], "spacy_wall": spacy_train[name]["wall"],
+                              "lmao_epochs_seconds": sum(e["seconds"] for e in ours[name]["epochs"]),
                               "lmao_accuracy": ours[name]["best_dev_score"],
                               "spacy_accuracy": spacy_train[name]["accuracy"]} for name in ours},
             "peak_pss_bytes": {label: peak.pss_bytes for label, peak in PEAKS.items()},
