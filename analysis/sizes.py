@@ -23,21 +23,33 @@ from experiments.cli_base import new_app
 from experiments.errors import InputError
 
 
-def estimate_size(experiment_dir: Path, params: Dict, corpus_dir: Path) -> int:
-    """Bytes of ``nlp.to_disk`` for the pipeline a trial with ``params`` trains, on ``corpus_dir``."""
+def corpus_strings(corpus_dir: Path) -> List[str]:
+    """The strings reading the corpus' train and dev docs adds to a vocab (a trial reads both)."""
+    import spacy
+
+    from experiments.data.docbins import read_docs
+
+    vocab = spacy.blank("en").vocab
+    for split in ("train", "dev"):
+        for _ in read_docs(corpus_dir / f"{split}.spacy", vocab):
+            pass
+    return sorted(vocab.strings)
+
+
+def estimate_size(experiment_dir: Path, params: Dict, corpus_dir: Path, strings: Optional[List[str]] = None) -> int:
+    """Bytes of ``nlp.to_disk`` for the pipeline a trial with ``params`` trains, on ``corpus_dir``
+    (``strings``: :func:`corpus_strings` of it, read once for many estimates)."""
     from spacy.training.initialize import init_nlp
 
     from experiments.config import build_config
-    from experiments.data.docbins import read_docs
     from experiments.finetune import directory_size
     from experiments.trial import resolve_vectors
 
     vectors = resolve_vectors(params, corpus_dir)
     config = build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors)
     nlp = init_nlp(config, use_gpu=-1)
-    for split in ("train", "dev"):
-        for _ in read_docs(corpus_dir / f"{split}.spacy", nlp.vocab):
-            pass
+    for string in strings if strings is not None else corpus_strings(corpus_dir):
+        nlp.vocab.strings.add(string)
     with tempfile.TemporaryDirectory() as tmp:
         nlp.to_disk(tmp)
         return directory_size(Path(tmp))
@@ -53,11 +65,12 @@ def design_sizes(design_path: Path, corpus_dir: Path, only: Sequence[str] = ()) 
     design = load_design(design_path)
     defaults = load_experiment(design.experiment_dir)["params"]
     rows = []
+    strings = corpus_strings(Path(corpus_dir))
     for setting in design.settings:
         if only and setting.name not in only:
             continue
         params = resolve(defaults, {**setting.params, "corpus_dir": str(corpus_dir)}, defaults_source=design_path)
-        size = estimate_size(design.experiment_dir, params, Path(corpus_dir))
+        size = estimate_size(design.experiment_dir, params, Path(corpus_dir), strings)
         rows.append({"setting": setting.name, "bytes": size,
                      "static_vectors": params["vectors"] if params["static_vectors_input"] else "none",
                      "width": params["width"], "depth": params["depth"], "embed_rows": params["embed_rows"]})

@@ -1,0 +1,185 @@
+"""The size-accuracy frontier: cells (model x pretraining x device), pairing by seed, the headline per
+budget, byte-identical outputs, the committed outputs regenerated from the committed raw results, the
+design file, and the size estimate against a trained model's size."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from analysis.frontier import cells, frontier_report, headline
+from analysis.load import load_all
+from experiments.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "analysis" / "imdb-1k-campaign" / "baseline" / "seed-0" / "results.json"
+MB = 1_000_000
+
+
+def write_trial(runs: Path, name: str, seed: int, score: float, *, size: float, device: str = "cpu",
+                **params) -> Path:
+    """A results.json like a campaign trial's (the committed baseline's, with these changes)."""
+    data = json.loads(TEMPLATE.read_text(encoding="utf-8"))
+    corpus = params.pop("include_unsup", False)
+    data["params"].update(params, seed=seed)
+    data["seed"], data["best_dev_score"], data["model_size_bytes"], data["device"] = seed, score, size, device
+    data["epochs"] = [{**data["epochs"][0], "epoch": 1, "dev_score": score}]
+    data["best_epoch"] = 1
+    data["started_at"] = f"2026-01-01T00:00:{len(list(runs.rglob('results.json'))):02d}+00:00"
+    data["corpus"]["manifest"]["include_unsup"] = corpus
+    if data["params"].get("pretrain_epochs"):
+        data["pretraining"] = {**data["pretraining"], "objective": data["params"]["objective"],
+                               "epochs": data["params"]["pretrain_epochs"]}
+    out = runs / name / f"seed-{seed}" / "results.json"
+    out.parent.mkdir(parents=True)
+    out.write_text(json.dumps(data), encoding="utf-8")
+    return out
+
+
+SMALL = {"static_vectors_input": False, "width": 64, "embed_rows": 5000}
+LMAO = {"objective": "vectors", "pretrain_epochs": 3, "pretrain_max_epochs": 3}
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    runs = tmp_path / "runs"
+    for seed, score in enumerate((0.780, 0.785, 0.776)):
+        write_trial(runs, "small", seed, score, size=6.2 * MB, **SMALL)
+    for seed, score in enumerate((0.790, 0.792)):  # 2 of 3 seeds so far
+        write_trial(runs, "small-lmao", seed, score, size=6.2 * MB, **SMALL, **LMAO)
+    for seed, score in enumerate((0.795, 0.801, 0.790)):  # more text, another corpus folder, same split
+        write_trial(runs, "small-unsup", seed, score, size=6.2 * MB, **{**SMALL, **LMAO},
+                    corpus_dir="corpus/imdb-1k-unsup", include_unsup=True)
+    for seed, score in enumerate((0.826, 0.824, 0.829)):
+        write_trial(runs, "big", seed, score, size=34 * MB)
+    write_trial(runs, "small-gpu", 0, 0.800, size=6.2 * MB, device="gpu:0", **SMALL)
+    return runs
+
+
+def test_cells_pair_by_seed_and_keep_devices_apart(runs):
+    items = cells(load_all([runs]).trials)
+    assert len(items) == 5
+    small = [c for c in items if c.device == "cpu" and c.model.startswith("no static vectors")]
+    base = next(c for c in small if not c.pretrained)
+    lmao = next(c for c in small if c.pretrained and "unlabelled" not in c.pretraining)
+    unsup = next(c for c in small if "unlabelled" in c.pretraining)
+    assert (base.n, lmao.n, unsup.n) == (3, 2, 3)
+    # paired by seed with the same model without pretraining: the corpus folder does not split the pair
+    expected = stats.ttest_rel([0.790, 0.792], [0.780, 0.785])
+    assert lmao.paired_n == 2 and lmao.paired_diff == pytest.approx(100 * (0.791 - 0.7825))
+    assert lmao.paired_p == pytest.approx(expected.pvalue)
+    assert unsup.paired_n == 3 and unsup.paired_p == pytest.approx(
+        stats.ttest_rel([0.795, 0.801, 0.790], [0.780, 0.785, 0.776]).pvalue)
+    gpu = [c for c in items if c.device == "gpu"]
+    assert len(gpu) == 1 and gpu[0].n == 1  # never pooled with the CPU trials of the same model
+    # table order: device, then size
+    assert [c.device for c in items] == ["cpu"] * 4 + ["gpu"]
+    assert [c.size_mb for c in items[:4]] == [6.2, 6.2, 6.2, 34.0]
+
+
+def test_headline_names_the_best_full_cell_per_budget_and_what_pretraining_buys(runs):
+    text = headline(cells(load_all([runs]).trials))
+    cpu = text.split("GPU trials")[0]
+    ten = next(line for line in cpu.splitlines() if line.startswith("- **≤ 10 MB**"))
+    assert "79.53 ± 0.55 %** (n=3" in ten and "labelled + unlabelled reviews" in ten
+    assert "Best without pretraining: 78.03 ± 0.45 (n=3, 6.2 MB)" in ten
+    assert "Pretraining buys +1.50 points there (paired by seed, n=3" in ten
+    anysize = next(line for line in cpu.splitlines() if line.startswith("- **any size**"))
+    assert "82.63 ± 0.25 %** (n=3; 34.0 MB" in anysize and "No LMAO-pretrained trial of that model yet." in anysize
+    gpu = text.split("GPU trials")[1]
+    assert "no model with 3 seeds yet; best so far **80.00 (1 seed) %** (n=1" in gpu
+
+
+def test_report_is_byte_identical_and_writes_readme_blocks(runs, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- frontier:start -->\nold\n<!-- frontier:end -->\ntail\n", encoding="utf-8")
+    table_readme = tmp_path / "exp.md"
+    table_readme.write_text("<!-- table:start --><!-- table:end -->\n", encoding="utf-8")
+    outputs = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        frontier_report([runs], out, readme=readme, table_readme=table_readme, table_block="table")
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert sorted(outputs[0]) == ["frontier.csv", "frontier.md", "frontier.png"]
+    assert outputs[0] == outputs[1]
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("# x\n\n<!-- frontier:start -->\n_Generated by `make report`") and text.endswith("tail\n")
+    assert "- **≤ 35 MB**" in text and "old" not in text
+    table = table_readme.read_text(encoding="utf-8")
+    assert "| 2 (of 3) |" in table and "![accuracy against size and speed](b/frontier.png)" in table
+    with pytest.raises(InputError, match="missing or malformed"):
+        frontier_report([runs], tmp_path / "c", readme=tmp_path / "exp.md")
+    with pytest.raises(InputError, match="runs folder not found"):
+        frontier_report([tmp_path / "none"], tmp_path / "d")
+
+
+def makefile_value(name: str) -> str:
+    match = re.search(rf"^{name} \?= (.*)$", (REPO / "Makefile").read_text(encoding="utf-8"), re.M)
+    assert match, name
+    return match.group(1)
+
+
+def test_committed_frontier_regenerates_byte_identically(tmp_path, monkeypatch):
+    """`make report`'s frontier step on the committed raw results gives the committed files and blocks."""
+    monkeypatch.chdir(REPO)
+    runs = [Path(p) for p in makefile_value("FRONTIER_RUNS").split() if (REPO / p).exists()]
+    readme, table_readme = tmp_path / "README.md", tmp_path / "lmao-imdb-1k" / "README.md"
+    table_readme.parent.mkdir()
+    shutil.copy(REPO / "README.md", readme)
+    shutil.copy(REPO / "lmao-imdb-1k" / "README.md", table_readme)
+    out = tmp_path / "analysis" / "results"
+    frontier_report(runs, out, readme=readme, table_readme=table_readme)
+    for name in ("frontier.md", "frontier.csv", "frontier.png"):
+        assert (out / name).read_bytes() == (REPO / "analysis" / "results" / name).read_bytes(), name
+    assert readme.read_text(encoding="utf-8") == (REPO / "README.md").read_text(encoding="utf-8")
+    assert table_readme.read_text(encoding="utf-8") == (REPO / "lmao-imdb-1k" / "README.md").read_text(encoding="utf-8")
+
+
+def test_frontier_design_pairs_every_pretrained_setting_and_its_tables_are_built_by_make():
+    from experiments.campaign import load_design
+    from experiments.params import PARAMS
+
+    design = load_design(REPO / "lmao-imdb-1k" / "frontier.yml", repo_root=REPO)
+    assert design.seeds == [0, 1, 2]
+    names = {s.name for s in design.settings}
+    assert set(makefile_value("FRONTIER_FIRST").split()) <= names
+    tables = {f"corpus/vectors-imdb-100k-{t}" for t in makefile_value("FRONTIER_TABLES").split()}
+    defaults = {k: p.default for k, p in PARAMS.items()}
+
+    def model(p):
+        return {k: v for k, v in p.items() if not (k == "objective" or k.startswith("pretrain_") or k == "corpus_dir")}
+
+    for setting in design.settings:
+        params = {**defaults, **setting.params}
+        assert params["vectors"] in tables | {"corpus/vectors-imdb-100k"}, setting.name
+        if not params["pretrain_epochs"]:
+            continue
+        # a twin without pretraining: the same params but the pretraining ones and the corpus folder
+        twins = [s.name for s in design.settings
+                 if not s.params.get("pretrain_epochs") and model(params) == model({**defaults, **s.params})]
+        assert twins, f"{setting.name} has no setting without pretraining to pair with"
+    for line in (REPO / "lmao-imdb-1k" / "frontier.yml").read_text(encoding="utf-8").splitlines():
+        assert "SIZE_" not in line, "every size estimate is filled in"
+
+
+@pytest.mark.slow
+def test_size_estimate_matches_the_trained_model(imdb_corpus, tiny_trial_params, tmp_path):
+    """analysis.sizes builds the pipeline a trial trains (spaCy's init_nlp, the corpus' strings): its
+    bytes on disk are the trained model-best's, to the few bytes a config path or meta changes."""
+    from analysis.sizes import estimate_size
+    from experiments.config import load_experiment
+    from experiments.params import resolve
+    from experiments.trial import run_trial
+
+    experiment = REPO / "lmao-imdb-1k"
+    overrides = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "pretrain_epochs": 0, "max_epochs": 1}
+    for static in (True, False):
+        params = resolve(load_experiment(experiment)["params"], {**overrides, "static_vectors_input": static})
+        estimate = estimate_size(experiment, params, imdb_corpus)
+        results = run_trial(experiment, tmp_path / f"t-{static}", {**overrides, "static_vectors_input": static},
+                            gpu="-1", eval_processes=1)
+        assert abs(estimate - results["model_size_bytes"]) < 0.01 * results["model_size_bytes"], static
