@@ -280,7 +280,8 @@ def _best(items: Sequence[Cell]) -> Optional[Cell]:
 
 
 def _describe(cell: Cell) -> str:
-    return f"**{score_text(cell)} %** (n={cell.n}; {cell.size_mb:.1f} MB; {cell.model}; pretraining: {cell.pretraining})"
+    score = f"{_f(cell.mean, 2)} ± {_f(cell.std, 2)} %" if cell.n > 1 else f"{_f(cell.mean, 2)} %"
+    return f"**{score}** (n={cell.n}; {cell.size_mb:.1f} MB; {cell.model}; pretraining: {cell.pretraining})"
 
 
 def headline(items: Sequence[Cell]) -> str:
@@ -384,7 +385,9 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
             for budget in BUDGETS_MB:
                 if budget is not None:
                     ax.axvline(budget, color="grey", linestyle=":", linewidth=1)
-            ax.set_xlim(left=0)
+                    ax.annotate(f"{budget:g} MB", (budget, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                                textcoords="offset points", fontsize=7, color="grey")
+            ax.set_xlim(0, max(40.0, 1.05 * max(c.size_mb for c in own)))
         ax.set_xlabel(label)
         ax.set_ylabel("best dev accuracy (%), mean ± std over seeds")
         ax.grid(alpha=0.3)

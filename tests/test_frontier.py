@@ -92,7 +92,7 @@ def test_headline_names_the_best_full_cell_per_budget_and_what_pretraining_buys(
     anysize = next(line for line in cpu.splitlines() if line.startswith("- **any size**"))
     assert "82.63 ± 0.25 %** (n=3; 34.0 MB" in anysize and "No LMAO-pretrained trial of that model yet." in anysize
     gpu = text.split("GPU trials")[1]
-    assert "no model with 3 seeds yet; best so far **80.00 (1 seed) %** (n=1" in gpu
+    assert "no model with 3 seeds yet; best so far **80.00 %** (n=1" in gpu
 
 
 def test_report_is_byte_identical_and_writes_readme_blocks(runs, tmp_path):

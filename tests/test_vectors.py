@@ -194,6 +194,15 @@ def test_installed_pipeline_package_works_like_a_folder(package, table, tmp_path
     # its cache-key fingerprint: name, version and a hash of its vocab (vectors, key map, strings)
     first = package_fingerprint("en_tiny_table")
     assert first.startswith("en_tiny_table==0.0.1 vocab-sha256:") and first == package_fingerprint("en_tiny_table")
+    # the pretraining cache key hashes the filled config with that fingerprint for [initialize] vectors
+    from experiments.config import build_config, load_experiment
+    from experiments.params import resolve
+    from experiments.pretrain import weights_config
+
+    experiment = REPO / "lmao-imdb-1k"
+    params = resolve(load_experiment(experiment)["params"], {"vectors": "en_tiny_table", "pretrain_epochs": 1})
+    config = build_config(experiment, params, corpus_dir=tmp_path, vectors="en_tiny_table", pretraining=True)
+    assert weights_config(config)["initialize"]["vectors"] == first
     vectors_file = package / "en_tiny_table" / "en_tiny_table-0.0.1" / "vocab" / "vectors"
     data = bytearray(vectors_file.read_bytes())
     data[-1] ^= 1  # other vectors under the same name and version: another fingerprint
