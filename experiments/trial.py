@@ -11,7 +11,7 @@ import json
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 from thinc.api import Config
 
@@ -191,9 +191,12 @@ def run_trial(
 
     save()
     tracker = make_tracker(experiment["name"], params, out_dir)  # Polyaxon run when an API is configured
+    kernels = None
     try:
         use_gpu = select_device(gpu, params["cpu_gemm"])
         results["device"] = f"gpu:{use_gpu}" if use_gpu >= 0 else "cpu"
+        if use_gpu >= 0 and cache:
+            kernels = sync_kernels("restore", cache)  # CuPy's compiled kernels from the bucket, if any
         init_tok2vec = None
         if params["pretrain_epochs"] > 0:
             from .pretrain import pretrained_checkpoint
@@ -232,12 +235,28 @@ def run_trial(
         result_file.finish(results, "failed", f"{type(err).__name__}: {err}")
         raise
     finally:
+        if kernels is not None:
+            sync_kernels("save", cache, kernels)
         results["finished_at"] = result_file.now()
         save()
         tracker.finish(results)
         if artifacts:
             publish_trial(out_dir, artifacts, results, save)
     return results
+
+
+def sync_kernels(action: str, cache: str, known: Optional[Set[str]] = None) -> Optional[Set[str]]:
+    """Restore CuPy's kernel cache from, or save it to, ``CACHE/cupy-kernels/`` (``gs://`` caches only;
+    experiments/kernel_cache.py). A failure costs only compile time, so it is logged, never raised."""
+    from . import kernel_cache
+
+    try:
+        if action == "restore":
+            return kernel_cache.restore(cache)
+        kernel_cache.save(cache, known or set())
+    except Exception as err:  # noqa: BLE001  (network, permissions: the trial itself is unaffected)
+        log(f"CuPy kernel cache: {action} skipped ({type(err).__name__}: {err})")
+    return None if action == "save" else set()
 
 
 def publish_trial(out_dir: Path, artifacts: str, results: Dict[str, Any], save) -> str:
