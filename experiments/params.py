@@ -33,7 +33,8 @@ class Param:
 PARAMS: Dict[str, Param] = {
     # data
     "corpus_dir": Param(str, "corpus/imdb-1k", "prepared corpus folder (from `lmao data ...`)"),
-    "vectors": Param(str, "", "static vectors (spaCy vectors folder or pipeline); default: CORPUS/vectors"),
+    "vectors": Param(str, "", "static vectors: a spaCy vectors or pipeline folder, or an installed pipeline "
+                              "package (en_core_web_lg); default: CORPUS/vectors"),
     # architecture (tok2vec = embed -> encode)
     "width": Param(int, 96, "tok2vec width"),
     "depth": Param(int, 4, "encoder depth (CNN layers)"),
