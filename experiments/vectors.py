@@ -269,7 +269,7 @@ def prune_vectors(source: Union[str, Path], out_dir: PathLike, *, rows: int = 0,
     neighbours), then the kept table is projected.
     """
     if rows < 0 or dims < 0:
-        raise InputError("--rows" if rows < 0 else "--dims", "must be positive")
+        raise InputError("--rows" if rows < 0 else "--dims", f"must be 0 (keep all) or more, got {min(rows, dims)}")
     if not rows and not dims:
         raise InputError("lmao vectors prune", "nothing to do: give --rows N and/or --dims D")
     nlp = load_vectors_pipeline(source)

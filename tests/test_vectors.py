@@ -132,6 +132,8 @@ def test_prune_bad_input_writes_nothing(table, tmp_path):
         prune_vectors(str(table), out, dims=12)
     with pytest.raises(InputError, match="nothing to do"):
         prune_vectors(str(table), out)
+    with pytest.raises(InputError, match=r"--dims: must be 0 \(keep all\) or more, got -2"):
+        prune_vectors(str(table), out, rows=3, dims=-2)
     with pytest.raises(InputError, match="neither a folder nor an installed spaCy pipeline package"):
         prune_vectors(str(tmp_path / "missing"), out, rows=2)
     spacy.blank("en").to_disk(tmp_path / "novec")
