@@ -10,14 +10,21 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv \
-    PATH=/opt/venv/bin:$PATH
+    PATH=/opt/venv/bin:$PATH \
+    CUPY_CACHE_DIR=/home/lmao/.cupy/kernel_cache
+
+# CuPy's compiled kernels (CUPY_CACHE_DIR, CuPy's default folder for this user, named so it is stated once)
+# are not baked in: the build has no GPU and the binaries are compiled for the GPU's architecture. A trial
+# with --cache gs://... restores them from <cache>/cupy-kernels/ and uploads new ones
+# (experiments/kernel_cache.py), so only the first pod ever compiles them.
 
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates git \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv \
-    && useradd --create-home --uid 1000 lmao
+    && useradd --create-home --uid 1000 lmao \
+    && install -d -o lmao -g lmao /home/lmao/.cupy/kernel_cache
 
 WORKDIR /app
 

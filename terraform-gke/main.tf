@@ -387,7 +387,12 @@ resource "google_container_node_pool" "pools" {
       }
     }
 
-    # GKE installs the NVIDIA driver itself (no DaemonSet to manage).
+    # GKE installs the NVIDIA driver itself (no DaemonSet to manage). With gpu_trials_per_gpu > 1, GKE
+    # GPU time-sharing advertises that many nvidia.com/gpu per physical GPU, so that many trial pods (each
+    # asking for one) share it. Schema of hashicorp/google 6.50 (versions.tf allows >= 5, < 7), from the
+    # provider's google/services/container/node_config.go: guest_accelerator.gpu_sharing_config
+    # { gpu_sharing_strategy (string, required), max_shared_clients_per_gpu (int, required) }, both
+    # ForceNew: changing them replaces the GPU pool (empty between sweeps: it scales to 0).
     dynamic "guest_accelerator" {
       for_each = each.value.gpus > 0 ? [each.value.gpus] : []
       content {
@@ -395,6 +400,13 @@ resource "google_container_node_pool" "pools" {
         count = guest_accelerator.value
         gpu_driver_installation_config {
           gpu_driver_version = "LATEST"
+        }
+        dynamic "gpu_sharing_config" {
+          for_each = var.gpu_trials_per_gpu > 1 ? [var.gpu_trials_per_gpu] : []
+          content {
+            gpu_sharing_strategy       = "TIME_SHARING"
+            max_shared_clients_per_gpu = gpu_sharing_config.value
+          }
         }
       }
     }

@@ -114,6 +114,17 @@ variable "gpu_max_nodes" {
   default     = 4
 }
 
+variable "gpu_trials_per_gpu" {
+  description = "Trials (containers) that share each GPU through GKE GPU time-sharing; 1 gives each trial a whole GPU. One protocol trial leaves most of a GPU idle (six ran at once on one H100). A trial still requests nvidia.com/gpu: 1, and each node also needs CPU and memory for every trial it runs."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.gpu_trials_per_gpu >= 1 && var.gpu_trials_per_gpu <= 48 && floor(var.gpu_trials_per_gpu) == var.gpu_trials_per_gpu
+    error_message = "gpu_trials_per_gpu must be a whole number from 1 to 48 (GKE's limit on clients per GPU)."
+  }
+}
+
 variable "gpu_spot" {
   description = "Run GPU experiments on Spot VMs (preemptible; trials resume from the cache)."
   type        = bool
