@@ -147,7 +147,7 @@ def pretraining_label(row: pd.Series) -> str:
     text = "labelled + unlabelled reviews" if _plain(row.get("corpus.include_unsup")) else "labelled reviews"
     words = _plain(row.get("corpus.pretrain_words"))
     if words:
-        text += f", {words_label(words)} words"
+        text += f", {words / 1e6:.1f}M words" if words >= 1e6 else f", {words_label(words)} words"
     if params.get("objective") in ("vectors", "trigram") and params.get("vectors"):
         text += f"; targets {Path(str(params['vectors'])).name}"
     return f"LMAO {params.get('objective')} {epochs} epoch{'s' if epochs != 1 else ''} ({text})"
