@@ -4,7 +4,9 @@
 into pandas tables; ``analysis.tables`` and ``analysis.plots`` turn them into markdown/CSV tables and PNG
 plots; ``analysis.report`` writes everything (plus a manifest of the raw files behind each output) into
 ``analysis/results/`` and the experiment folders' READMEs. Entry points: ``lmao report``,
-``python -m analysis`` and ``make report``.
+``python -m analysis`` and ``make report``. ``analysis.frontier`` (``lmao frontier``) answers "the best
+accuracy at each model size, and what LMAO pretraining buys there" from IMDB-style campaigns;
+``analysis.sizes`` estimates a campaign design's model sizes before training.
 """
 
 from typing import Any
