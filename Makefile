@@ -17,6 +17,7 @@ help:
 	@echo "make test   - run the test suite (what CI runs)"
 	@echo "make test-fast - the tests that train no model and start no external tool (under a minute)"
 	@echo "make bench  - benchmarks (full-size, slow)"
+	@echo "make bench-gpu - GPU vs CPU ratios on this machine's GPU (exits 2 without one)"
 	@echo "make check-infra - static checks of terraform-gke/ and the Dockerfile (HCL, references, checkov)"
 	@echo "make image  - build and push the experiment image to the cluster's Artifact Registry"
 	@echo "make report - the committed tables/plots from the committed campaign results (RUNS=dir: that dir, into dir/report)"
@@ -69,6 +70,12 @@ demo: data-imdb-small
 # The performance ratios (benchmarks/README.md) from one run (data prep, pretraining, a trial with peak PSS), with the machine's load.
 bench: venv
 	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
+
+# GPU against CPU on this machine, one run (benchmarks/bench_gpu.py): the protocol trial (cold and warm CuPy
+# kernel cache), pretraining words/s, WNUT-17 NER. Without a GPU it says why and exits 2.
+.PHONY: bench-gpu
+bench-gpu: venv
+	$(BIN)/python benchmarks/bench_gpu.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(RUNS) $(CORPUS)
