@@ -183,3 +183,28 @@ def test_size_estimate_matches_the_trained_model(imdb_corpus, tiny_trial_params,
         results = run_trial(experiment, tmp_path / f"t-{static}", {**overrides, "static_vectors_input": static},
                             gpu="-1", eval_processes=1)
         assert estimate == results["model_size_bytes"], static
+
+
+def test_make_cuts_each_frontier_table_with_lmao_vectors_prune(tmp_path):
+    """The Makefile's pattern rule reads a table's size from its folder name (what frontier.yml names)."""
+    import subprocess
+
+    done = subprocess.run(["make", "-n", "frontier-vectors", f"CORPUS={tmp_path}", "FRONTIER_TABLES=5k 10k-d50 d50"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    commands = " ".join(done.stdout.replace("\\\n", " ").split())
+    base = f"{tmp_path}/vectors-imdb-100k"
+    assert f"vectors prune {base} {base}-5k --rows 5000 touch" in commands
+    assert f"vectors prune {base} {base}-10k-d50 --rows 10000 --dims 50 touch" in commands
+    assert f"vectors prune {base} {base}-d50 --dims 50 touch" in commands
+
+
+def test_frontier_cli_errors_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "experiments", "frontier", str(tmp_path / "missing"), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"error: {tmp_path / 'missing'}: runs folder not found"
+    assert not (tmp_path / "out").exists()
