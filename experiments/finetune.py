@@ -219,7 +219,8 @@ def finetune(
     Every setting comes from the resolved ``[training]`` block, and the updates are the ones
     ``spacy train`` makes on the same config (same seeding, shuffling, batcher, optimizer schedules,
     averaged parameters for evaluation and saving). What differs: evaluation happens once per epoch
-    (so ``patience`` counts epochs, not steps) on every core, and ``model-last`` is the last epoch.
+    (so ``patience`` counts epochs, not steps) in up to ``eval_processes`` forked workers (default: one per
+    core, at most 4; one on a GPU), and ``model-last`` is the last epoch.
     """
     nlp = init_pipeline(config, use_gpu=use_gpu)
     T = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
