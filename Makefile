@@ -241,7 +241,7 @@ PLX_FILE ?= lmao-imdb-1k/polyaxonfile.random.yml
 PLX_PROJECT ?= lmao-local
 PLX_RUNS ?= 3
 PLX_CONCURRENCY ?= 2
-PLX_ARGS ?= -P max_epochs=4 -P patience=0
+PLX_ARGS ?= -P max_epochs=4 -P patience=0 -P pretrain_max_words=1000000
 .PHONY: sweep-polyaxon sweep-polyaxon-stop
 sweep-polyaxon: data-imdb-small dashboard-venv venv
 	tools/polyaxon_sweep.sh up $(DASHBOARD_DIR) $(DASHBOARD_PORT)

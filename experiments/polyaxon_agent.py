@@ -8,11 +8,14 @@ Kubernetes agent of the Helm chart. Here it is :class:`ProcessAgent`: polyaxon's
 upload copied into ``<run>/uploads``, the env Polyaxon gives a managed run), with our own executor that
 starts each step as a process. Pinned to polyaxon 2.18.0 (pyproject.toml); the private modules used are
 ``polyaxon._runner.agent.sync_agent``, ``polyaxon._runner.agent.client``, ``polyaxon._local_process``,
-``polyaxon._schemas.agent``, ``polyaxon._connections``, ``polyaxon._env_vars.getters``.
+``polyaxon._schemas.agent``, ``polyaxon._connections``, ``polyaxon._env_vars.getters``,
+``polyaxon._contexts.paths`` (and ``traceml.logging`` for the log format). The trial side of the same
+sweep (experiments/tracking.py) patches ``polyaxon._fs.watcher`` / ``polyaxon._sidecar.processor``.
 
 Why not polyaxon's own process agent (``polyaxon._local_process.executor.Executor``, 2.18.0): its
 ``create`` builds a ``docker run`` command line (``process_types.V1Container.get_cmd_args``) and fails with
-``AttributeError: 'V1Container' object has no attribute 'image'``; its ``stop`` calls ``.poll()`` on a list;
+``AttributeError: 'V1Container' object has no attribute 'image'``; its ``stop`` calls ``.poll()`` on the
+list of processes it keeps per run (or on None);
 its agent ignores what ``create`` returns, so it never reports a run's end.
 
 What this executor does with a run the server hands out:
@@ -363,6 +366,14 @@ def _agent_classes():
 
         def apply_run(self, run_data):
             self.submit_run(run_data)
+
+        def clean_run(self, run_uuid: str, run_kind: str, namespace: str = None):
+            """A run deleted from the UI/CLI while it runs: end its processes."""
+            with self.lock:
+                run = self.runs.get(run_uuid)
+            if run is not None:
+                self.say(f"{run_uuid[:8]}: deleted on the server, ending the trial")
+                run.stop()
 
         def end(self, sleep: Optional[int] = None):
             super().end(sleep)

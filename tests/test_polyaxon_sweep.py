@@ -188,11 +188,30 @@ def test_polyaxon_run_u_runs_the_random_sweep(local_polyaxon, random_sweep, tiny
     assert sum(int(cells[7]) for cells in rows if cells[7].strip().isdigit()) == 2, table  # "n trials"
 
 
+VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+def VoidAwareGridCells():
+    """tests/test_dashboard.py's grid parser, for pages whose cells hold void elements (a matrix's runs
+    list has a selection checkbox, an <input> that never closes)."""
+    from tests.test_dashboard import GridCells
+
+    class Parser(GridCells):
+        def handle_starttag(self, tag, attrs):
+            if tag not in VOID_TAGS:
+                super().handle_starttag(tag, attrs)
+
+        def handle_startendtag(self, tag, attrs):
+            pass
+
+    return Parser()
+
+
 @pytest.mark.slow
 def test_dashboard_lists_the_children_with_their_scores(local_polyaxon, random_sweep, tmp_path):
     """Headless Chromium on the sandbox's runs page of the sweep's project (as tests/test_dashboard.py)."""
     from experiments.tracking import runs_page_url
-    from tests.test_dashboard import GridCells, chromium_binary, headless
+    from tests.test_dashboard import chromium_binary, headless
 
     browser = chromium_binary()
     if browser is None:
@@ -203,7 +222,7 @@ def test_dashboard_lists_the_children_with_their_scores(local_polyaxon, random_s
     for attempt in range(3):  # the grid renders after the API answers; a busy machine may need a reload
         dom = headless(browser, tmp_path / "profile", "--dump-dom", url)
         assert dom.returncode == 0, dom.stderr[-2000:]
-        parser = GridCells()
+        parser = VoidAwareGridCells()
         parser.feed(dom.stdout)
         shown = sorted(round(float(text), 3) for (_, column), text in parser.cells.items()
                        if column == "out.best_dev_score" and text)
@@ -304,7 +323,7 @@ def test_failing_trial_stop_and_agent_restart(local_polyaxon, tiny_corpus, tmp_p
     # 3. Kill the agent (SIGKILL) while a child trains; restart it: the child ends failed, the queue goes on.
     project = f"kill-{uuid.uuid4().hex[:6]}"
     matrix = matrix_of(launch(local, project, RANDOM, "--runs", "3", "--concurrency", "1", "-P",
-                              f"corpus_dir={tiny_corpus}", *cache, "-P", "max_epochs=3", "-P", "patience=0"))
+                              f"corpus_dir={tiny_corpus}", *cache, "-P", "max_epochs=1", "-P", "patience=0"))
 
     def second_running():
         runs = children(local, project, matrix)
