@@ -310,12 +310,28 @@ def _agent_classes():
                 found += 1
                 if info.get("pgid"):
                     kill_group(int(info["pgid"]), grace=2.0)
+                if self._is_done(info):  # it ended (the trial reports its own end) before the agent died
+                    path.unlink()
+                    found -= 1
+                    continue
                 run = LocalRun(self, info["owner"], info["project"], info["run_uuid"], [])
                 run.report("failed", "The local agent running this trial was killed; its processes were ended "
                                      "when the agent restarted")
                 self.say(f"{info['run_uuid'][:8]} ({info['project']}): left by a killed agent, marked failed")
                 path.unlink()
             return found
+
+        @staticmethod
+        def _is_done(info: Dict[str, Any]) -> bool:
+            from polyaxon.client import RunClient
+            from polyaxon.schemas import LifeCycle
+
+            try:
+                client = RunClient(owner=info["owner"], project=info["project"], run_uuid=info["run_uuid"])
+                client.refresh_data()
+                return LifeCycle.is_done(client.run_data.status)
+            except Exception:
+                return False
 
         # ------------------------------------------------------------ the loop's hooks
         def cron(self):

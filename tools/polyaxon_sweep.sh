@@ -19,6 +19,8 @@ data="$(cd "$2" && pwd)"
 python="$repo/.venv/bin/python"
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+healthy() { "$python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1/healthz" \
+    >/dev/null 2>&1; }
 
 stop_pid() {  # the process group started by this script (setsid): TERM, then KILL after $2 seconds
     local file="$1" grace="$2" pid
@@ -36,7 +38,7 @@ up)
     port="$3" host="http://127.0.0.1:$3"
     [ -x "$python" ] || { echo "error: $python missing: run \`make venv\`" >&2; exit 1; }
     export POLYAXON_CONTEXT_ROOT="$data/context"
-    if curl -fsS -o /dev/null "$host/healthz" 2>/dev/null; then
+    if healthy "$host"; then
         if alive "$data/server.pid"; then
             echo "server: reusing $host (pid $(cat "$data/server.pid"))"
         else
@@ -47,11 +49,11 @@ up)
         setsid bash "$repo/tools/dashboard.sh" "$data" "$port" >"$data/server.log" 2>&1 < /dev/null &
         echo $! >"$data/server.pid"
         for _ in $(seq 360); do
-            curl -fsS -o /dev/null "$host/healthz" 2>/dev/null && break
+            healthy "$host" && break
             alive "$data/server.pid" || { echo "error: $data/server.log: server exited" >&2; tail -5 "$data/server.log" >&2; exit 1; }
             sleep 0.5
         done
-        curl -fsS -o /dev/null "$host/healthz" || { echo "error: $host: server not up after 180 s" >&2; exit 1; }
+        healthy "$host" || { echo "error: $host: server not up after 180 s" >&2; exit 1; }
     fi
     if alive "$data/agent.pid"; then
         echo "agent: reusing pid $(cat "$data/agent.pid") (log $data/agent.log)"
