@@ -9,10 +9,17 @@
 # (POLYAXON_CONTEXT_ROOT: haupt compiles {{ globals.run_artifacts_path }} under it; without it, under
 # /plx-context). The agent (experiments/polyaxon_agent.py) keeps its state and its trials' HOME in
 # DATA_DIR/agent, never the user's HOME: a trial must not find the CLI's cached run there.
+# POLYAXON_MAX_CONCURRENCY (haupt 2.18.0 default 50) caps every run in a running state, a running matrix
+# included (haupt/db/managers/agents.py get_queued_runs, queues.py get_num_to_start): at 1 or 2 a matrix
+# waits forever for room it takes itself, so a lower value is refused here.
 set -euo pipefail
 usage() { echo "usage: $0 up DATA_DIR PORT | down DATA_DIR" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 cmd="$1"
+if [ "$cmd" = up ] && [ -n "${POLYAXON_MAX_CONCURRENCY:-}" ] && [ "$POLYAXON_MAX_CONCURRENCY" -lt 3 ] 2>/dev/null; then
+    echo "error: POLYAXON_MAX_CONCURRENCY=$POLYAXON_MAX_CONCURRENCY: the running matrix counts too; use at least the matrix's concurrency + 1 (3 or more)" >&2
+    exit 1
+fi
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$2"
 data="$(cd "$2" && pwd)"
