@@ -1,4 +1,4 @@
-"""Commands end to end as a user runs them (``python -m experiments ...`` in a subprocess), on tiny inputs:
+"""Commands end to end as a user runs them (the ``lmao`` app, in a subprocess where it trains), on tiny inputs:
 ``vectors import``, ``data ner``, ``polyaxonfile --check`` and ``trial --artifacts`` (bad input to each
 is covered by tests/test_user_errors.py)."""
 
@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy
 import pytest
@@ -21,10 +22,22 @@ VOCAB = spacy.blank("en").vocab
 
 
 def lmao(*args, env=None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m experiments ARGS`` in its own process, as a user runs it."""
     environ = {**os.environ, "LMAO_TRACKING": "0", **(env or {})}
     environ.pop("POLYAXON_HOST", None)
     return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)], cwd=REPO, env=environ,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def lmao_here(*args) -> SimpleNamespace:
+    """The same ``lmao`` app run in this process (typer's CliRunner), for commands that train nothing:
+    each subprocess would spend seconds importing spaCy."""
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    return SimpleNamespace(returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr)
 
 
 def test_vectors_import_command(tmp_path):
@@ -35,7 +48,7 @@ def test_vectors_import_command(tmp_path):
     (tmp_path / "cc.vec").write_text(f"{len(rows)} 3\n{body}", encoding="utf-8")
     (tmp_path / "glove.txt").write_text(body, encoding="utf-8")
     for source, out in (("cc.vec", "fasttext"), ("glove.txt", "glove"), ("fasttext", "from-pipeline")):
-        done = lmao("vectors", "import", tmp_path / source, tmp_path / out)
+        done = lmao_here("vectors", "import", tmp_path / source, tmp_path / out)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == f"{tmp_path / out}: 4 vectors x 3 dims"
         nlp = spacy.load(tmp_path / out)
@@ -70,7 +83,7 @@ def test_data_ner_command(tmp_path):
     raw = tmp_path / "raw.jsonl"
     raw.write_text("".join(json.dumps({"text": f"review {i} says nothing"}) + "\n" for i in range(5)))
     out = tmp_path / "corpus"
-    done = lmao("data", "ner", tmp_path / "train.conll", tmp_path / "dev.conll", out, "--test",
+    done = lmao_here("data", "ner", tmp_path / "train.conll", tmp_path / "dev.conll", out, "--test",
                 tmp_path / "test.conll", "--raw", raw, "--max-pretrain-docs", 4)
     assert done.returncode == 0, done.stderr
     train = list(read_docs(out / "train.spacy", VOCAB))
@@ -92,22 +105,22 @@ def test_data_ner_command(tmp_path):
 def test_polyaxonfile_check_command(tmp_path):
     """--check: exit 0 on the committed files, exit 1 with one line on a stale copy, and nothing written."""
     for experiment, search in (("lmao-imdb-1k", "random"), ("ontonotes-ner", "bayes")):
-        done = lmao("polyaxonfile", REPO / experiment, "--search", search, "--check")
+        done = lmao_here("polyaxonfile", REPO / experiment, "--search", search, "--check")
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().endswith(f"polyaxonfile.{search}.yml: up to date")
     stale = tmp_path / "polyaxonfile.yml"
-    written = lmao("polyaxonfile", REPO / "lmao-imdb-1k", "--out", stale)
+    written = lmao_here("polyaxonfile", REPO / "lmao-imdb-1k", "--out", stale)
     assert written.returncode == 0 and written.stdout.strip() == f"wrote {stale}"
-    assert lmao("polyaxonfile", REPO / "lmao-imdb-1k", "--out", stale, "--check").returncode == 0
+    assert lmao_here("polyaxonfile", REPO / "lmao-imdb-1k", "--out", stale, "--check").returncode == 0
     text = stale.read_text().replace("concurrency: 4", "concurrency: 3")
     assert text != stale.read_text()
     stale.write_text(text)
-    done = lmao("polyaxonfile", REPO / "lmao-imdb-1k", "--out", stale, "--check")
+    done = lmao_here("polyaxonfile", REPO / "lmao-imdb-1k", "--out", stale, "--check")
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == (f"error: {stale}: out of date: run `lmao polyaxonfile {REPO / 'lmao-imdb-1k'} "
                            "--search random`\n")
     assert stale.read_text() == text  # --check never rewrites
-    missing = lmao("polyaxonfile", REPO / "lmao-imdb-1k", "--out", tmp_path / "none.yml", "--check")
+    missing = lmao_here("polyaxonfile", REPO / "lmao-imdb-1k", "--out", tmp_path / "none.yml", "--check")
     assert missing.returncode == 1 and "out of date" in missing.stderr and not (tmp_path / "none.yml").exists()
 
 
@@ -130,6 +143,6 @@ def test_trial_artifacts_command(gcs_emulator, imdb_corpus, tmp_path):
     download_tree(local["artifacts_url"], tmp_path / "back")
     assert json.loads((tmp_path / "back" / "results.json").read_text()) == local
     assert spacy.load(tmp_path / "back" / "model-best").pipe_names == ["tok2vec", "textcat"]
-    report = lmao("report", "--gcs", prefix, "--out", tmp_path / "report", "--no-readmes", "--no-plots", env=env)
+    report = lmao_here("report", "--gcs", prefix, "--out", tmp_path / "report", "--no-readmes", "--no-plots")
     assert report.returncode == 0, report.stderr
     assert "report: 1 trials (1 completed), 0 skipped, 1 table(s)" in report.stdout
