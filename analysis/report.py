@@ -118,7 +118,7 @@ def build_report(
 ) -> ReportResult:
     """Write every table, plot and README section for the loaded runs (see module doc)."""
     from .plots import plot_group
-    from .tables import build_tables, campaign_settings
+    from .tables import HEADLINE_BLOCK, build_tables, campaign_settings, headline
 
     result = ReportResult(messages=list(loaded.notes))
     skipped_lines = [f"- `{r.source}`: {r.reason}" for r in loaded.skipped.itertuples()]
@@ -164,6 +164,11 @@ def build_report(
             result.messages.append(message)
             if message.startswith(("updated", "unchanged")):
                 result.readmes.append(readme)
+    if readme_root is not None:  # the top README's headline, where it has the block's markers
+        message = update_readme(Path(readme_root) / "README.md", headline(all_trials, tables), block=HEADLINE_BLOCK)
+        result.messages.append(message)
+        if message.startswith(("updated", "unchanged")):
+            result.readmes.append(Path(readme_root) / "README.md")
     if skipped_lines:
         report_parts += ["## Skipped result files", ""] + skipped_lines + [""]
     written.append(write_text_path(out / "report.md", "\n".join(report_parts).rstrip() + "\n"))
