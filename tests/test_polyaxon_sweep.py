@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import HAUPT, free_port
+from tests.services import HAUPT, free_port, unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tools" / "polyaxon_sweep.sh"
@@ -74,7 +74,7 @@ def alive(pid: int) -> bool:
 def local_polyaxon(tmp_path_factory):
     """Server + agent started by tools/polyaxon_sweep.sh (as `make sweep-polyaxon` does), stopped by PID."""
     if not HAUPT.exists():
-        pytest.skip(f"{HAUPT} missing: run `make dashboard-venv` (make test does)")
+        unavailable(f"{HAUPT} missing: run `make dashboard-venv` (make test does)")
     root = tmp_path_factory.mktemp("plx-local")
     data, home = root / "data", root / "home"
     home.mkdir()
@@ -215,7 +215,7 @@ def test_dashboard_lists_the_children_with_their_scores(local_polyaxon, random_s
 
     browser = chromium_binary()
     if browser is None:
-        pytest.skip("no Chromium: apt-get install chromium (.ci/run installs it when run as root)")
+        unavailable("no Chromium: apt-get install chromium (.ci/run installs it when run as root)")
     url = runs_page_url(local_polyaxon["host"], random_sweep["project"])
     scores = sorted(round(r["outputs"]["best_dev_score"], 3) for r in random_sweep["runs"])
     shown = []
