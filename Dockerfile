@@ -18,11 +18,14 @@ ENV DEBIAN_FRONTEND=noninteractive \
 # with --cache gs://... restores them from <cache>/cupy-kernels/ and uploads new ones
 # (experiments/kernel_cache.py), so only the first pod ever compiles them.
 
+# Ubuntu 24.04 images ship a user "ubuntu" with UID 1000, which `useradd --uid 1000` would collide with
+# ("UID 1000 is not unique"): it is removed first.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates git \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv \
+    && if getent passwd ubuntu > /dev/null; then userdel --remove ubuntu; fi \
     && useradd --create-home --uid 1000 lmao \
     && install -d -o lmao -g lmao /home/lmao/.cupy/kernel_cache
 
