@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from analysis.cli import report
+from analysis.cli import frontier, report
 from . import cli_sweep
 from .cli_base import OVERRIDES, existing_folder, new_app
 from .errors import InputError, check_at_least
@@ -241,4 +241,5 @@ def campaign(
 
 
 app.command("report")(report)  # defined in analysis.cli (also `python -m analysis`)
+app.command("frontier")(frontier)  # analysis.cli: the size-accuracy frontier of IMDB-style campaigns
 cli_sweep.register(app)  # `lmao sweep` and `lmao polyaxonfile`
