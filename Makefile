@@ -132,7 +132,15 @@ campaign-frontier: $(CORPUS)/imdb-1k/.done $(CORPUS)/vectors-imdb-100k/.done fro
 FRONTIER_RUNS ?= analysis/imdb-1k-campaign analysis/imdb-1k-frontier
 frontier-report: venv
 	$(LMAO) frontier $(wildcard $(FRONTIER_RUNS)) --out analysis/results --readme README.md --block frontier \
-		--table-readme lmao-imdb-1k/README.md --table-block frontier
+		--table-readme lmao-imdb-1k/README.md --table-block frontier $(if $(wildcard $(FRONTIER_SPEEDS)),--speeds $(FRONTIER_SPEEDS))
+
+# The frontier's speed axis: every model of the designs built at its trained shapes and timed side by side
+# in one process (a trial's own speed depends on the load it ran under). Commit the CSV it writes.
+FRONTIER_SPEEDS ?= analysis/results/frontier-speed.csv
+.PHONY: frontier-speed
+frontier-speed: $(CORPUS)/imdb-1k/.done $(CORPUS)/vectors-imdb-100k/.done frontier-vectors
+	$(BIN)/python -m analysis.speeds lmao-imdb-1k/campaign.yml lmao-imdb-1k/frontier.yml --corpus $(CORPUS)/imdb-1k \
+		--out $(FRONTIER_SPEEDS)
 
 # The recipe study behind lmao-imdb-1k's defaults (its README says what each lever bought), and the
 # protocol-scale baseline before it (3 seeds, the "before" curve).

@@ -244,7 +244,7 @@ def table_frame(items: Sequence[Cell]) -> pd.DataFrame:
             "LMAO pretraining": cell.pretraining, "n": cell.n if cell.n >= FULL_SEEDS else f"{cell.n} (of {FULL_SEEDS})",
             "best dev accuracy (%), mean ± std": score_text(cell),
             "vs. no pretraining, paired by seed (points)": paired_text(cell),
-            "inference (k words/s)": _f(cell.words_per_second / 1e3),
+            "inference (k words per CPU-s, side by side)": _f(cell.words_per_second / 1e3),
         })
     return pd.DataFrame(rows)
 
@@ -388,10 +388,16 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
                     ax.annotate(f"{budget:g} MB", (budget, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
                                 textcoords="offset points", fontsize=7, color="grey")
             ax.set_xlim(0, max(40.0, 1.05 * max(c.size_mb for c in own)))
+        if attr == "words_per_second" and not any(np.isfinite(c.words_per_second) for c in own):
+            ax.text(0.5, 0.5, "no side-by-side speed measurement\n(make frontier-speed)", ha="center",
+                    va="center", transform=ax.transAxes, color="grey")
+        elif attr == "words_per_second":
+            label = "inference speed (k words per CPU-second, all models side by side: frontier-speed.csv)"
         ax.set_xlabel(label)
         ax.set_ylabel("best dev accuracy (%), mean ± std over seeds")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
     fig.suptitle("IMDB-1k: accuracy against model size and speed (triangles: LMAO-pretrained; n<3: fewer seeds)")
     fig.tight_layout()
     fig.savefig(path, **SAVE)
@@ -403,9 +409,12 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
 
 
 def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] = None, block: str = OUTPUT,
-                    table_readme: Optional[Path] = None, table_block: str = OUTPUT) -> List[str]:
+                    table_readme: Optional[Path] = None, table_block: str = OUTPUT,
+                    speeds: Optional[Path] = None) -> List[str]:
     """Write ``frontier.md``, ``frontier.csv`` and ``frontier.png`` into ``out`` and the README blocks;
-    returns the messages to print."""
+    returns the messages to print. Inference speeds come only from ``speeds`` (``analysis.speeds``: every
+    model timed side by side in one run), never from the speeds trials recorded under whatever load
+    their machine had; without it the speed column and axis stay empty."""
     from experiments.errors import InputError
     from experiments.fileio import write_text
 
@@ -419,6 +428,13 @@ def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] =
     items = cells(loaded.trials) if not loaded.empty else []
     if not items:
         raise InputError(", ".join(map(str, runs)), "no completed text classification trials: no frontier to report")
+    from .speeds import read_speeds
+
+    measured = read_speeds(Path(speeds)) if speeds is not None else None
+    if speeds is not None and measured is None:
+        raise InputError(speeds, "speed file not found (make frontier-speed writes it)")
+    for cell in items:  # the file is a CPU measurement: GPU cells get no speed from it
+        cell.speeds = [measured[cell.model]] if measured and cell.model in measured and cell.device == "cpu" else []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(items)

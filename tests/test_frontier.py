@@ -117,6 +117,36 @@ def test_report_is_byte_identical_and_writes_readme_blocks(runs, tmp_path):
         frontier_report([tmp_path / "none"], tmp_path / "d")
 
 
+def test_speeds_come_only_from_the_side_by_side_file(runs, tmp_path):
+    """The speed column and axis use the side-by-side measurement of each model, never the speed a trial
+    recorded under its machine's load; without the file they stay empty."""
+    import csv
+
+    import pandas as pd
+
+    from analysis.frontier import model_label
+
+    trials = load_all([runs]).trials
+    small = trials[trials["params.width"] == 64].iloc[0]
+    speed_file = tmp_path / "speeds.csv"
+    with speed_file.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "setting", "words_per_second"])
+        writer.writerow([model_label(small), "small", 123456.0])
+    out = tmp_path / "with"
+    frontier_report([runs], out, speeds=speed_file)
+    frame = pd.read_csv(out / "frontier.csv")
+    measured = frame.dropna(subset=["inference_words_per_second"])
+    assert set(measured["inference_words_per_second"]) == {123456.0}
+    small_on_cpu = frame[(frame["model"] == model_label(small)) & (frame["device"] == "cpu")]
+    assert len(measured) == len(small_on_cpu) == 3  # without pretraining, LMAO, LMAO on more text
+    without = tmp_path / "without"
+    frontier_report([runs], without)
+    assert pd.read_csv(without / "frontier.csv")["inference_words_per_second"].isna().all()
+    with pytest.raises(InputError, match="speed file not found"):
+        frontier_report([runs], tmp_path / "missing", speeds=tmp_path / "nope.csv")
+
+
 def makefile_value(name: str) -> str:
     match = re.search(rf"^{name} \?= (.*)$", (REPO / "Makefile").read_text(encoding="utf-8"), re.M)
     assert match, name
@@ -132,7 +162,8 @@ def test_committed_frontier_regenerates_byte_identically(tmp_path, monkeypatch):
     shutil.copy(REPO / "README.md", readme)
     shutil.copy(REPO / "lmao-imdb-1k" / "README.md", table_readme)
     out = tmp_path / "analysis" / "results"
-    frontier_report(runs, out, readme=readme, table_readme=table_readme)
+    speeds = REPO / makefile_value("FRONTIER_SPEEDS")
+    frontier_report(runs, out, readme=readme, table_readme=table_readme, speeds=speeds if speeds.is_file() else None)
     for name in ("frontier.md", "frontier.csv", "frontier.png"):
         assert (out / name).read_bytes() == (REPO / "analysis" / "results" / name).read_bytes(), name
     assert readme.read_text(encoding="utf-8") == (REPO / "README.md").read_text(encoding="utf-8")
