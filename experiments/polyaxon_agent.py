@@ -334,6 +334,15 @@ def _agent_classes():
                 return False
 
         # ------------------------------------------------------------ the loop's hooks
+        def _check_status(self, agent_state):
+            # polyaxon 2.18.0 sync_agent.process() turns a failed state poll (the sandbox now and then
+            # answers 500 or 405) into an empty V1AgentStateResponse, which base_agent._check_status then
+            # compares as `None < LiveState.LIVE`: a TypeError that ends the whole agent. An empty answer
+            # says nothing about the agent's state, so wait for the next poll instead.
+            if getattr(agent_state, "live_state", None) is None:
+                return None
+            return super()._check_status(agent_state)
+
         def cron(self):
             try:
                 return super().cron()

@@ -383,3 +383,23 @@ def test_local_variant_differs_only_in_counts(path):
         {k: v for k, v in committed["matrix"].items() if k not in changed}
     assert {k: v for k, v in variant.items() if k not in ("matrix", "description")} == \
         {k: v for k, v in committed.items() if k not in ("matrix", "description")}
+
+
+def test_agent_survives_an_empty_state_answer():
+    """A failed state poll (the sandbox's occasional 500) reaches the loop as an empty response; polyaxon's
+    own check would raise comparing None with LiveState and end the agent. Ours waits for the next poll,
+    and still acts on a real state (an archived agent ends)."""
+    from polyaxon._runner.agent.base_agent import BaseAgent
+    from polyaxon.schemas import LiveState, V1AgentStateResponse
+
+    from experiments.polyaxon_agent import _agent_classes
+
+    agent_cls = _agent_classes()
+    with pytest.raises(TypeError):
+        BaseAgent._check_status(object(), V1AgentStateResponse.model_construct())
+    ended = []
+    fake = agent_cls.__new__(agent_cls)  # the loop's object, without connecting to a server
+    fake.end = lambda sleep=None: ended.append(sleep)
+    assert agent_cls._check_status(fake, V1AgentStateResponse.model_construct()) is None and not ended
+    agent_cls._check_status(fake, V1AgentStateResponse.model_construct(live_state=LiveState.ARCHIVED))
+    assert len(ended) == 1
