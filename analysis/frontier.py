@@ -337,8 +337,9 @@ def markdown(items: Sequence[Cell]) -> str:
     devices = ", ".join(sorted({c.device.upper() for c in items}))
     notes = [
         f"One row per model and pretraining recipe ({devices} trials; CPU and GPU trials are never pooled). "
-        "Size: `model-best/` on disk (median over seeds); inference: words/s of dev evaluation (median; "
-        "depends on the machine's load). n: seeds; the paired column compares each pretrained row with the "
+        "Size: `model-best/` on disk (median over seeds); inference: words per CPU-second of each model "
+        "(untrained weights of the trained shapes) timed side by side in one run by `make frontier-speed` "
+        "(`frontier-speed.csv`), CPU rows only, never a trial's own logged speed. n: seeds; the paired column compares each pretrained row with the "
         "same model without pretraining, seed by seed (paired t-test).",
     ]
     return "\n".join([to_markdown(table_frame(items)), "", *notes])
