@@ -547,9 +547,29 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     import re
 
     found = re.search(r"@([0-9a-f]{32})", output)
+    if found and done.returncode != 0 and "Could not approve run" in output and "Status: 405" in output:
+        # The run and its upload exist; only the final approve POST met the spurious 405: approve again.
+        if approve(env["POLYAXON_HOST"], project, found.group(1)):
+            print(f"approved {found.group(1)} on a later attempt")
+            return found.group(1)
     if done.returncode != 0 or not found:
         raise InputError(variant, f"`polyaxon run` failed (exit {done.returncode})")
     return found.group(1)
+
+
+def approve(host: str, project: str, run_uuid: str) -> bool:
+    """Approve a created run (what `polyaxon run -u` does after its upload), retrying the sandbox's 405."""
+    from polyaxon import settings
+    from polyaxon.client import RunClient
+
+    settings.CLIENT_CONFIG.host = host
+    for attempt in range(POST_ATTEMPTS):
+        try:
+            RunClient(owner=OWNER, project=project, run_uuid=run_uuid).approve()
+            return True
+        except Exception:  # noqa: BLE001 - polyaxon's client_handler wraps the ApiException
+            time.sleep(1.0)
+    return False
 
 
 def sweep_children(project: str, matrix_uuid: str) -> List[Any]:
