@@ -298,7 +298,7 @@ def test_failing_trial_stop_and_agent_restart(local_polyaxon, tiny_corpus, tmp_p
         (broken / name).write_bytes(b"not a DocBin")
     project = f"fail-{uuid.uuid4().hex[:6]}"
     matrix = matrix_of(launch(local, project, RANDOM, "--runs", "1", "-P", f"corpus_dir={broken}", *cache, *BUDGET))
-    waited = wait(local, project, matrix, timeout=200)
+    waited = wait(local, project, matrix, timeout=300)
     assert "children: 1 failed" in waited.stdout, waited.stdout + waited.stderr
     (child,) = children(local, project, matrix)
     (message,) = [m for m in child["messages"] if "exited with code 1" in m]
@@ -331,7 +331,7 @@ def test_failing_trial_stop_and_agent_restart(local_polyaxon, tiny_corpus, tmp_p
         running = {u: g for u, g in agent_runs(local).items() if u not in {r["uuid"] for r in done}}
         return (done[0]["uuid"], running) if done and running else None
 
-    first, running = until(second_running, 200, "a succeeded child and the next one running", poll=2)
+    first, running = until(second_running, 420, "a succeeded child and the next one running", poll=2)
     agent_pid = pid_of(local["data"] / "agent.pid")
     os.kill(agent_pid, signal.SIGKILL)
     until(lambda: not any(group_alive(g) for g in running.values()), 30, "the killed agent's trial to die")
