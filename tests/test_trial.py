@@ -157,7 +157,9 @@ def test_parallel_evaluation_matches_spacy(imdb_corpus, tiny_trial_params, tmp_p
     reference = nlp.evaluate(load_examples(imdb_corpus / "dev.spacy", nlp))
     assert forked.score == inline.score
     assert forked.scores["cats_score"] == pytest.approx(reference["cats_score"])
-    assert forked.scores["cats_macro_auc"] == pytest.approx(reference["cats_macro_auc"])
+    # Other batch sizes (16 here, 128 in nlp.evaluate) round the floats differently, which can swap near-tied
+    # docs in the ranking AUC counts; the exact per-epoch equality is tests/test_scores_oracle.py's.
+    assert forked.scores["cats_macro_auc"] == pytest.approx(reference["cats_macro_auc"], abs=1e-3)
 
 
 def test_cli_trial_overrides_and_errors(imdb_corpus, tmp_path):
