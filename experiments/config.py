@@ -46,18 +46,32 @@ PARAM_PATHS: Dict[str, Tuple[str, ...]] = {
     "pretrain_learn_rate": ("pretraining.optimizer.learn_rate",),
     "pretrain_batch_size": ("pretraining.batcher.size",),
 }
-# MultiHashEmbed takes one row count per embedded attribute (NORM, PREFIX, SUFFIX, SHAPE); the param
-# gives every attribute the same count.
-EMBED_ATTRS = 4
+# MultiHashEmbed takes one row count per embedded attribute; the param gives every attribute the same
+# count, so its list is built once the attributes are final (config.cfg, then --x.y overrides).
+EMBED = f"{TOK2VEC}.embed"
 
 
 def param_values(params: Mapping[str, Any]) -> Dict[str, Any]:
-    """The dotted config values the params set, from :data:`PARAM_PATHS`."""
+    """The dotted config values the params set, from :data:`PARAM_PATHS` (``embed_rows`` aside:
+    :func:`set_embed_rows`)."""
     values: Dict[str, Any] = {}
     for name, paths in PARAM_PATHS.items():
-        value = [params[name]] * EMBED_ATTRS if name == "embed_rows" else params[name]
-        values.update(dict.fromkeys(paths, value))
+        if name != "embed_rows":
+            values.update(dict.fromkeys(paths, params[name]))
     return values
+
+
+def set_embed_rows(config: Config, rows: int, config_path: Path) -> None:
+    """``embed.rows`` = ``rows`` for every attribute in ``embed.attrs``: as many counts as attributes,
+    however many a config or an ``--...embed.attrs`` override names."""
+    embed: Any = config
+    for key in EMBED.split("."):
+        embed = embed.get(key) if isinstance(embed, dict) else None
+    attrs = embed.get("attrs") if isinstance(embed, dict) else None
+    if not isinstance(attrs, (list, tuple)) or not attrs:
+        raise InputError(config_path, f"[{EMBED}] needs a non-empty attrs list (MultiHashEmbed) for the "
+                                      f"embed_rows param, got {attrs!r}")
+    embed["rows"] = [rows] * len(attrs)
 
 
 def objective_section(params: Mapping[str, Any]) -> Dict[str, Any]:
@@ -142,6 +156,8 @@ def build_config(
     config["training"]["batcher"] = batcher_section(params)
     if overrides:
         config = Config().from_str(config.to_str(), overrides=dict(overrides), interpolate=False)
+    if f"{EMBED}.rows" not in (overrides or {}):  # an explicit --...embed.rows wins, as every override does
+        set_embed_rows(config, params["embed_rows"], config_path)
     if use_vectors and not vectors:
         raise InputError(config_path, f"objective {params['objective']!r} / static_vectors_input needs "
                                       "static vectors: run `lmao vectors train` or set -P vectors=PATH")

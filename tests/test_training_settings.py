@@ -50,6 +50,22 @@ def test_command_line_overrides_win_over_params_and_blocks():
     assert config["corpora"]["train"]["path"] == "${paths.train}"
 
 
+def test_embed_rows_follow_the_embedded_attributes():
+    """`embed_rows` gives each attribute MultiHashEmbed embeds the same count, however many a config or
+    an `--...embed.attrs` override names; an explicit `--...embed.rows` wins. spaCy's own resolve
+    rejects a rows list whose length differs from attrs, so the model must build."""
+    embed = "components.tok2vec.model.embed"
+    assert config_for({"embed_rows": 700})["components"]["tok2vec"]["model"]["embed"]["rows"] == [700] * 4
+    two = config_for({"embed_rows": 700}, {f"{embed}.attrs": ["NORM", "SHAPE"]})
+    assert two["components"]["tok2vec"]["model"]["embed"]["rows"] == [700, 700]
+    nlp = spacy.util.load_model_from_config(two, auto_fill=True, validate=True)
+    nlp.get_pipe("tok2vec").model.initialize()
+    hash_rows = sorted(node.get_dim("nV") for node in nlp.get_pipe("tok2vec").model.walk() if node.name.startswith("hashembed"))
+    assert hash_rows == [700, 700]
+    explicit = config_for({"embed_rows": 700}, {f"{embed}.attrs": ["NORM", "SHAPE"], f"{embed}.rows": [100, 200]})
+    assert explicit["components"]["tok2vec"]["model"]["embed"]["rows"] == [100, 200]
+
+
 @pytest.mark.slow
 def test_overrides_take_effect_in_the_loop(imdb_corpus, tiny_trial_params, tmp_path):
     """Batch size, patience and averaging given as `--training.x` change what the trial does."""
