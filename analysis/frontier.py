@@ -53,6 +53,8 @@ class Cell:
     seeds: Dict[int, float] = field(default_factory=dict)  # seed -> best dev score (fraction)
     sizes: List[float] = field(default_factory=list)
     speeds: List[float] = field(default_factory=list)
+    # the slowest and fastest round of the side-by-side measurement: how far apart two speeds must be
+    speed_range: Tuple[float, float] = (float("nan"), float("nan"))
     sources: List[str] = field(default_factory=list)
     # against the same model without pretraining, paired by seed (points, not fractions)
     paired_n: int = 0
@@ -236,6 +238,14 @@ def paired_text(cell: Cell) -> str:
     return f"{_f(cell.paired_diff, 2, sign=True)} (n={cell.paired_n}, p = {p_text(cell.paired_p)})"
 
 
+def speed_text(cell: Cell) -> str:
+    if not np.isfinite(cell.words_per_second):
+        return "—"
+    low, high = cell.speed_range
+    spread = f" ({_f(low / 1e3)}–{_f(high / 1e3)})" if np.isfinite(low) and np.isfinite(high) else ""
+    return _f(cell.words_per_second / 1e3) + spread
+
+
 def table_frame(items: Sequence[Cell]) -> pd.DataFrame:
     rows = []
     for cell in items:
@@ -244,7 +254,7 @@ def table_frame(items: Sequence[Cell]) -> pd.DataFrame:
             "LMAO pretraining": cell.pretraining, "n": cell.n if cell.n >= FULL_SEEDS else f"{cell.n} (of {FULL_SEEDS})",
             "best dev accuracy (%), mean ± std": score_text(cell),
             "vs. no pretraining, paired by seed (points)": paired_text(cell),
-            "inference (k words per CPU-s, side by side)": _f(cell.words_per_second / 1e3),
+            "inference (k words per CPU-s, side by side: median (slowest–fastest round))": speed_text(cell),
         })
     return pd.DataFrame(rows)
 
@@ -257,6 +267,8 @@ def csv_frame(items: Sequence[Cell]) -> pd.DataFrame:
         "device": c.device, "model": c.model, "pretraining": c.pretraining, "pretrained": c.pretrained,
         "n": c.n, "seeds": " ".join(map(str, sorted(c.seeds))), "mean": r(c.mean), "std": r(c.std),
         "size_mb": r(c.size_mb), "inference_words_per_second": r(c.words_per_second, 1),
+        "inference_words_per_second_min": r(c.speed_range[0], 1),
+        "inference_words_per_second_max": r(c.speed_range[1], 1),
         "paired_n": c.paired_n, "paired_diff": r(c.paired_diff), "paired_p": r(c.paired_p, 6),
         "on_size_front": c in size_front(items, c.device), "sources": " ".join(sorted(c.sources)),
     } for c in items])
@@ -339,7 +351,9 @@ def markdown(items: Sequence[Cell]) -> str:
         f"One row per model and pretraining recipe ({devices} trials; CPU and GPU trials are never pooled). "
         "Size: `model-best/` on disk (median over seeds); inference: words per CPU-second of each model "
         "(untrained weights of the trained shapes) timed side by side in one run by `make frontier-speed` "
-        "(`frontier-speed.csv`), CPU rows only, never a trial's own logged speed. n: seeds; the paired column compares each pretrained row with the "
+        "(`frontier-speed.csv`), CPU rows only, never a trial's own logged speed: the median round, and in "
+        "brackets the slowest and fastest, so speeds whose ranges overlap are not told apart. n: seeds; the "
+        "paired column compares each pretrained row with the "
         "same model without pretraining, seed by seed (paired t-test).",
     ]
     return "\n".join([to_markdown(table_frame(items)), "", *notes])
@@ -372,7 +386,12 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
                 mask = np.array([c.pretrained == pretrained for c in cells_d])
                 if mask.any():
                     err = np.array([c.std if np.isfinite(c.std) else 0.0 for c in cells_d])[mask]
-                    ax.errorbar(x[mask], y[mask], yerr=err, fmt=marker, color=colour[device],
+                    xerr = None
+                    if attr == "words_per_second":  # the slowest and fastest round, around the median
+                        spread = [(c.words_per_second - c.speed_range[0], c.speed_range[1] - c.words_per_second)
+                                  if np.isfinite(c.speed_range[0]) else (0.0, 0.0) for c in cells_d]
+                        xerr = (np.array(spread).T * scale)[:, mask]
+                    ax.errorbar(x[mask], y[mask], yerr=err, xerr=xerr, fmt=marker, color=colour[device],
                                 mfc=colour[device] if pretrained else "white", capsize=2, markersize=6,
                                 label=f"{device.upper()}: {name}")
             for c, xi, yi in zip(cells_d, x, y):
@@ -393,7 +412,8 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
             ax.text(0.5, 0.5, "no side-by-side speed measurement\n(make frontier-speed)", ha="center",
                     va="center", transform=ax.transAxes, color="grey")
         elif attr == "words_per_second":
-            label = "inference speed (k words per CPU-second, all models side by side: frontier-speed.csv)"
+            label = ("inference speed (k words per CPU-second, all models side by side: frontier-speed.csv;\n"
+                     "median, bars: slowest to fastest round)")
         ax.set_xlabel(label)
         ax.set_ylabel("best dev accuracy (%), mean ± std over seeds")
         ax.grid(alpha=0.3)
@@ -435,7 +455,11 @@ def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] =
     if speeds is not None and measured is None:
         raise InputError(speeds, "speed file not found (make frontier-speed writes it)")
     for cell in items:  # the file is a CPU measurement: GPU cells get no speed from it
-        cell.speeds = [measured[cell.model]] if measured and cell.model in measured and cell.device == "cpu" else []
+        if measured and cell.model in measured and cell.device == "cpu":
+            median, low, high = measured[cell.model]
+            cell.speeds, cell.speed_range = [median], (low, high)
+        else:
+            cell.speeds = []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(items)

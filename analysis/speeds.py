@@ -20,7 +20,7 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -105,12 +105,18 @@ def _cpu_model() -> str:
     return "unknown CPU"
 
 
-def read_speeds(path: Path) -> Optional[Dict[str, float]]:
-    """Model label -> side-by-side words/s from ``path``, or None when the file is absent."""
+def read_speeds(path: Path) -> Optional[Dict[str, Tuple[float, float, float]]]:
+    """Model label -> side-by-side (median, slowest, fastest round) words/s from ``path``, or None when
+    the file is absent. A file without the spread columns gives the median for all three."""
     if not path.is_file():
         return None
     frame = pd.read_csv(path)
-    return {str(r.model): float(r.words_per_second) for r in frame.itertuples()}
+    speeds = {}
+    for r in frame.to_dict("records"):
+        median = float(r["words_per_second"])
+        speeds[str(r["model"])] = (median, float(r.get("min_words_per_second", median)),
+                                   float(r.get("max_words_per_second", median)))
+    return speeds
 
 
 app = new_app(help="Inference speed of each frontier model, side by side in one run.")

@@ -138,6 +138,9 @@ def test_speeds_come_only_from_the_side_by_side_file(runs, tmp_path):
     frame = pd.read_csv(out / "frontier.csv")
     measured = frame.dropna(subset=["inference_words_per_second"])
     assert set(measured["inference_words_per_second"]) == {123456.0}
+    # no spread columns in this file: the range is the median itself
+    assert set(measured["inference_words_per_second_min"]) == set(measured["inference_words_per_second_max"]) == {123456.0}
+    assert "123.5 (123.5–123.5)" in (out / "frontier.md").read_text(encoding="utf-8")
     small_on_cpu = frame[(frame["model"] == model_label(small)) & (frame["device"] == "cpu")]
     assert len(measured) == len(small_on_cpu) == 3  # without pretraining, LMAO, LMAO on more text
     without = tmp_path / "without"
