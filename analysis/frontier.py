@@ -304,6 +304,7 @@ def headline(items: Sequence[Cell]) -> str:
         lines.append(f"IMDB-1k best dev accuracy by model size ({device.upper()} trials; mean over seeds, "
                      f"n = seeds; cells with fewer than {FULL_SEEDS} seeds are named as such):")
         lines.append("")
+        previous: Optional[Tuple[float, Cell]] = None  # the last budget and its best cell with every seed
         for budget in BUDGETS_MB:
             within = _within(items, device, budget)
             name = f"≤ {budget:g} MB" if budget is not None else "any size"
@@ -312,18 +313,30 @@ def headline(items: Sequence[Cell]) -> str:
                 continue
             full = [c for c in within if c.n >= FULL_SEEDS]
             best = _best(full)
-            if best is None:
+            if best is not None and previous is not None and best is previous[1]:
+                # A bigger budget that buys nothing: say so, and what the best of the larger models reaches.
+                text = f"- **{name}**: the same model; no larger model has a higher mean."
+                larger = _best([c for c in full if c.size_mb > previous[0]])
+                if larger is None:
+                    text += f" No model above {previous[0]:g} MB has {FULL_SEEDS} seeds yet."
+                else:
+                    text += f" The best above {previous[0]:g} MB: {_describe(larger)}. " + _effect_at(items, larger)
+            elif best is None:
                 best = _best(within)
                 text = f"- **{name}**: no model with {FULL_SEEDS} seeds yet; best so far {_describe(best)}."
             else:
                 text = f"- **{name}**: {_describe(best)}."
+            if best is not None and best.n >= FULL_SEEDS:
                 partial = _best([c for c in within if c.n < FULL_SEEDS and c.mean > best.mean])
                 if partial is not None:
                     text += f" Higher so far with fewer seeds: {score_text(partial)} (n={partial.n}, {partial.pretraining})."
-            without = _best([c for c in (full or within) if not c.pretrained])
-            if best.pretrained and without is not None:
-                text += f" Best without pretraining: {score_text(without)} (n={without.n}, {without.size_mb:.1f} MB)."
-            text += " " + _effect_at(items, best)
+            if previous is None or best is not previous[1]:
+                without = _best([c for c in (full or within) if not c.pretrained])
+                if best.pretrained and without is not None:
+                    text += f" Best without pretraining: {score_text(without)} (n={without.n}, {without.size_mb:.1f} MB)."
+                text += " " + _effect_at(items, best)
+            if best.n >= FULL_SEEDS and budget is not None:
+                previous = (budget, best)
             lines.append(text)
         lines.append("")
     return "\n".join(lines).rstrip()

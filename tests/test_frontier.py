@@ -89,10 +89,29 @@ def test_headline_names_the_best_full_cell_per_budget_and_what_pretraining_buys(
     assert "79.53 ± 0.55 %** (n=3" in ten and "labelled + unlabelled reviews" in ten
     assert "Best without pretraining: 78.03 ± 0.45 (n=3, 6.2 MB)" in ten
     assert "Pretraining buys +1.50 points there (paired by seed, n=3" in ten
+    mid = next(line for line in cpu.splitlines() if line.startswith("- **≤ 35 MB**"))
+    assert "82.63 ± 0.25 %** (n=3; 34.0 MB" in mid and "No LMAO-pretrained trial of that model yet." in mid
     anysize = next(line for line in cpu.splitlines() if line.startswith("- **any size**"))
-    assert "82.63 ± 0.25 %** (n=3; 34.0 MB" in anysize and "No LMAO-pretrained trial of that model yet." in anysize
+    assert anysize == "- **any size**: the same model; no larger model has a higher mean. No model above 35 MB has 3 seeds yet."
     gpu = text.split("GPU trials")[1]
     assert "no model with 3 seeds yet; best so far **80.00 %** (n=1" in gpu
+
+
+def test_headline_says_when_a_bigger_budget_buys_nothing(tmp_path):
+    """When the best small model is also the best at a bigger budget, that budget's line says so and
+    names the best of the larger models and what pretraining buys there, instead of repeating itself."""
+    runs = tmp_path / "runs"
+    for seed, (small, big, big_lmao) in enumerate(((0.834, 0.826, 0.831), (0.835, 0.824, 0.833), (0.833, 0.829, 0.832))):
+        write_trial(runs, "small", seed, small, size=9.4 * MB)
+        write_trial(runs, "big", seed, big, size=34 * MB, embed_rows=5000)
+        write_trial(runs, "big-lmao", seed, big_lmao, size=34 * MB, embed_rows=5000, **LMAO)
+    lines = headline(cells(load_all([runs]).trials)).splitlines()
+    ten, mid, anysize = (next(x for x in lines if x.startswith(f"- **{b}**")) for b in ("≤ 10 MB", "≤ 35 MB", "any size"))
+    assert "83.40 ± 0.10 %** (n=3; 9.4 MB" in ten and "No LMAO-pretrained trial of that model yet." in ten
+    assert mid.startswith("- **≤ 35 MB**: the same model; no larger model has a higher mean. The best above 10 MB: "
+                          "**83.20 ± 0.10 %** (n=3; 34.0 MB")
+    assert "Pretraining buys +0.57 points there (paired by seed, n=3" in mid
+    assert anysize == "- **any size**: the same model; no larger model has a higher mean. No model above 35 MB has 3 seeds yet."
 
 
 def test_report_is_byte_identical_and_writes_readme_blocks(runs, tmp_path):
