@@ -198,12 +198,14 @@ def cells(trials: pd.DataFrame) -> List[Cell]:
 
 
 def _disambiguate(items: List[Cell]) -> None:
-    """Two different models (or recipes) that print the same get a number, so no row hides another."""
-    for attr, key in (("model", lambda c: c.model_key), ("pretraining", lambda c: c.order)):
-        seen: Dict[str, List[Any]] = {}
+    """Two different models that print the same, or two recipes of one model that do, get a number, so
+    no row hides another (recipes are told apart within their model's rows only)."""
+    for attr, key, scope in (("model", lambda c: c.model_key, lambda c: ()),
+                             ("pretraining", lambda c: c.order, lambda c: (c.device, c.model_key))):
+        seen: Dict[Tuple, List[Any]] = {}
         for cell in sorted(items, key=lambda c: (repr(c.model_key), repr(c.order), c.device)):
             label = getattr(cell, attr)
-            keys = seen.setdefault(label, [])
+            keys = seen.setdefault((scope(cell), label), [])
             if key(cell) not in keys:
                 keys.append(key(cell))
             index = keys.index(key(cell))

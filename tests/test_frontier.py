@@ -114,6 +114,19 @@ def test_headline_says_when_a_bigger_budget_buys_nothing(tmp_path):
     assert anysize == "- **any size**: the same model; no larger model has a higher mean. No model above 35 MB has 3 seeds yet."
 
 
+def test_variants_are_numbered_only_within_one_model(tmp_path):
+    """One recipe on two models prints the same on both rows; two recipes of one model that print the
+    same (here only the pretraining learn rate differs) are numbered so neither row hides the other."""
+    runs = tmp_path / "runs"
+    write_trial(runs, "small-lmao", 0, 0.78, size=6.2 * MB, **SMALL, **LMAO)
+    write_trial(runs, "big-lmao", 0, 0.83, size=34 * MB, **LMAO)
+    write_trial(runs, "big-lmao-lr", 0, 0.82, size=34 * MB, **LMAO, pretrain_learn_rate=0.0005)
+    labels = {(c.size_mb, c.pretraining) for c in cells(load_all([runs]).trials)}
+    recipe = "LMAO vectors 3 epochs"
+    assert sum(1 for size, label in labels if label.startswith(recipe) and "variant" not in label) == 2
+    assert [size for size, label in labels if label.endswith("(variant 2)")] == [34.0]
+
+
 def test_report_is_byte_identical_and_writes_readme_blocks(runs, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\n<!-- frontier:start -->\nold\n<!-- frontier:end -->\ntail\n", encoding="utf-8")
