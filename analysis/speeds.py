@@ -28,6 +28,7 @@ import typer
 
 from experiments.cli_base import new_app
 from experiments.errors import InputError
+from experiments.results import cpu_model
 
 SPEED_FILE = "frontier-speed.csv"
 
@@ -91,18 +92,8 @@ def measure(designs: Sequence[Path], corpus_dir: Path, *, n_docs: int, rounds: i
                      "words_per_second": round(float(np.median(values)), 1),
                      "min_words_per_second": round(min(values), 1), "max_words_per_second": round(max(values), 1),
                      "rounds": rounds, "docs": len(docs), "words": words,
-                     "machine": f"{platform.processor() or platform.machine()}; {_cpu_model()}"})
+                     "machine": f"{platform.processor() or platform.machine()}; {cpu_model('unknown CPU')}"})
     return pd.DataFrame(rows)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def read_speeds(path: Path) -> Optional[Dict[str, Tuple[float, float, float]]]:

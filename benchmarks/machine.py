@@ -10,21 +10,10 @@ build to another (OpenBLAS picks its kernels by ``architecture``). Every benchma
 from __future__ import annotations
 
 import os
-import platform
 from importlib import metadata
 from typing import Any, Dict, List
 
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from experiments.results import cpu_model
 
 
 def cpu_isa() -> str:

@@ -84,6 +84,18 @@ def results_path(location: Any) -> Path:
     return path if path.is_file() or path.name == RESULTS_FILE else path / RESULTS_FILE
 
 
+def cpu_model(default: str = "") -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else ``default`` or what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return default or platform.processor() or platform.machine()
+
+
 def library_versions() -> Dict[str, str]:
     import spacy
     import thinc
