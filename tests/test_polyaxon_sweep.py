@@ -129,14 +129,24 @@ def children(local, project: str, matrix: str) -> list:
     return json.loads(done.stdout.split("RUNS", 1)[1])
 
 
-def until(condition, timeout: float, what: str, poll: float = 1.0):
+def until(condition, timeout: float, what: str, poll: float = 1.0, state=None):
+    """Poll ``condition`` until it returns something truthy; on timeout, say what ``state()`` saw then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    seen = f"; at the timeout: {state()}" if state else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{seen}")
+
+
+def sweep_state(local, project: str, matrix: str) -> str:
+    """The children's statuses, the agent's running trials and the agent log's tail: what a stall shows."""
+    runs = [(r["uuid"][:8], r["status"]) for r in children(local, project, matrix)]
+    agent_log = local["data"] / "agent.log"
+    tail = agent_log.read_text().splitlines()[-15:] if agent_log.exists() else []
+    return f"children {runs}, agent running {sorted(agent_runs(local))}, agent.log tail:\n" + "\n".join(tail)
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +341,8 @@ def test_failing_trial_stop_and_agent_restart(local_polyaxon, tiny_corpus, tmp_p
         running = {u: g for u, g in agent_runs(local).items() if u not in {r["uuid"] for r in done}}
         return (done[0]["uuid"], running) if done and running else None
 
-    first, running = until(second_running, 420, "a succeeded child and the next one running", poll=2)
+    first, running = until(second_running, 420, "a succeeded child and the next one running", poll=2,
+                           state=lambda: sweep_state(local, project, matrix))
     agent_pid = pid_of(local["data"] / "agent.pid")
     os.kill(agent_pid, signal.SIGKILL)
     until(lambda: not any(group_alive(g) for g in running.values()), 30, "the killed agent's trial to die")
