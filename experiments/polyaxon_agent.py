@@ -343,6 +343,17 @@ def _agent_classes():
                 return None
             return super()._check_status(agent_state)
 
+        def process(self, pool):
+            # The same failed poll's empty response has no `state`, and polyaxon 2.18.0 sync_agent.start()
+            # reads `agent_state.state.full` right after _check_status: an AttributeError that ends the
+            # agent and leaves the queue waiting forever (seen on a loaded machine). No state = no work.
+            from polyaxon._sdk.schemas.v1_agent_state_response_agent_state import V1AgentStateResponseAgentState
+
+            agent_state = super().process(pool)
+            if agent_state is not None and getattr(agent_state, "state", None) is None:
+                agent_state.state = V1AgentStateResponseAgentState()
+            return agent_state
+
         def cron(self):
             try:
                 return super().cron()

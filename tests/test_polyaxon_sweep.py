@@ -414,3 +414,9 @@ def test_agent_survives_an_empty_state_answer():
     assert agent_cls._check_status(fake, V1AgentStateResponse.model_construct()) is None and not ended
     agent_cls._check_status(fake, V1AgentStateResponse.model_construct(live_state=LiveState.ARCHIVED))
     assert len(ended) == 1
+    # The loop then reads `state.full`: a failed poll (here: no client to ask) must answer an empty state.
+    from polyaxon._runner.agent.sync_agent import BaseSyncAgent
+
+    assert BaseSyncAgent.process(fake, pool=None).state is None  # polyaxon's own answer: `.full` would raise
+    answer = agent_cls.process(fake, pool=None)
+    assert getattr(answer, "live_state", None) is None and not answer.state.full
