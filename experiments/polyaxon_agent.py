@@ -265,6 +265,7 @@ def _agent_classes():
     """Built lazily: importing polyaxon's agent modules takes seconds."""
     from polyaxon._local_process.executor import Executor
     from polyaxon._runner.agent.sync_agent import BaseSyncAgent
+    from polyaxon._sdk.schemas.v1_agent_state_response_agent_state import V1AgentStateResponseAgentState
 
     class ConvertOnlyExecutor(Executor):
         """Polyaxon's local-process executor for its converters only; processes are :class:`LocalRun`s."""
@@ -347,8 +348,6 @@ def _agent_classes():
             # The same failed poll's empty response has no `state`, and polyaxon 2.18.0 sync_agent.start()
             # reads `agent_state.state.full` right after _check_status: an AttributeError that ends the
             # agent and leaves the queue waiting forever (seen on a loaded machine). No state = no work.
-            from polyaxon._sdk.schemas.v1_agent_state_response_agent_state import V1AgentStateResponseAgentState
-
             agent_state = super().process(pool)
             if agent_state is not None and getattr(agent_state, "state", None) is None:
                 agent_state.state = V1AgentStateResponseAgentState()
