@@ -335,7 +335,8 @@ def headline(items: Sequence[Cell]) -> str:
             if previous is None or best is not previous[1]:
                 without = _best([c for c in (full or within) if not c.pretrained])
                 if best.pretrained and without is not None:
-                    text += f" Best without pretraining: {score_text(without)} (n={without.n}, {without.size_mb:.1f} MB)."
+                    other = "" if without.model_key == best.model_key else f"; {without.model}"
+                    text += f" Best without pretraining: {score_text(without)} (n={without.n}, {without.size_mb:.1f} MB{other})."
                 text += " " + _effect_at(items, best)
             if best.n >= FULL_SEEDS and budget is not None:
                 previous = (budget, best)
@@ -348,8 +349,12 @@ def _effect_at(items: Sequence[Cell], best: Cell) -> str:
     """What pretraining buys at the best cell's model: its own paired effect, or the best pretrained cell
     of that model against it."""
     if best.pretrained:
-        return (f"Pretraining buys {_f(best.paired_diff, 2, sign=True)} points there (paired by seed, n={best.paired_n}, "
-                f"p = {p_text(best.paired_p)})." if best.paired_n else "No seed-matched trial without pretraining yet.")
+        if not best.paired_n:
+            return "No seed-matched trial without pretraining yet."
+        # Name the twin: the budget's best model without pretraining may be another model.
+        twin = next(c for c in items if not c.pretrained and (c.device, c.model_key) == (best.device, best.model_key))
+        return (f"Pretraining buys {_f(best.paired_diff, 2, sign=True)} points on this model, against "
+                f"{score_text(twin)} without it (paired by seed, n={best.paired_n}, p = {p_text(best.paired_p)}).")
     same = [c for c in items if c.pretrained and c.device == best.device and c.model_key == best.model_key and c.paired_n]
     lmao = _best(same)
     if lmao is None:
