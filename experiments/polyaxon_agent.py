@@ -349,7 +349,7 @@ def _agent_classes():
             # reads `agent_state.state.full` right after _check_status: an AttributeError that ends the
             # agent and leaves the queue waiting forever (seen on a loaded machine). No state = no work.
             agent_state = super().process(pool)
-            if agent_state is not None and getattr(agent_state, "state", None) is None:
+            if agent_state is not None and agent_state.state is None:
                 agent_state.state = V1AgentStateResponseAgentState()
             return agent_state
 
