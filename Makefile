@@ -122,7 +122,7 @@ $(CORPUS)/vectors-imdb-100k-%/.done: $(CORPUS)/vectors-imdb-100k/.done
 frontier-vectors: $(foreach t,$(FRONTIER_TABLES),$(CORPUS)/vectors-imdb-100k-$(t)/.done)
 
 # First the pairs at 10 MB or less that answer the question, all 3 seeds; then every setting, seed-major.
-FRONTIER_FIRST ?= v10k-d50 v10k-d50-lmao3 v10k-d50-trigram1 novec-w64-r4000 novec-w64-r4000-trigram1 v10k-d50-w64-r4000 v10k-d50-w64-r4000-lmao3 v10k-d50-lmao1 v10k-d50-lmao2 v10k-d50-unsup-lmao2 novec novec-lmao3 v5k v5k-lmao3
+FRONTIER_FIRST ?= v10k-d50 v10k-d50-lmao3 v10k-d50-trigram1 novec-w64-r4000 novec-w64-r4000-trigram1 v10k-d50-w64-r4000 v10k-d50-w64-r4000-lmao3 v10k-d50-w64-r4000-lmao8 v10k-d50-w64-r4000-lmao5 v10k-d50-lmao1 v10k-d50-lmao2 v10k-d50-unsup-lmao2 novec novec-lmao3 v5k v5k-lmao3
 campaign-frontier: $(CORPUS)/imdb-1k/.done $(CORPUS)/vectors-imdb-100k/.done frontier-vectors
 	$(LMAO) campaign lmao-imdb-1k/frontier.yml $(addprefix --only ,$(FRONTIER_FIRST)) $(CAMPAIGN_ARGS)
 	$(LMAO) campaign lmao-imdb-1k/frontier.yml $(CAMPAIGN_ARGS)
