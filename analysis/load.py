@@ -326,6 +326,18 @@ def corpus_label(corpus: Any) -> Optional[str]:
     return " + ".join(names) or None
 
 
+def corpus_name(corpus: Any) -> Optional[str]:
+    """A short name for the annotated data a trial read: the folder of its training source
+    (``.../wnut17/wnut17train.conll`` -> ``wnut17``), so results on two NER corpora get a table each."""
+    manifest = corpus.get("manifest") if isinstance(corpus, dict) else None
+    sources = manifest.get("sources") if isinstance(manifest, dict) else None
+    train = sources.get("train") if isinstance(sources, dict) else None
+    if not train:
+        return None
+    name = Path(str(train)).parent.name or Path(str(train)).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._") or None
+
+
 def provenance_columns(data: Dict[str, Any]) -> Dict[str, Any]:
     """``meta.<key>`` for what the trial recorded (``lmao campaign``: campaign, setting) and ``corpus.<key>``
     for the corpus manifest's scalars (``include_unsup``, ``pretrain_words``, ...), its pretraining docs
@@ -347,6 +359,7 @@ def trial_row(item: RawResult) -> Dict[str, Any]:
     row: Dict[str, Any] = {"source": item.source}
     row.update({key: data.get(key) for key in TOP_LEVEL})
     row["corpus"] = corpus_label(data.get("corpus"))
+    row["corpus_name"] = corpus_name(data.get("corpus"))
     row.update(provenance_columns(data))
     params = {**ADDED_LATER, **data["params"]}  # an older trial ran with the default of a later param
     row.update({f"params.{k}": v for k, v in sorted(params.items())})

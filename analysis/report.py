@@ -145,8 +145,7 @@ def build_report(
                     f"traces back to the files listed in `{MANIFEST}`.", ""]
     written: List[Path] = []
     for table in tables:
-        trials = all_trials[(all_trials["experiment"] == table.experiment) & (all_trials["task"] == table.task)]
-        epochs = all_epochs[(all_epochs["experiment"] == table.experiment) & (all_epochs["task"] == table.task)]
+        trials, epochs = table.rows(all_trials), table.rows(all_epochs)
         made = plot_group(trials, epochs, table.name, out) if plots else {}
         files = [write_text_path(out / f"{table.name}.md", table.markdown), write_csv(table.csv, out / f"{table.name}.csv")]
         files += [write_csv(df, out / f"{table.name}-{suffix}.csv") for suffix, df in sorted(table.extra_csv.items())]
@@ -160,7 +159,7 @@ def build_report(
         if readme_root is not None:
             readme = Path(readme_root) / table.experiment / "README.md"
             section = _readme_section(table.markdown, made, out, readme.parent, len(table.sources))
-            message = update_readme(readme, section)
+            message = update_readme(readme, section, block=table.block)
             result.messages.append(message)
             if message.startswith(("updated", "unchanged")):
                 result.readmes.append(readme)

@@ -1,11 +1,13 @@
-"""Comparison tables: one per (experiment, task), as markdown (for READMEs) and CSV (numbers).
+"""Comparison tables: one per (experiment, task), and for NER one per corpus where an experiment ran on
+several; as markdown (for READMEs) and CSV (numbers).
 
 - Text classification (IMDB-1k style): rows = pretraining settings, columns = best trial, mean ± std and
   95% bootstrap CI (from 3 or more values; the range otherwise) over a stated sample (see ``analysis.stats``), n trials, model size, the original's
   number where there is one.
 - NER (OntoNotes style): rows = fine-tuning epochs, columns = pretraining settings. An epoch cell is the
-  dev F of the setting's best trial at that epoch (the original table shows one model's curve); the
-  "best" row is that trial's best epoch; the rows below it are the same honesty numbers as above.
+  dev F at that epoch, mean ± std over the setting's sample (its seeds: one seed's curve can swing by
+  points between epochs); the "best" row is the best trial's best epoch; the rows below it are the same
+  honesty numbers as above.
 
 Scores are printed as percentages with one decimal, like the original tables, and every header or row
 label says so ("(%)"); the CSVs keep four.
@@ -251,6 +253,18 @@ class Table:
     sources: List[str] = field(default_factory=list)  # completed trials behind the numbers
     pruned_sources: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    # NER results on more than one corpus get a table each: which corpus (``corpus_name``), and the block
+    # of the experiment README it goes to (``report``, or ``report-<corpus>`` when there are several)
+    corpus_name: Optional[str] = None
+    block: str = "report"
+    all_sources: List[str] = field(default_factory=list)  # every trial of the table, pruned and failed too
+
+    def rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``frame`` (trials or epochs) that belong to this table."""
+        keep = (frame["experiment"] == self.experiment) & (frame["task"] == self.task)
+        if self.corpus_name is not None:
+            keep &= frame["source"].isin(set(self.all_sources))
+        return frame[keep]
 
 
 def _comparisons(trials: pd.DataFrame, settings: Sequence[str]) -> List[Comparison]:
@@ -413,14 +427,25 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
     # with a note); never beside another corpus's scores as if they were comparable
     with_ref = experiment == reference.NER_REFERENCE_EXPERIMENT and ontonotes is not False
     done_epochs = epochs[epochs["status"] == "completed"]
-    curves: Dict[str, Dict[int, float]] = {}
+    curves: Dict[str, Dict[int, float]] = {}  # the best trial's curve (the CSV's best_trial column)
+    cells: Dict[str, Dict[int, str]] = {}  # mean ± std over the setting's sample (its seeds), per epoch
     for s in settings:
         sm = summaries[s]
         if sm is None:
-            curves[s] = {}
+            curves[s], cells[s] = {}, {}
             continue
         rows = done_epochs[done_epochs["source"] == sm.best_source]
         curves[s] = {int(e): float(v) for e, v in zip(rows["epoch"], rows["dev_score"]) if v is not None}
+        sample = done_epochs[done_epochs["source"].isin(sm.sample_sources)]
+        cells[s] = {}
+        for e, group in sample.groupby(sample["epoch"].astype(int)):
+            vals = group["dev_score"].dropna().to_numpy(dtype=float)
+            if len(vals) == len(sm.sample_sources) > 1:
+                cells[s][int(e)] = f"{100 * vals.mean():.1f} ± {100 * vals.std(ddof=1):.1f}"
+            elif len(vals) == len(sm.sample_sources):
+                cells[s][int(e)] = pct(float(vals[0]))
+            else:  # a trial of the sample stopped earlier (patience): no mean over a different set
+                cells[s][int(e)] = f"{pct(float(vals.mean()))} (n={len(vals)})" if len(vals) else DASH
     epoch_ids = sorted({e for c in curves.values() for e in c} | (set(reference.NER_EPOCHS) if with_ref else set()))
     ref_cols = [f"original {c}" for c in reference.NER_COLUMNS] if with_ref else []
 
@@ -430,7 +455,7 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
 
     md_rows = []
     for e in epoch_ids:
-        row = {"epoch": str(e), **{s: pct(curves[s].get(e)) for s in settings}}
+        row = {"epoch": str(e), **{s: cells[s].get(e, DASH) for s in settings}}
         md_rows.append({**row, **(ref_cells(str(e)) if with_ref else {})})
     honesty = [
         ("best (%)", lambda sm: pct(sm.best)),
@@ -476,13 +501,13 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
         })
     metric = _metric(trials)
     on = f", corpus: {corpus}" if corpus else ", corpus not recorded"
-    lines = [f"### {experiment}: dev {metric} (%) per fine-tuning epoch (best trial of each setting){on}", "",
-             to_markdown(md), ""]
+    lines = [f"### {experiment}: dev {metric} (%) per fine-tuning epoch (mean ± std over each setting's "
+             f"sample){on}", "", to_markdown(md), ""]
     lines += _significance_block(comparisons, trials)
     lines += ["Notes:", "",
-              "- Epoch rows: the dev score of each setting's best trial (by best epoch) after that epoch; "
-              "per-epoch means over all completed trials are in the `-epochs.csv` file and the learning "
-              "curves plot."]
+              "- Epoch rows: the dev score after that epoch, mean ± std over the trials of the setting's "
+              "*sample* row (its seeds); one value where the sample is one trial. The best trial's own "
+              "curve is the `best_trial` column of the `-epochs.csv` file."]
     lines += [f"- {n}" for n in _footer(trials, top_k)]
     lines += [f"- {n}" for n in _time_and_pretraining_notes(trials, settings, has_text)]
     if with_ref:
@@ -531,7 +556,17 @@ def build_tables(trials: pd.DataFrame, epochs: pd.DataFrame, top_k: int = TOP_K)
         name = experiment if experiments.count(experiment) == 1 else f"{experiment}-{task}"
         if task == "ner":
             ep = epochs[(epochs["experiment"] == experiment) & (epochs["task"] == task)]
-            tables.append(ner_table(sub, ep, name, experiment, task, top_k))
+            corpora = sorted({str(c) for c in sub.get("corpus_name", pd.Series(dtype=object)).dropna()})
+            if len(corpora) <= 1:
+                tables.append(ner_table(sub, ep, name, experiment, task, top_k))
+                continue
+            for corpus in corpora:  # one table, file name and README block per corpus
+                part = sub[sub["corpus_name"] == corpus]
+                table = ner_table(part, ep[ep["source"].isin(set(part["source"]))], f"{name}-{corpus}",
+                                  experiment, task, top_k)
+                table.corpus_name, table.block = corpus, f"report-{corpus}"
+                table.all_sources = sorted(part["source"].astype(str))
+                tables.append(table)
         else:
             tables.append(textcat_table(sub, name, experiment, task, top_k))
     return tables
@@ -540,11 +575,13 @@ def build_tables(trials: pd.DataFrame, epochs: pd.DataFrame, top_k: int = TOP_K)
 HEADLINE_BLOCK = "campaigns"
 
 
-def headline_bullet(trials: pd.DataFrame, experiment: str, task: str) -> str:
-    """One README bullet for an experiment: each setting's mean best-epoch dev score over its seeds, and
-    what it buys over the baseline (paired by seed where the runs allow it; see ``analysis.stats``).
-    ``trials`` as ``campaign_settings`` returns them."""
+def headline_bullet(trials: pd.DataFrame, experiment: str, task: str, corpus_name: Optional[str] = None) -> str:
+    """One README bullet for an experiment (on one corpus, where it has several): each setting's mean
+    best-epoch dev score over its seeds, and what it buys over the baseline (paired by seed where the runs
+    allow it; see ``analysis.stats``). ``trials`` as ``campaign_settings`` returns them."""
     sub = trials[(trials["experiment"] == experiment) & (trials["task"] == task)]
+    if corpus_name is not None:
+        sub = sub[sub["corpus_name"] == corpus_name]
     settings = ordered_settings(sub)
     parts = []
     for setting in settings:
@@ -564,7 +601,8 @@ def headline_bullet(trials: pd.DataFrame, experiment: str, task: str) -> str:
     if len(data) == 2 and not sub.empty:
         first = sub.iloc[0]
         size = f", {int(first['data.train_docs'])} train / {int(first['data.dev_docs'])} dev docs"
-    return (f"- **{experiment}** ({task}, best-epoch dev `{_metric(sub)}`, mean ± std over seeds{size}; "
+    on = f" on {corpus_name}" if corpus_name is not None else ""
+    return (f"- **{experiment}**{on} ({task}, best-epoch dev `{_metric(sub)}`, mean ± std over seeds{size}; "
             f"details in `{experiment}/README.md`): " + "; ".join(parts) + ".")
 
 
@@ -573,5 +611,5 @@ def headline(trials: pd.DataFrame, tables: Sequence["Table"]) -> str:
     n = int((trials["status"] == "completed").sum())
     lines = [f"_Generated by `make report` from {n} completed raw trial results "
              "(`analysis/results/manifest.json` lists them); edits between the markers are overwritten._", ""]
-    lines += [headline_bullet(trials, t.experiment, t.task) for t in tables]
+    lines += [headline_bullet(trials, t.experiment, t.task, t.corpus_name) for t in tables]
     return "\n".join(lines)

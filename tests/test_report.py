@@ -259,9 +259,9 @@ def test_bootstrap_ci_bounds(tmp_path):
 def test_ner_epoch_table(report):
     md = (report.out / "ontonotes-ner.md").read_text()
     assert md_rows(md)["header"][:4] == ["epoch", "baseline", "50M words (vectors)", "50M words (trigram)"]
-    # epoch cells: the best trial's curve (seed 0 for baseline and 50M vectors)
-    assert cell(md, "1", "baseline") == "70.0"
-    assert cell(md, "3", "50M words (vectors)") == "79.0"
+    # epoch cells: mean ± std over the setting's seeds (0.70 and 0.69 at epoch 1); one trial: its value
+    assert cell(md, "1", "baseline") == "69.5 ± 0.7"
+    assert cell(md, "3", "50M words (vectors)") == f"{100 * (0.79 + 0.785) / 2:.1f} ± {100 * np.std([0.79, 0.785], ddof=1):.1f}"
     assert cell(md, "2", "50M words (trigram)") == "78.0"
     assert cell(md, "best (%)", "50M words (trigram)") == "78.0"
     assert cell(md, "n trials", "50M words (vectors)") == "2"
@@ -749,8 +749,8 @@ def _ner_with_corpus(root: Path, corpus: Dict[str, Any]) -> Path:
 def test_ner_table_on_another_corpus_prints_no_ontonotes_numbers(tmp_path):
     loaded = load_all([_ner_with_corpus(tmp_path / "wnut", WNUT)])
     md = build_tables(loaded.trials, loaded.epochs)[0].markdown
-    assert md.splitlines()[0] == ("### ontonotes-ner: dev ents_f (%) per fine-tuning epoch (best trial of each "
-                                  "setting), corpus: `emerging.dev.conll + wnut17train.conll`")
+    assert md.splitlines()[0] == ("### ontonotes-ner: dev ents_f (%) per fine-tuning epoch (mean ± std over each "
+                                  "setting's sample), corpus: `emerging.dev.conll + wnut17train.conll`")
     assert md_rows(md)["header"] == ["epoch", "baseline", "50M words (vectors)", "50M words (trigram)"]
     assert "78.3" not in md and "85.5" not in md and "original baseline" not in md
     assert list(md_rows(md))[1:4] == ["1", "2", "3"]  # no OntoNotes epochs 5 and 10 padded in
@@ -759,6 +759,47 @@ def test_ner_table_on_another_corpus_prints_no_ontonotes_numbers(tmp_path):
             "their scores are not comparable.") in md.splitlines()
     assert cell(md, "pretraining text", "50M words (vectors)") == "train+dev text; 4,403 docs, 83k words"
     assert cell(md, "fine-tune wall / trial (min)", "baseline") == "60.0"
+
+
+UNER = {"dir": "corpus/uner-ewt", "manifest": {**WNUT["manifest"], "sources": {
+    "train": "../shared/data/ner/uner-ewt/train.iob", "dev": "../shared/data/ner/uner-ewt/dev.iob",
+    "test": None, "raw": None}}}
+
+
+def test_ner_results_on_two_corpora_get_a_table_and_readme_block_each(tmp_path):
+    """WNUT-17 and UNER trials of one experiment: never one column mixing both corpora's scores."""
+    root = _ner_with_corpus(tmp_path / "runs" / "wnut", WNUT)
+    _ner_with_corpus(tmp_path / "runs" / "uner", UNER)
+    for path in (tmp_path / "runs" / "uner").rglob("results.json"):  # other trials, run an hour later
+        data = json.loads(path.read_text())
+        data["started_at"] = data["started_at"].replace("T10:", "T12:")
+        if path.parent.name == "baselinebase-0":
+            data["epochs"][0]["dev_score"] = 0.5  # UNER's baseline at epoch 1: 50.0 and 69.0
+        path.write_text(json.dumps(data))
+    repo = tmp_path / "repo"
+    (repo / "ontonotes-ner").mkdir(parents=True)
+    readme = repo / "ontonotes-ner" / "README.md"
+    readme.write_text("# NER\n\n<!-- report-uner-ewt:start -->\nold\n<!-- report-uner-ewt:end -->\n\n"
+                      "<!-- report-wnut17:start -->\nold\n<!-- report-wnut17:end -->\n", encoding="utf-8")
+    (repo / "README.md").write_text("<!-- campaigns:start -->\n<!-- campaigns:end -->\n", encoding="utf-8")
+    out = tmp_path / "out"
+    build_report(load_all([root.parent]), out, readme_root=repo, inputs=[str(root.parent)])
+    wnut, uner = (out / "ontonotes-ner-wnut17.md").read_text(), (out / "ontonotes-ner-uner-ewt.md").read_text()
+    assert not (out / "ontonotes-ner.md").exists()
+    assert "`emerging.dev.conll + wnut17train.conll`" in wnut.splitlines()[0]
+    assert "`dev.iob + train.iob`" in uner.splitlines()[0]
+    assert cell(wnut, "1", "baseline") == "69.5 ± 0.7" and cell(uner, "1", "baseline") == "59.5 ± 13.4"
+    assert cell(wnut, "n trials", "baseline") == cell(uner, "n trials", "baseline") == "2"
+    text = readme.read_text()
+    uner_block = text.split("report-uner-ewt:start")[1].split("report-uner-ewt:end")[0]
+    wnut_block = text.split("report-wnut17:start")[1].split("report-wnut17:end")[0]
+    assert "old" not in text and "dev.iob + train.iob" in uner_block and "wnut17train" not in uner_block
+    assert "wnut17train.conll" in wnut_block and "dev.iob" not in wnut_block
+    top = (repo / "README.md").read_text()
+    assert "**ontonotes-ner** on uner-ewt" in top and "**ontonotes-ner** on wnut17" in top
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["tables"]["ontonotes-ner-uner-ewt.md"]["sources"]) == 5
+    assert all("/uner/" in s for s in manifest["plots"]["ontonotes-ner-uner-ewt-learning-curves.png"])
 
 
 def test_ner_table_on_ontonotes_keeps_the_original_columns(tmp_path):
@@ -773,7 +814,7 @@ def test_ner_table_on_ontonotes_keeps_the_original_columns(tmp_path):
 
 def test_ner_table_without_a_corpus_manifest_says_so(report):
     md = (report.out / "ontonotes-ner.md").read_text()
-    assert md.splitlines()[0].endswith("(best trial of each setting), corpus not recorded")
+    assert md.splitlines()[0].endswith("(mean ± std over each setting's sample), corpus not recorded")
     assert "**Corpus not recorded**" in md and cell(md, "1", "original baseline") == "78.3"
 
 
