@@ -124,7 +124,9 @@ def pretraining_text(row: pd.Series) -> Optional[str]:
         what = "train+test+unsup" if unsup else "train+test, no unsup"
     elif _value(row.get("corpus.raw")):
         what = f"`{row.get('corpus.raw')}`"
-    else:
+    elif _value(row.get("corpus.pretrain_text")) == "train":
+        what = "train text"
+    else:  # corpora prepared before the manifest said so took the train and dev docs' text
         what = "train+dev text"
     capped = _value(row.get("corpus.max_pretrain_docs"))
     return f"{'capped: ' if capped else ''}{what}; {size}"
@@ -375,7 +377,8 @@ def _time_and_pretraining_notes(trials: pd.DataFrame, settings: Sequence[str], h
                      "(`include_unsup`, `pretrain_words`, `docs.pretrain`): for IMDB, *train+test* is the text "
                      "(not the labels) of the 50k labelled reviews and *unsup* the 50k unlabelled ones; "
                      "*capped* means `max_pretrain_docs` kept only the first docs; otherwise a raw-text file, or "
-                     "the corpus's own train+dev text.")
+                     "the corpus's own *train text* (*train+dev text* for NER corpora prepared before "
+                     "`lmao data ner` recorded `pretrain_text`).")
     notes += pretraining_run_notes(trials, settings)
     campaigns = sorted({str(c) for c in trials.get("meta.campaign", pd.Series([], dtype=object)).dropna()})
     if campaigns:

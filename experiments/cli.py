@@ -55,7 +55,7 @@ def data_ner(
     dev: Path = typer.Argument(..., help="Development data, same forms"),
     out: Path = typer.Argument(..., help="Output folder"),
     test: Optional[Path] = typer.Option(None, "--test", help="Test data (read only by `lmao trial --final`)"),
-    raw: Optional[Path] = typer.Option(None, "--raw", help="Raw text for pretraining: .txt (a doc per line) or .jsonl(.gz) with text/body"),
+    raw: Optional[Path] = typer.Option(None, "--raw", help="Raw text for pretraining: .txt (a doc per line) or .jsonl(.gz) with text/body (default: the training docs' text)"),
     n_sents: int = typer.Option(1, "--n-sents", help="Sentences per doc"),
     max_train_docs: int = typer.Option(0, "--max-train-docs", help="Cap training docs (0 = all)"),
     max_dev_docs: int = typer.Option(0, "--max-dev-docs", help="Cap development docs (0 = all)"),

@@ -256,7 +256,11 @@ def test_prepare_ner_from_every_form(tmp_path, shared_data):
     prodigy.write_text(json.dumps({"text": "Mary went to Paris", "spans": [
         {"start": 0, "end": 4, "label": "person"}, {"start": 13, "end": 18, "label": "location"}]}) + "\n")
     m = prepare_ner(iob, prodigy, tmp_path / "a")
-    assert m["docs"] == {"train": 2, "dev": 1, "pretrain": 3} and m["labels"] == ["corporation", "location", "person"]
+    assert m["docs"] == {"train": 2, "dev": 1, "pretrain": 2} and m["labels"] == ["corporation", "location", "person"]
+    # without --raw, the training docs' text only: never the dev text the trials are scored on
+    pretrain = [d.text for d in read_docs(tmp_path / "a" / "pretrain", VOCAB)]
+    train_text = [d.text for d in read_docs(tmp_path / "a" / "train.spacy", VOCAB)]
+    assert pretrain == train_text and m["pretrain_text"] == "train"
     dev = list(read_docs(tmp_path / "a" / "dev.spacy", VOCAB))
     assert [(e.text, e.label_) for e in dev[0].ents] == [("Mary", "person"), ("Paris", "location")]
     # .spacy in, and raw text for pretraining from JSONL with Reddit's 'body'.

@@ -228,8 +228,9 @@ def prepare_ner(
 ) -> Dict[str, object]:
     """Write ``train.spacy``, ``dev.spacy`` (``test.spacy``), ``pretrain/`` shards and ``manifest.json``.
 
-    Without ``raw``, the pretraining corpus is the text of the train and dev docs (no labels): enough to
-    exercise the pipeline; real runs pass a large raw-text corpus (the protocol used Reddit comments).
+    Without ``raw``, the pretraining corpus is the text of the training docs (no labels): the corpus's own
+    text, as a domain-matched but small alternative to a large raw-text corpus (the protocol used Reddit
+    comments). Never the dev docs' text: that is what the trials are scored on.
     """
     check_at_least("--n-sents", n_sents, 1)
     for option, value in (("--max-train-docs", max_train_docs), ("--max-dev-docs", max_dev_docs),
@@ -259,7 +260,7 @@ def prepare_ner(
     if raw:
         raw_texts: Iterable[str] = read_raw_texts(Path(raw))
     else:
-        raw_texts = (doc.text for doc in train_docs + dev_docs)
+        raw_texts = (doc.text for doc in train_docs)
     with atomic_path(out_dir, is_dir=True) as tmp:
         counts = {"train": write_docbin(train_docs, tmp / "train.spacy"),
                   "dev": write_docbin(dev_docs, tmp / "dev.spacy")}
@@ -279,6 +280,7 @@ def prepare_ner(
             "sources": {"train": str(train), "dev": str(dev), "test": str(test) if test else None,
                         "raw": str(raw) if raw else None},
             "n_sents": n_sents,
+            "pretrain_text": "raw" if raw else "train",  # where the pretraining shards' text came from
             "docs": counts,
             "pretrain_words": pretrain_words,
         }
