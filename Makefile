@@ -99,6 +99,23 @@ $(CORPUS)/wnut17/.done: $(BIN)/.installed
 		--test $(WNUT)/emerging.test.annotated --raw $(SHARED)/imdb/imdb.jsonl.gz --max-pretrain-docs 20000
 	touch $@
 
+# Universal NER English-EWT (PER/ORG/LOC on web text; 12,543 / 2,001 / 2,077 sentences), the same pretraining
+# text as WNUT-17. The `-own` corpora pretrain on the corpus's own training text instead (no --raw).
+UNER ?= $(SHARED)/ner/uner-ewt
+$(CORPUS)/uner-ewt/.done: $(BIN)/.installed
+	$(LMAO) data ner $(UNER)/train.iob $(UNER)/dev.iob $(CORPUS)/uner-ewt --test $(UNER)/test.iob \
+		--raw $(SHARED)/imdb/imdb.jsonl.gz --max-pretrain-docs 20000
+	touch $@
+
+$(CORPUS)/uner-ewt-own/.done: $(BIN)/.installed
+	$(LMAO) data ner $(UNER)/train.iob $(UNER)/dev.iob $(CORPUS)/uner-ewt-own --test $(UNER)/test.iob
+	touch $@
+
+$(CORPUS)/wnut17-own/.done: $(BIN)/.installed
+	$(LMAO) data ner $(WNUT)/wnut17train.conll $(WNUT)/emerging.dev.conll $(CORPUS)/wnut17-own \
+		--test $(WNUT)/emerging.test.annotated
+	touch $@
+
 .PHONY: campaign-imdb campaign-ner campaigns recipe-levers
 campaign-imdb: $(CORPUS)/imdb-1k/.done $(CORPUS)/vectors-imdb-100k/.done
 	$(LMAO) campaign lmao-imdb-1k/campaign.yml $(CAMPAIGN_ARGS)
