@@ -347,6 +347,14 @@ def provenance_columns(data: Dict[str, Any]) -> Dict[str, Any]:
     out = {f"meta.{k}": v for k, v in sorted(meta.items()) if isinstance(v, scalar)}
     corpus = data.get("corpus") if isinstance(data.get("corpus"), dict) else {}
     manifest = corpus.get("manifest") if isinstance(corpus.get("manifest"), dict) else {}
+    pretrain = corpus.get("pretrain") if isinstance(corpus.get("pretrain"), dict) else {}
+    if isinstance(pretrain.get("manifest"), dict):  # pretrained on another corpus's text (pretrain_corpus)
+        own = pretrain["manifest"]
+        manifest = {**{k: v for k, v in manifest.items() if k not in ("include_unsup", "max_pretrain_docs")},
+                    **{k: own.get(k) for k in ("pretrain_words", "pretrain_text", "include_unsup",
+                                               "max_pretrain_docs") if k in own},
+                    "docs": {**(manifest.get("docs") or {}), "pretrain": (own.get("docs") or {}).get("pretrain")},
+                    "sources": {**(manifest.get("sources") or {}), "raw": (own.get("sources") or {}).get("raw")}}
     out.update({f"corpus.{k}": v for k, v in sorted(manifest.items()) if isinstance(v, scalar)})
     docs, sources = manifest.get("docs"), manifest.get("sources")
     out["corpus.pretrain_docs"] = docs.get("pretrain") if isinstance(docs, dict) else None

@@ -131,8 +131,12 @@ def build_config(
     init_tok2vec: Optional[Path] = None,
     pretraining: bool = False,
     overrides: Optional[Mapping[str, Any]] = None,
+    pretrain_dir: Optional[Path] = None,
 ):
     """Load ``config.cfg`` and apply paths, params and command-line overrides (in that order).
+
+    The pretraining text is ``pretrain_dir``'s (a local copy of the ``pretrain_corpus`` param), else that
+    param's folder, else ``corpus_dir``'s own.
 
     The result is the single source of the training settings: the loop reads only this config, so a
     ``--training.x`` override takes effect and ``spacy train`` on the saved config trains the same way.
@@ -144,7 +148,7 @@ def build_config(
     values: Dict[str, Any] = {
         "paths.train": str(corpus_dir / "train.spacy"),
         "paths.dev": str(corpus_dir / "dev.spacy"),
-        "paths.pretrain": str(corpus_dir / "pretrain"),
+        "paths.pretrain": str(Path(pretrain_dir or params.get("pretrain_corpus") or corpus_dir) / "pretrain"),
         "paths.vectors": str(vectors) if (use_vectors and vectors) else None,
         "paths.init_tok2vec": str(init_tok2vec) if init_tok2vec else None,
         "training.eval_frequency": 1_000_000_000,  # the trial evaluates once per epoch itself

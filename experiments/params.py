@@ -54,6 +54,8 @@ PARAMS: Dict[str, Param] = {
     "pretrain_batch_size": Param(int, 3000, "pretraining batch size in words"),
     "pretrain_hidden_size": Param(int, 300, "hidden layer of the pretraining output head"),
     "pretrain_n_characters": Param(int, 4, "first/last N characters for the characters objective"),
+    "pretrain_corpus": Param(str, "", "prepared corpus (`lmao data ...`) whose pretraining text to use (its pretrain/ "
+                             "shards), e.g. another corpus's or raw text; empty = corpus_dir's own"),
     "pretrain_seed": Param(int, -1, "seed of the pretraining run (-1 = the trial's seed); one fixed value lets "
                                     "one cached pretraining run serve every fine-tuning seed"),
     "pretrain_workers": Param(int, 1, "processes sharing each pretraining batch (data-parallel, one optimizer step; "
@@ -109,7 +111,7 @@ def check_range(name: str, value: Any) -> None:
 
 # Params added after result files already existed, with the value an older trial ran with: a report reads a
 # results.json that lacks one as that value, so old and new trials of one configuration compare as one.
-ADDED_LATER: Dict[str, Any] = {"pretrain_workers": 1, "cpu_gemm": "blis"}
+ADDED_LATER: Dict[str, Any] = {"pretrain_workers": 1, "cpu_gemm": "blis", "pretrain_corpus": ""}
 
 
 def did_you_mean(name: Any) -> str:

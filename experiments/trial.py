@@ -36,11 +36,17 @@ def resolve_vectors(params: Mapping[str, Any], corpus_dir: Path) -> Optional[Pat
     return default if default.exists() else None
 
 
-def corpus_info(corpus_dir: Path) -> Dict[str, Any]:
-    """Which prepared corpus the trial read: its folder and the manifest `lmao data` wrote."""
-    manifest_path = corpus_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
-    return {"dir": str(corpus_dir), "manifest": manifest}
+def corpus_info(corpus_dir: Path, pretrain_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """Which prepared corpus the trial read: its folder and the manifest `lmao data` wrote; and, when the
+    pretraining text came from another corpus (``pretrain_corpus``), the same for that one."""
+    def manifest(folder: Path) -> Optional[Dict[str, Any]]:
+        path = folder / "manifest.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    info: Dict[str, Any] = {"dir": str(corpus_dir), "manifest": manifest(corpus_dir)}
+    if pretrain_dir is not None:
+        info["pretrain"] = {"dir": str(pretrain_dir), "manifest": manifest(pretrain_dir)}
+    return info
 
 
 def select_device(gpu: str, cpu_gemm: str = "blis") -> int:
@@ -73,7 +79,7 @@ def parse_gpu(gpu: str) -> int:
 
 
 def check_configs(experiment_dir: Path, params: Mapping[str, Any], corpus_dir: Path, vectors: Optional[Path],
-                  config_overrides: Optional[Mapping[str, Any]]) -> None:
+                  config_overrides: Optional[Mapping[str, Any]], pretrain_dir: Optional[Path] = None) -> None:
     """Build and validate (spaCy's auto-fill and schemas) the configs the trial will train with, so a bad
     ``config.cfg`` value or ``--section.key`` override is an :class:`InputError` before anything is written
     or trained: naming the override when the problem is at one, else ``config.cfg``."""
@@ -91,7 +97,7 @@ def check_configs(experiment_dir: Path, params: Mapping[str, Any], corpus_dir: P
         configs = [build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors,
                                 overrides=overrides)]
         if params["pretrain_epochs"] > 0:
-            configs.append(pretraining_setup(experiment_dir, params, corpus_dir, vectors, overrides)[1])
+            configs.append(pretraining_setup(experiment_dir, params, corpus_dir, vectors, overrides, pretrain_dir)[1])
         for config in configs:
             filled = load_model_from_config(config, auto_fill=True, validate=True).config.interpolate()
             for section, schema in (("training", ConfigSchemaTraining), ("pretraining", ConfigSchemaPretrain)):
@@ -130,13 +136,14 @@ def use_cpu_ops(gemm: str) -> None:
 
 
 def pretraining_setup(experiment_dir: Path, params: Mapping[str, Any], corpus_dir: Path, vectors: Optional[Path],
-                      config_overrides: Optional[Mapping[str, Any]] = None) -> Tuple[Dict[str, Any], Config]:
+                      config_overrides: Optional[Mapping[str, Any]] = None,
+                      pretrain_dir: Optional[Path] = None) -> Tuple[Dict[str, Any], Config]:
     """The params and the spaCy config of a trial's pretraining run: ``config.cfg``, the params, then the
     ``--section.key`` overrides (the pretraining cache key hashes this config, filled)."""
     # A fixed pretrain_seed lets one cached pretraining run serve every fine-tuning seed.
     pre_params = {**params, "seed": params["pretrain_seed"]} if params["pretrain_seed"] >= 0 else dict(params)
     config = build_config(experiment_dir, pre_params, corpus_dir=corpus_dir, vectors=vectors, pretraining=True,
-                          overrides=config_overrides)
+                          overrides=config_overrides, pretrain_dir=pretrain_dir)
     return pre_params, config
 
 
@@ -176,14 +183,20 @@ def run_trial(
             raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data ...` first)")
     if final and not (corpus_dir / "test.spacy").exists():
         raise InputError(corpus_dir / "test.spacy", "--final needs the test split, which the corpus lacks")
+    pretrain_dir = None  # another corpus's pretraining text (-P pretrain_corpus), a local copy of it
+    if params["pretrain_corpus"] and params["pretrain_epochs"] > 0:
+        pretrain_dir = local_corpus(params["pretrain_corpus"])
+        if not (pretrain_dir / "pretrain").is_dir():
+            raise InputError(pretrain_dir / "pretrain", "pretraining text missing (param 'pretrain_corpus': "
+                                                        "a folder prepared by `lmao data ...`)")
     vectors = resolve_vectors(params, corpus_dir)
-    check_configs(experiment_dir, params, corpus_dir, vectors, config_overrides)
+    check_configs(experiment_dir, params, corpus_dir, vectors, config_overrides, pretrain_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result_file.clear_unfinished(out_dir)  # a retried attempt starts clean, never mixed with the killed one
     started = time.perf_counter()
     results = result_file.new_results(
         experiment=experiment["name"], task=task, metric=METRICS[task], params=params,
-        config_overrides=config_overrides, meta=meta, corpus=corpus_info(corpus_dir), final=final)
+        config_overrides=config_overrides, meta=meta, corpus=corpus_info(corpus_dir, pretrain_dir), final=final)
 
     def save() -> None:
         results["wall_seconds"] = round(time.perf_counter() - started, 3)
@@ -202,7 +215,7 @@ def run_trial(
             from .pretrain import pretrained_checkpoint
 
             pre_params, pretrain_config = pretraining_setup(experiment_dir, params, corpus_dir, vectors,
-                                                            config_overrides)
+                                                            config_overrides, pretrain_dir)
             pretrained = pretrained_checkpoint(pretrain_config, pre_params, cache or str(out_dir.parent / "cache"),
                                                gpu_id=use_gpu)
             results["pretraining"] = pretrained.to_results()

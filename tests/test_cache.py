@@ -353,6 +353,31 @@ def test_fine_tuning_seed_keeps_the_key_when_pretrain_seed_is_fixed(key_corpus):
     assert pretraining_key(key_corpus, {**fixed, "seed": 1}) == pretraining_key(key_corpus, {**fixed, "seed": 2})
 
 
+def test_pretrain_corpus_pretrains_on_that_corpus_text(key_corpus, default_key, tmp_path):
+    """-P pretrain_corpus=OTHER: the pretraining run reads OTHER's shards, and the cache key follows their
+    bytes (a copy of the same text in another folder is the same run; other text is another run)."""
+    import shutil
+
+    import spacy
+
+    from experiments.data.docbins import write_pretraining_corpus
+    from experiments.trial import pretraining_setup
+
+    same = tmp_path / "same"
+    shutil.copytree(key_corpus / "pretrain", same / "pretrain")
+    other = tmp_path / "other"
+    write_pretraining_corpus((spacy.blank("en")(t) for t in ["Mary lives in Paris."]), other / "pretrain")
+    assert pretraining_key(key_corpus, {"pretrain_corpus": str(same)}) == default_key
+    assert pretraining_key(key_corpus, {"pretrain_corpus": str(other)}) != default_key
+    from experiments.config import load_experiment
+    from experiments.params import resolve
+
+    params = resolve(load_experiment(IMDB)["params"], {"corpus_dir": str(key_corpus), "pretrain_corpus": str(other)},
+                     defaults_source="defaults.yml")
+    _, config = pretraining_setup(IMDB, params, key_corpus, key_corpus / "vectors")
+    assert config["paths"]["pretrain"] == str(other / "pretrain")
+
+
 def test_edited_config_cfg_changes_the_key_and_a_comment_does_not(key_corpus, default_key, tmp_path):
     import shutil
 
