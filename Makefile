@@ -120,8 +120,19 @@ $(CORPUS)/wnut17-own/.done: $(BIN)/.installed
 campaign-imdb: $(CORPUS)/imdb-1k/.done $(CORPUS)/vectors-imdb-100k/.done
 	$(LMAO) campaign lmao-imdb-1k/campaign.yml $(CAMPAIGN_ARGS)
 
-campaign-ner: $(CORPUS)/wnut17/.done $(CORPUS)/vectors-imdb-100k/.done
-	$(LMAO) campaign ontonotes-ner/campaign-wnut17.yml $(CAMPAIGN_ARGS)
+# Both NER corpora share one pretraining cache: their IMDB pretraining text is the same shards, so one
+# run per objective serves both campaigns.
+NER_CACHE ?= $(CORPUS)/ner-pretrain-cache
+campaign-ner: $(CORPUS)/wnut17/.done $(CORPUS)/wnut17-own/.done $(CORPUS)/uner-ewt/.done $(CORPUS)/uner-ewt-own/.done \
+		$(CORPUS)/vectors-imdb-100k/.done
+	$(LMAO) campaign ontonotes-ner/campaign-wnut17.yml --cache $(NER_CACHE) $(CAMPAIGN_ARGS)
+	$(LMAO) campaign ontonotes-ner/campaign-uner-ewt.yml --cache $(NER_CACHE) $(CAMPAIGN_ARGS)
+
+# The NER recipe study (ontonotes-ner/README.md, "The recipe"): one lever at a time on WNUT-17's baseline.
+.PHONY: ner-levers
+ner-levers: $(CORPUS)/wnut17/.done $(CORPUS)/vectors-imdb-100k/.done $(CORPUS)/vectors-imdb-100k-10k-d50/.done
+	$(LMAO) campaign ontonotes-ner/levers-wnut17.yml
+	$(MAKE) recipe-tables
 
 campaigns: campaign-imdb campaign-ner
 
@@ -171,18 +182,21 @@ recipe-levers: $(CORPUS)/imdb-1k-dev2k/.done $(CORPUS)/vectors-imdb-100k/.done $
 	$(LMAO) campaign lmao-imdb-1k/before-recipe.yml
 	$(MAKE) recipe-tables
 
-# The two tables of lmao-imdb-1k/README.md's recipe study, from the committed raw results (also run by
+# The recipe studies' tables (lmao-imdb-1k/README.md, ontonotes-ner/README.md), from the committed raw results (also run by
 # `make report`): each lever's curve, and the baseline before the recipe beside the campaign's baseline.
 .PHONY: recipe-tables
 recipe-tables: venv
 	$(LMAO) campaign lmao-imdb-1k/levers.yml --summary --markdown --readme lmao-imdb-1k/README.md --block levers
 	$(LMAO) campaign lmao-imdb-1k/before-recipe.yml --also lmao-imdb-1k/campaign.yml --only old-defaults \
 		--only baseline --summary --markdown --readme lmao-imdb-1k/README.md --block before-after
+	$(LMAO) campaign ontonotes-ner/levers-wnut17.yml --summary --markdown --readme ontonotes-ner/README.md --block levers
+	$(LMAO) campaign ontonotes-ner/before-recipe-wnut17.yml --also ontonotes-ner/campaign-wnut17.yml \
+		--summary --markdown --readme ontonotes-ner/README.md --block before-after
 
 # The committed tables and plots (analysis/results/, the experiment READMEs) come only from the
 # committed raw results of the protocol campaigns; `make report RUNS=...` reports other runs into
 # RUNS/report instead, leaving the committed ones alone.
-CAMPAIGN_RUNS ?= analysis/imdb-1k-campaign analysis/wnut17-campaign
+CAMPAIGN_RUNS ?= analysis/imdb-1k-campaign analysis/wnut17-campaign analysis/uner-ewt-campaign
 .PHONY: report
 report: venv
 ifeq ($(origin RUNS),command line)

@@ -89,16 +89,19 @@ def objective_section(params: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def batcher_section(params: Mapping[str, Any]) -> Dict[str, Any]:
-    """The ``[training.batcher]`` block: spaCy's sequence batcher, fixed or compounding size.
+    """The ``[training.batcher]`` block: spaCy's sequence batcher, fixed or compounding size, or its
+    word-count batcher with a compounding size (``words``: what ``spacy init config -p ner`` writes,
+    100 -> 1000 words by 1.001).
 
     As in ``spacy train``, the batcher is called once per epoch, so a compounding size restarts
     from ``batch_start`` at every epoch.
     """
-    if params["batch_schedule"] == "compounding":
-        size: Any = {"@schedules": "compounding.v1", "start": params["batch_start"],
-                     "stop": params["batch_stop"], "compound": params["batch_compound"], "t": 0.0}
-    else:
-        size = params["batch_size"]
+    compounding = {"@schedules": "compounding.v1", "start": params["batch_start"],
+                   "stop": params["batch_stop"], "compound": params["batch_compound"], "t": 0.0}
+    if params["batch_schedule"] == "words":
+        return {"@batchers": "spacy.batch_by_words.v1", "size": compounding, "tolerance": 0.2,
+                "discard_oversize": False, "get_length": None}
+    size = compounding if params["batch_schedule"] == "compounding" else params["batch_size"]
     return {"@batchers": "spacy.batch_by_sequence.v1", "size": size, "get_length": None}
 
 

@@ -36,6 +36,15 @@ def test_params_map_into_the_training_block():
     compounding = config_for({"batch_schedule": "compounding", "batch_start": 2, "batch_stop": 20,
                               "batch_compound": 1.01})["training"]["batcher"]["size"]
     assert compounding == {"@schedules": "compounding.v1", "start": 2.0, "stop": 20.0, "compound": 1.01, "t": 0.0}
+    # spaCy's NER default (`spacy init config -p ner`): words per batch, 100 -> 1000 by 1.001
+    words = config_for({"batch_schedule": "words", "batch_start": 100, "batch_stop": 1000})["training"]["batcher"]
+    assert words == {"@batchers": "spacy.batch_by_words.v1", "tolerance": 0.2, "discard_oversize": False,
+                     "get_length": None, "size": {"@schedules": "compounding.v1", "start": 100.0, "stop": 1000.0,
+                                                  "compound": 1.001, "t": 0.0}}
+    from spacy.util import registry
+
+    batcher = registry.resolve({"b": words})["b"]  # the block spaCy builds: batches of about 100 words first
+    assert [len(b) for b in batcher([[0] * 30] * 6)] == [3, 3]
 
 
 def test_command_line_overrides_win_over_params_and_blocks():
