@@ -1,5 +1,5 @@
-"""Comparison tables: one per (experiment, task), and for NER one per corpus where an experiment ran on
-several; as markdown (for READMEs) and CSV (numbers).
+"""Comparison tables: one per (experiment, task), and for NER one per corpus (scores on two corpora never
+share a column); as markdown (for READMEs) and CSV (numbers).
 
 - Text classification (IMDB-1k style): rows = pretraining settings, columns = best trial, mean ± std and
   95% bootstrap CI (from 3 or more values; the range otherwise) over a stated sample (see ``analysis.stats``), n trials, model size, the original's
@@ -255,8 +255,8 @@ class Table:
     sources: List[str] = field(default_factory=list)  # completed trials behind the numbers
     pruned_sources: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
-    # NER results on more than one corpus get a table each: which corpus (``corpus_name``), and the block
-    # of the experiment README it goes to (``report``, or ``report-<corpus>`` when there are several)
+    # NER results get a table per corpus they ran on: which one (``corpus_name``), and the block of the
+    # experiment README it goes to (``report-<corpus>``; ``report`` for results that record no corpus)
     corpus_name: Optional[str] = None
     block: str = "report"
     all_sources: List[str] = field(default_factory=list)  # every trial of the table, pruned and failed too
@@ -559,11 +559,11 @@ def build_tables(trials: pd.DataFrame, epochs: pd.DataFrame, top_k: int = TOP_K)
         name = experiment if experiments.count(experiment) == 1 else f"{experiment}-{task}"
         if task == "ner":
             ep = epochs[(epochs["experiment"] == experiment) & (epochs["task"] == task)]
-            corpora = sorted({str(c) for c in sub.get("corpus_name", pd.Series(dtype=object)).dropna()})
-            if len(corpora) <= 1:
+            named = sub["corpus_name"].notna() if "corpus_name" in sub else pd.Series(False, index=sub.index)
+            if not named.all():  # results that record no corpus: one table, as before corpora were named
                 tables.append(ner_table(sub, ep, name, experiment, task, top_k))
                 continue
-            for corpus in corpora:  # one table, file name and README block per corpus
+            for corpus in sorted(set(sub["corpus_name"].astype(str))):  # a table, file and README block each
                 part = sub[sub["corpus_name"] == corpus]
                 table = ner_table(part, ep[ep["source"].isin(set(part["source"]))], f"{name}-{corpus}",
                                   experiment, task, top_k)

@@ -748,7 +748,9 @@ def _ner_with_corpus(root: Path, corpus: Dict[str, Any]) -> Path:
 
 def test_ner_table_on_another_corpus_prints_no_ontonotes_numbers(tmp_path):
     loaded = load_all([_ner_with_corpus(tmp_path / "wnut", WNUT)])
-    md = build_tables(loaded.trials, loaded.epochs)[0].markdown
+    [table] = build_tables(loaded.trials, loaded.epochs)
+    assert (table.name, table.block) == ("ontonotes-ner-wnut17", "report-wnut17")  # named by its corpus
+    md = table.markdown
     assert md.splitlines()[0] == ("### ontonotes-ner: dev ents_f (%) per fine-tuning epoch (mean ± std over each "
                                   "setting's sample), corpus: `emerging.dev.conll + wnut17train.conll`")
     assert md_rows(md)["header"] == ["epoch", "baseline", "50M words (vectors)", "50M words (trigram)"]
