@@ -243,9 +243,8 @@ def check_schema(c: Any, versions=K8S_VERSIONS) -> List[str]:
                 kubernetes_validate.validate(obj, f"{version}.0", strict=True)
             except kubernetes_validate.ValidationError as err:
                 path = ".".join(str(p) for p in err.path)
-                problems.append(f"{_who(c)}: {obj['kind']} invalid for Kubernetes {version}: {path}: "
-                                f"{err.message}")
-                break
+                # one line: the first object and minor that fail (the Job embeds the same pod spec)
+                return [f"{_who(c)}: {obj['kind']} invalid for Kubernetes {version}: {path}: {err.message}"]
     return problems
 
 
@@ -305,14 +304,15 @@ def check_resources(c: Any, tf: Terraform) -> List[str]:
     if gpus and tf.gpu_trials_per_gpu > 1:
         per_node = int(node_gpus // gpus)  # GKE time-sharing: that many trials share the node's GPUs
     alloc = gke_allocatable(pool.machine_type)
-    for res, show in (("cpu", lambda v: f"{v:.2f} CPU"), ("memory", _gib)):
-        need = per_node * req.get(res, 0.0)
-        have = alloc[res] - SYSTEM_RESERVE[res]
-        if need > have:
-            what = (f"{per_node} trials sharing its GPUs (gpu_trials_per_gpu, {tf.where['gpu_sharing']}) need "
-                    if per_node > 1 else "the pod requests ")
-            problems.append(f"{_who(c)}: {what}{show(need)} but a {pool.machine_type} node of the {pool.name} "
-                            f"pool has {show(have)} allocatable after GKE's reserve and DaemonSets")
+    shows = {"cpu": lambda v: f"{v:.2f} CPU", "memory": _gib}
+    short = [res for res in ("cpu", "memory") if per_node * req.get(res, 0.0) > alloc[res] - SYSTEM_RESERVE[res]]
+    if short:
+        need = " and ".join(shows[r](per_node * req.get(r, 0.0)) for r in short)
+        have = " and ".join(shows[r](alloc[r] - SYSTEM_RESERVE[r]) for r in short)
+        what = (f"{per_node} trials sharing its GPUs (gpu_trials_per_gpu, {tf.where['gpu_sharing']}) need "
+                if per_node > 1 else "the pod requests ")
+        problems.append(f"{_who(c)}: {what}{need} but a {pool.machine_type} node of the {pool.name} pool has "
+                        f"{have} allocatable after GKE's reserve and DaemonSets")
     return problems
 
 
@@ -401,4 +401,43 @@ def check_all(compiled: List[Any], tf: Optional[Terraform] = None) -> List[str]:
         problems += check_identity(c, tf)
         problems += check_images(c, tf)
         problems += check_entrypoint(c)
+    return problems
+
+
+def check_dockerfile_pins(dockerfile: Path = REPO / "Dockerfile", pyproject: Path = REPO / "pyproject.toml") -> List[str]:
+    """The image installs what pyproject.toml pins: the package with its ``polyaxon`` extra (polyaxon and
+    haupt at the chart's version) and, for each extra requirement the Dockerfile names, the same version
+    range as pyproject.toml (``spacy[cuda12x]`` is spaCy's own extra: same spaCy range)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads(Path(pyproject).read_text(encoding="utf-8"))["project"]
+    pinned = {Requirement(r).name.lower(): Requirement(r) for r in project["dependencies"]}
+    extras = project.get("optional-dependencies") or {}
+    where = Path(dockerfile).name
+    problems: List[str] = []
+    for line in dockerfile_facts(dockerfile)["pip_installs"]:
+        for word in shlex.split(line):
+            if word.startswith("-"):
+                continue
+            if word.startswith("."):
+                for extra in re.findall(r"\[([^\]]+)\]", word)[:1]:
+                    for name in extra.split(","):
+                        if name not in extras:
+                            problems.append(f"{where}: pip install {word}: pyproject.toml has no extra {name!r}")
+                continue
+            req = Requirement(word)
+            mine = pinned.get(req.name.lower())
+            if mine is None:
+                problems.append(f"{where}: pip install {word}: {req.name} is not a dependency in pyproject.toml")
+            elif set(req.specifier) != set(mine.specifier):  # packaging compares canonical versions (3.9 == 3.9.0)
+                problems.append(f"{where}: pip install {word}: {req.name}{req.specifier} differs from pyproject.toml's "
+                                f"{mine.name}{mine.specifier}")
+    pins = {Requirement(r).name.lower(): str(Requirement(r).specifier) for r in extras.get("polyaxon", [])}
+    if pins.get("polyaxon") != f"=={POLYAXON_VERSION}":
+        problems.append(f"pyproject.toml: extra polyaxon pins polyaxon{pins.get('polyaxon')}, not =={POLYAXON_VERSION} "
+                        f"(the chart and the init/sidecar images)")
     return problems

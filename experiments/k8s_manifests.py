@@ -147,10 +147,12 @@ def render_values(template: Path, variables: Mapping[str, Any]) -> Dict[str, Any
     return yaml.safe_load("\n".join(lines)) or {}
 
 
-def cluster_settings(project_id: str = "PROJECT_ID", tf_dir: Path = TF_DIR) -> ClusterSettings:
-    """The settings ``terraform apply`` with default variables gives a project (no ingress)."""
+def cluster_settings(project_id: str = "PROJECT_ID", tf_dir: Path = TF_DIR,
+                     bucket: Optional[str] = None) -> ClusterSettings:
+    """The settings ``terraform apply`` with default variables gives a project (no ingress); ``bucket`` is
+    the ``bucket_name`` variable (default: main.tf local.bucket_name)."""
     tf = terraform_defaults(tf_dir)
-    bucket = tf.get("bucket_name") or f"{project_id}-lmao-artifacts"  # main.tf local.bucket_name
+    bucket = bucket or tf.get("bucket_name") or f"{project_id}-lmao-artifacts"
     release = "polyaxon"  # main.tf local.polyaxon_release
     base = ClusterSettings(project_id=project_id, region=tf["region"], namespace=tf["polyaxon_namespace"],
                            release=release, bucket=bucket, artifact_repository=tf["artifact_repository"])
