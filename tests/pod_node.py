@@ -283,6 +283,7 @@ class Node:
                     self.secret_mounts[mount["mountPath"]] = volume["secret"]["secretName"]
         self.api = KubeApi(self.state, self.sa_dir)
         self.procs: Dict[str, subprocess.Popen] = {}
+        self.times: Dict[str, List[float]] = {}  # container -> [start, end] (monotonic seconds)
 
     # -------------------------------------------------------------- mapping
     def _mounts(self, container: Mapping[str, Any]) -> List[str]:
@@ -336,6 +337,7 @@ class Node:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
                                 start_new_session=True)
         name = container["name"]
+        self.times[name] = [time.monotonic()]
         with self.state.lock:
             self.state.containers[name].state = {"running": {"startedAt": _now()}}
 
@@ -344,6 +346,7 @@ class Node:
                 with self.state.lock:
                     self.state.containers[name].log.append(f"{_now()} {line.rstrip()}")
             code = proc.wait()
+            self.times[name].append(time.monotonic())
             with self.state.lock:
                 self.state.containers[name].state = {"terminated": {
                     "exitCode": code if code >= 0 else 128 - code, "finishedAt": _now(),
@@ -352,6 +355,10 @@ class Node:
         threading.Thread(target=pump, daemon=True).start()
         self.procs[name] = proc
         return proc
+
+    def durations(self) -> Dict[str, float]:
+        """Seconds each container ran (wall clock), for the test's report."""
+        return {n: round(t[1] - t[0], 1) for n, t in self.times.items() if len(t) == 2}
 
     def log(self, name: str) -> str:
         with self.state.lock:

@@ -246,7 +246,7 @@ def store(gcs_emulator, imdb_corpus, tmp_path_factory):
 def _compile_tiny(store, settings) -> Compiled:
     op = Operation(str(store["polyaxonfile"]), "matrix-child",
                    {**RUNBOOK_PARAMS, "corpus_dir": "gs://{bucket}/corpus/imdb-small", "pool": "cpu",
-                    "max_epochs": 3, "patience": 0, "pretrain_max_words": 0})
+                    "max_epochs": 2, "patience": 0, "pretrain_max_words": 0})
     return compile_operation("tiny-random-child", op, settings, matrix_uuid=store["matrix_uuid"])
 
 
@@ -272,7 +272,7 @@ def test_workload_identity_credentials_are_refused_by_polyaxon_2_18(store, gcs_e
     finally:
         node.close()
     assert "Input should be an instance of Credentials" in str(err.value)
-    assert "compute_engine" in str(err.value)
+    assert "<google.auth.compute_engi" in str(err.value)  # pydantic shortens the repr it prints
 
 
 def _with_key_secret(settings):
@@ -304,7 +304,7 @@ def _wait(condition, timeout, what):
 
 @pytest.mark.slow
 def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf, tmp_path):
-    """Attempt 1: init containers, trial + sidecar; the trial is SIGKILLed during epoch 2 (what a Spot
+    """Attempt 1: init containers, trial + sidecar; the trial is SIGKILLed after epoch 1 (what a Spot
     reclaim or an OOM kill does to it); the sidecar's last round uploads the partial outputs. Attempt 2, a
     new pod on a new node as the Job's backoffLimit (termination.maxRetries) makes it: the init container
     brings the partial attempt back, the trial starts clean, takes pretraining from the gs:// cache, and the
@@ -356,7 +356,7 @@ def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf
 
     blobs = _blobs(bucket, prefix)
     results = json.loads(blobs["outputs/results.json"].download_as_bytes())
-    assert results["status"] == "completed" and [e["epoch"] for e in results["epochs"]] == [1, 2, 3]
+    assert results["status"] == "completed" and [e["epoch"] for e in results["epochs"]] == [1, 2]
     assert results["pretraining"]["cached"] is True  # built by attempt 1, read back from gs://.../cache
     assert results["pretraining"]["cache_key"] == partial["pretraining"]["cache_key"]
     stored_outputs = {k[len("outputs/"):] for k in blobs if k.startswith("outputs/")}
@@ -365,15 +365,16 @@ def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf
     # metrics: Polyaxon's event files, one row per epoch of the finished attempt only
     events = blobs["events/metric/dev_score.plx"].download_as_text().strip().splitlines()
     assert events[0] == "step|timestamp|metric"  # traceml's CSV events
-    assert [int(line.split("|")[0]) for line in events[1:]] == [1, 2, 3], events
+    assert [int(line.split("|")[0]) for line in events[1:]] == [1, 2], events
     assert any(k.startswith("plxlogs/") for k in blobs) and "outputs/spec.json" in blobs
     assert attempt1 - set(blobs) <= {k for k in attempt1 if k.startswith(("outputs/", "events/"))}
 
     report = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "experiments", "report", f"gs://{bucket.name}/polyaxon",
+    done = subprocess.run([sys.executable, "-m", "experiments", "report", "--gcs", f"gs://{bucket.name}/polyaxon",
                            "--out", str(report), "--no-readmes"], cwd=REPO, capture_output=True, text=True,
                           timeout=300, env={**__import__("os").environ, "LMAO_TRACKING": "0"})
     assert done.returncode == 0, done.stderr[-2000:]
     table = (report / "lmao-imdb-1k.md").read_text()
     assert f"{results['best_dev_score'] * 100:.1f}" in table or f"{results['best_dev_score']:.4f}" in table, table
-    print(f"attempt 1 killed + retry: {elapsed:.0f} s")
+    print(f"attempt 1 killed + retry: {elapsed:.0f} s; containers (s): attempt 1 {first.durations()}, "
+          f"attempt 2 {second.durations()}")
