@@ -165,12 +165,10 @@ def read_terraform(tf_dir: Path = TF_DIR, project_id: str = "PROJECT_ID") -> Ter
     image = _eval(named["image"]["value"], variables, scope)
     where = {
         "labels": _line(main_path, "labels          = merge"),
-        "taints": _line(main_path, "taints       = [{ key = \"lmao/pool\", value = \"cpu\""),
         "pools": _line(main_path, "pools = {"),
         "wi": _line(main_path, '"trials_workload_identity"'),
         "gpu_sharing": _line(tf_dir / "variables.tf", 'variable "gpu_trials_per_gpu"'),
         "image": _line(tf_dir / "outputs.tf", 'output "image"'),
-        "namespace": _line(tf_dir / "variables.tf", 'variable "polyaxon_namespace"'),
     }
     return Terraform(pools=pools, gpu_trials_per_gpu=int(variables["gpu_trials_per_gpu"]),
                      namespace=variables["polyaxon_namespace"], runs_ksa=scope["local.polyaxon_runs_ksa"],
@@ -268,7 +266,9 @@ def check_scheduling(c: Any, tf: Terraform) -> List[str]:
         return [f"{_who(c)}: {problem}"]
     problems = []
     for key, value, effect in pool.taints:
-        tolerated = any(t.get("key") == key and t.get("effect", effect) in (effect, "")
+        # Kubernetes' rule: an empty key with Exists tolerates every taint; no effect matches every effect.
+        tolerated = any((t.get("key") == key or (not t.get("key") and t.get("operator") == "Exists"))
+                        and (t.get("effect") or effect) == effect
                         and (t.get("operator") == "Exists" or t.get("value") == value)
                         for t in spec.get("tolerations") or [])
         if not tolerated:

@@ -20,7 +20,7 @@ import pytest
 
 from experiments import k8s_checks as checks
 from experiments.k8s_manifests import (OPERATIONS, RUNBOOK_PARAMS, Compiled, Operation, cluster_settings,
-                                       compile_all, compile_operation, job_of, manifests_yaml, pod_of)
+                                       compile_all, compile_operation, manifests_yaml, pod_of)
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN = checks.MAIN_CONTAINER
@@ -75,6 +75,21 @@ def test_every_cluster_operation_compiles_into_polyaxons_objects(compiled):
             assert f"-P {name}={c.params[name]} " in main["args"][0]
         assert f"-P depth={int(c.params['depth'])} " in main["args"][0]  # int input: Polyaxon casts 4.0 to 4
     assert "kind: Job" in manifests_yaml(compiled) and "apiVersion: batch/v1" in manifests_yaml(compiled)
+
+
+def test_a_plain_operation_compiles_and_passes_the_checks_too(tmp_path, tf):
+    """OPERATIONS also takes an operation that is not a matrix (a tuner, say): `kind: "operation"`. Here the
+    random polyaxonfile without its matrix: the component's own input defaults fill the command."""
+    import yaml
+
+    doc = yaml.safe_load((REPO / "lmao-imdb-1k" / "polyaxonfile.random.yml").read_text())
+    doc.pop("matrix")
+    path = tmp_path / "single.yml"
+    path.write_text(yaml.safe_dump(doc))
+    c = compile_operation("single", Operation(str(path), "operation", {**RUNBOOK_PARAMS, "pool": "gpu", "gpus": 1}),
+                          cluster_settings())
+    assert "-P width=96 " in _main(c)["args"][0]  # the input's default (params.py), resolved by Polyaxon
+    assert checks.check_all([c], tf) == []
 
 
 def test_lmao_polyaxonfile_k8s_prints_the_objects_and_checks_them(tmp_path):
@@ -199,7 +214,6 @@ fixed:
   batch_size: 16
 """
 TRIALS_GSA = "lmao-trials@PROJECT_ID.iam.gserviceaccount.com"
-NODE_ENV_KEYS = ("STORAGE_EMULATOR_HOST",)
 
 
 def _tiny_polyaxonfile(tmp: Path) -> Path:
