@@ -58,11 +58,17 @@ class Operation:
 # What a GKE user launches (terraform-gke/README.md step 8), with the -P of its runbook. One line each.
 RUNBOOK_PARAMS = {"image": "{registry}/lmao:TAG", "cache": "gs://{bucket}/cache",
                   "corpus_dir": "gs://{bucket}/corpus/imdb-1k"}
+# The bayes polyaxonfiles are left out: Polyaxon CE 2.18.0 cannot create their tuner runs (polyaxon_agent.py
+# TUNED_MATRICES), so the cluster never runs their children.
 OPERATIONS: Dict[str, Operation] = {
+    "runbook-gpu": Operation("polyaxonfile.yml", "matrix-child", {**RUNBOOK_PARAMS, "pool": "gpu", "gpus": 1}),
     "random-child-gpu": Operation("lmao-imdb-1k/polyaxonfile.random.yml", "matrix-child",
                                   {**RUNBOOK_PARAMS, "pool": "gpu", "gpus": 1}),
     "random-child-cpu": Operation("lmao-imdb-1k/polyaxonfile.random.yml", "matrix-child",
                                   {**RUNBOOK_PARAMS, "pool": "cpu", "cpu": 4, "memory": "8Gi"}),
+    "ner-random-child-cpu": Operation("ontonotes-ner/polyaxonfile.random.yml", "matrix-child",
+                                      {**RUNBOOK_PARAMS, "corpus_dir": "gs://{bucket}/corpus/wnut17", "pool": "cpu",
+                                       "cpu": 4, "memory": "8Gi"}),
 }
 
 
