@@ -126,7 +126,7 @@ class PolyaxonTracker:
             # artifacts sidecar is then a thread of this process, which dies on its resources file (see
             # below); on a cluster the sidecar is its own container and resources are collected as usual.
             in_process = bool(os.environ.get("POLYAXON_HAS_PROCESS_SIDECAR"))
-            if managed_api_blocked():
+            if not in_process and managed_api_blocked():  # a pod with Polyaxon's sidecar container (GKE)
                 init_managed_offline(tracking)
             else:
                 tracking.init(track_code=False, track_env=False, track_logs=False,
