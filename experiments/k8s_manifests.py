@@ -122,12 +122,13 @@ def terraform_defaults(tf_dir: Path = TF_DIR) -> Dict[str, Any]:
 
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
-_DIRECTIVE = re.compile(r"^\s*%\{\s*(if (\w+)|else|endif)\s*~?\}\s*$")
+_DIRECTIVE = re.compile(r"^\s*%\{\s*(if (\w+)(?:\s*!=\s*\"\")?|else|endif)\s*~?\}\s*$")
 
 
 def render_values(template: Path, variables: Mapping[str, Any]) -> Dict[str, Any]:
-    """Terraform's ``templatefile`` for our values template: ``${name}`` and ``%{ if name }..%{ else }..%{ endif }``
-    lines (the only directives it uses); an unknown placeholder is an error naming its line."""
+    """Terraform's ``templatefile`` for our values template: ``${name}`` and ``%{ if name }`` / ``%{ if name != "" }``
+    ..``%{ else }``..``%{ endif }`` lines (the only directives it uses); an unknown placeholder is an error
+    naming its line."""
     lines: List[str] = []
     keep = [True]
     for number, line in enumerate(Path(template).read_text(encoding="utf-8").splitlines(), 1):
@@ -153,10 +154,10 @@ def render_values(template: Path, variables: Mapping[str, Any]) -> Dict[str, Any
     return yaml.safe_load("\n".join(lines)) or {}
 
 
-def cluster_settings(project_id: str = "PROJECT_ID", tf_dir: Path = TF_DIR,
-                     bucket: Optional[str] = None) -> ClusterSettings:
-    """The settings ``terraform apply`` with default variables gives a project (no ingress); ``bucket`` is
-    the ``bucket_name`` variable (default: main.tf local.bucket_name)."""
+def cluster_settings(project_id: str = "PROJECT_ID", tf_dir: Path = TF_DIR, bucket: Optional[str] = None,
+                     store_key_secret: Optional[str] = None) -> ClusterSettings:
+    """The settings ``terraform apply`` with default variables gives a project (no ingress); ``bucket`` and
+    ``store_key_secret`` set the variables ``bucket_name`` and ``polyaxon_store_key_secret``."""
     tf = terraform_defaults(tf_dir)
     bucket = bucket or tf.get("bucket_name") or f"{project_id}-lmao-artifacts"
     release = "polyaxon"  # main.tf local.polyaxon_release
@@ -166,7 +167,8 @@ def cluster_settings(project_id: str = "PROJECT_ID", tf_dir: Path = TF_DIR,
         "bucket": bucket, "trials_gsa": f"{tf['cluster_name']}-trials@{project_id}.iam.gserviceaccount.com",
         "gateway_service": f"{base.fullname}-gateway", "namespace": base.namespace,
         "postgres_password": "generated", "ingress": False, "ingress_host": "", "ingress_ip_name": "",
-        "ingress_cert_name": ""})
+        "ingress_cert_name": "",
+        "store_key_secret": tf.get("polyaxon_store_key_secret", "") if store_key_secret is None else store_key_secret})
     return ClusterSettings(project_id=project_id, region=base.region, namespace=base.namespace,
                            release=release, bucket=bucket, artifact_repository=base.artifact_repository,
                            values=values)

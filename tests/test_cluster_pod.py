@@ -289,18 +289,13 @@ def test_workload_identity_credentials_are_refused_by_polyaxon_2_18(store, gcs_e
     assert "<google.auth.compute_engi" in str(err.value)  # pydantic shortens the repr it prints
 
 
-def _with_key_secret(settings):
-    """The artifacts store as Polyaxon can read it: a service-account key in a Kubernetes Secret, mounted
-    into Polyaxon's init and sidecar containers by Polyaxon's converter (the trial keeps Workload Identity)."""
-    values = json.loads(json.dumps(settings.values))
-    values["artifactsStore"]["secret"] = {"name": "polyaxon-gcs-key", "mountPath": "/plx-secret"}
-    return dataclasses.replace(settings, values=values)
+KEY_SECRET = "polyaxon-gcs-key"
 
 
 def _key_secret():
     from tests.pod_node import service_account_key
 
-    return {"polyaxon-gcs-key": {"GC_KEYFILE_DICT": lambda node: service_account_key(TRIALS_GSA, node.metadata.token_uri())}}
+    return {KEY_SECRET: {"GC_KEYFILE_DICT": lambda node: service_account_key(TRIALS_GSA, node.metadata.token_uri())}}
 
 
 def _blobs(bucket, prefix):
@@ -324,7 +319,10 @@ def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf
     brings the partial attempt back, the trial starts clean, takes pretraining from the gs:// cache, and the
     bucket ends with one finished trial and nothing of attempt 1. Then `lmao report` reads it from gs://."""
     bucket = store["bucket"]
-    settings = _with_key_secret(cluster_settings(bucket=bucket.name))
+    # The Terraform with polyaxon_store_key_secret set: Polyaxon mounts that Secret (a key of the trials
+    # account) into its init and sidecar containers; the trial keeps Workload Identity.
+    settings = cluster_settings(bucket=bucket.name, store_key_secret=KEY_SECRET)
+    assert settings.values["artifactsStore"]["secret"] == {"name": KEY_SECRET, "mountPath": "/plx-secret"}
     c = _compile_tiny(store, settings)
     assert checks.check_all([c], tf) == []  # the executed pod passes the same checks
     pod = pod_of(c.resource)
