@@ -4,7 +4,8 @@ What the pod's containers do is theirs: each runs as a local process with the sp
 ``args``, ``env`` and ``workingDir``, init containers one after the other, then the main container beside
 the sidecar. This module supplies what a node supplies and nothing else:
 
-- **volumes**: every ``emptyDir`` is a folder under the node's root, mounted at ``ROOT + mountPath``: each
+- **volumes**: every ``emptyDir`` and ``secret`` volume is a folder under the node's root (a Secret's keys
+  written as files, from the ``secrets`` the test gives), mounted at ``ROOT + mountPath``: each
   mount path in a container's command, args, env and working dir is rewritten to that folder, and Polyaxon's
   context root (``POLYAXON_CONTEXT_ROOT``, read by polyaxon ``_contexts/paths.py``) points at the mapped
   ``/plx-context``; the service-account token Kubernetes mounts in every pod
