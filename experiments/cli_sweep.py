@@ -66,8 +66,14 @@ def polyaxonfile(
     out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: EXPERIMENT_DIR/polyaxonfile.SEARCH.yml)"),
     concurrency: int = typer.Option(4, "--concurrency", help="Matrix runs at once on the cluster"),
     check: bool = typer.Option(False, "--check", help="Exit 1 if the file on disk differs from the generated one"),
+    k8s: bool = typer.Option(False, "--k8s", help="Instead: compile the committed file's cluster operations "
+                             "(experiments/k8s_manifests.py OPERATIONS) into the Kubernetes objects Polyaxon's "
+                             "agent submits on GKE, check them against terraform-gke/, write them as YAML"),
+    project_id: str = typer.Option("PROJECT_ID", "--project-id", help="With --k8s: the GCP project"),
 ) -> None:
     """Generate a Polyaxon v2 polyaxonfile (operation + matrix) from EXPERIMENT_DIR/sweep.yml."""
+    if k8s:
+        return k8s_objects(experiment_dir, search, out, project_id)
     from .fileio import write_text
     from .polyaxonfile import polyaxonfile_path, render_polyaxonfile
     from .search_space import check_search
@@ -85,6 +91,32 @@ def polyaxonfile(
         return
     write_text(target, text)
     typer.echo(f"wrote {target}")
+
+
+def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_id: str) -> None:
+    """``lmao polyaxonfile EXPERIMENT_DIR --k8s``: the cluster's objects for the committed polyaxonfile."""
+    from .fileio import write_text
+    from .k8s_checks import check_all
+    from .k8s_manifests import OPERATIONS, REPO, cluster_settings, compile_operation, manifests_yaml
+    from .polyaxonfile import polyaxonfile_path
+
+    existing_folder(experiment_dir, "an experiment folder")
+    target = polyaxonfile_path(experiment_dir, search).resolve()
+    settings = cluster_settings(project_id=project_id)
+    compiled = [compile_operation(name, op, settings) for name, op in OPERATIONS.items()
+                if (REPO / op.polyaxonfile).resolve() == target]
+    if not compiled:
+        raise InputError(target, "no cluster operation runs this file (experiments/k8s_manifests.py OPERATIONS)")
+    problems = check_all(compiled)
+    text = manifests_yaml(compiled)
+    if out:
+        write_text(out, text)
+    else:
+        typer.echo(text)
+    if problems:
+        raise InputError(target, "the compiled objects fail the cluster checks:\n" + "\n".join(problems))
+    typer.echo(f"{len(compiled)} operations compiled ({', '.join(c.name for c in compiled)}); checks passed"
+               + (f"; objects in {out}" if out else ""), err=not out)
 
 
 def register(app: typer.Typer) -> None:

@@ -126,8 +126,11 @@ class PolyaxonTracker:
             # artifacts sidecar is then a thread of this process, which dies on its resources file (see
             # below); on a cluster the sidecar is its own container and resources are collected as usual.
             in_process = bool(os.environ.get("POLYAXON_HAS_PROCESS_SIDECAR"))
-            tracking.init(track_code=False, track_env=False, track_logs=False,
-                          **({"collect_resources": False} if in_process else {}))
+            if not in_process and managed_api_blocked():  # a pod with Polyaxon's sidecar container (GKE)
+                init_managed_offline(tracking)
+            else:
+                tracking.init(track_code=False, track_env=False, track_logs=False,
+                              **({"collect_resources": False} if in_process else {}))
         else:
             owner = os.environ.get("POLYAXON_OWNER", "default")
             ensure_project(owner, experiment)
@@ -313,6 +316,36 @@ def ensure_project(owner: str, project: str) -> None:
         except Exception as err:  # created concurrently by another trial is fine
             if "exist" not in str(err).lower() and "409" not in str(err):
                 raise
+
+
+# A managed run on GKE cannot reach Polyaxon's API: terraform-gke's NetworkPolicy lets only Polyaxon's own
+# pods connect to it (unless polyaxon_runs_reach_api), and Dataplane V2 drops the packets, so a call would
+# hang until TCP gives up. polyaxon 2.18.0's managed ``tracking.init`` starts with an API call
+# (traceml/tracking/run.py: ``refresh_data`` when ``CLIENT_CONFIG.is_managed``) and raises, which left
+# the trial untracked: no metrics, no outputs. The API is probed first (3 s); when it does not answer, the
+# run is tracked offline into its own artifacts folder (``/plx-context/artifacts/<run uuid>``): metric
+# events under ``events/``, outputs in ``run.plx.json``, which the pod's sidecar uploads to the store with
+# the trial's outputs (tests/test_cluster_pod.py runs this with Polyaxon's own sidecar).
+API_PROBE_SECONDS = 3.0
+
+
+def managed_api_blocked() -> bool:
+    """True when this managed run's POLYAXON_HOST does not answer (the cluster's NetworkPolicy)."""
+    host = os.environ.get("POLYAXON_HOST", "").rstrip("/")
+    return bool(host) and not api_reachable(host, timeout=API_PROBE_SECONDS)
+
+
+def init_managed_offline(tracking: Any) -> None:
+    """Attach to the managed run offline: same owner/project/uuid, events written into its artifacts folder."""
+    from polyaxon._contexts import paths as ctx_paths
+    from polyaxon._env_vars.getters import get_run_info
+
+    owner, project, run_uuid = get_run_info()
+    tracking.init(owner=owner, project=project, run_uuid=run_uuid, is_offline=True, track_code=False,
+                  track_env=False, track_logs=False, collect_resources=False,
+                  artifacts_path=ctx_paths.CONTEXT_MOUNT_ARTIFACTS_FORMAT.format(run_uuid))
+    _warn(f"Polyaxon API {os.environ.get('POLYAXON_HOST')} not reachable from this pod: metrics and outputs "
+          f"are written to the run's artifacts for the sidecar to upload")
 
 
 def make_tracker(experiment: str, params: Mapping[str, Any], out_dir: Path):

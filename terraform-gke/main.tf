@@ -533,6 +533,7 @@ resource "helm_release" "polyaxon" {
     ingress_host      = var.polyaxon_ingress_host
     ingress_ip_name   = local.ingress ? google_compute_global_address.polyaxon[0].name : ""
     ingress_cert_name = local.ingress ? google_compute_managed_ssl_certificate.polyaxon[0].name : ""
+    store_key_secret  = var.polyaxon_store_key_secret
   })]
 
   depends_on = [google_container_node_pool.pools, google_storage_bucket_iam_member.trials]

@@ -232,3 +232,9 @@ variable "polyaxon_runs_reach_api" {
   type        = bool
   default     = false
 }
+
+variable "polyaxon_store_key_secret" {
+  description = "Name of a Kubernetes Secret in polyaxon_namespace holding a key of the trials service account (key GC_KEYFILE_DICT). Polyaxon 2.18.0 reads its gs:// artifacts store only with a key file, not with Workload Identity (terraform-gke/README.md); empty: none mounted."
+  type        = string
+  default     = ""
+}

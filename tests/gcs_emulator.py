@@ -155,8 +155,15 @@ def _stock_enforces_preconditions(base_url: str) -> bool:
 
 def serve(host: str = "127.0.0.1", port: int = 0) -> None:
     """Start the emulator, add precondition checks if it lacks them, print the port, serve forever."""
+    from http.server import HTTPServer
+
     from gcp_storage_emulator.server import create_server
 
+    # The emulator is one HTTPServer thread with socketserver's listen backlog of 5. Polyaxon's sidecar
+    # (gcsfs, tests/test_cluster_pod.py) opens dozens of connections at once; the kernel drops the ones
+    # past the backlog and the clients' TCP retransmission backoff then stalls them for minutes. A deeper
+    # backlog queues them instead (still served one at a time).
+    HTTPServer.request_queue_size = 256
     server = create_server(host, port, in_memory=True, default_bucket="probe")
     server.start()
     bound = server._api._httpd.server_address[1]  # the port the OS picked for port=0
