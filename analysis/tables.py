@@ -419,7 +419,7 @@ def _significance_block(comparisons: Sequence[Comparison], trials: pd.DataFrame)
 
 
 def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment: str, task: str,
-              top_k: int = TOP_K) -> Table:
+              top_k: int = TOP_K, corpus_name: Optional[str] = None) -> Table:
     """Rows = fine-tuning epochs + best + honesty rows; columns = settings (+ the original's)."""
     trials, epochs = campaign_settings(trials, epochs)
     settings = ordered_settings(trials)
@@ -504,7 +504,8 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
         })
     metric = _metric(trials)
     on = f", corpus: {corpus}" if corpus else ", corpus not recorded"
-    lines = [f"### {experiment}: dev {metric} (%) per fine-tuning epoch (mean ± std over each setting's "
+    title = f"{experiment} on {corpus_name}" if corpus_name else experiment
+    lines = [f"### {title}: dev {metric} (%) per fine-tuning epoch (mean ± std over each setting's "
              f"sample){on}", "", to_markdown(md), ""]
     lines += _significance_block(comparisons, trials)
     lines += ["Notes:", "",
@@ -566,7 +567,7 @@ def build_tables(trials: pd.DataFrame, epochs: pd.DataFrame, top_k: int = TOP_K)
             for corpus in sorted(set(sub["corpus_name"].astype(str))):  # a table, file and README block each
                 part = sub[sub["corpus_name"] == corpus]
                 table = ner_table(part, ep[ep["source"].isin(set(part["source"]))], f"{name}-{corpus}",
-                                  experiment, task, top_k)
+                                  experiment, task, top_k, corpus_name=corpus)
                 table.corpus_name, table.block = corpus, f"report-{corpus}"
                 table.all_sources = sorted(part["source"].astype(str))
                 tables.append(table)

@@ -751,8 +751,8 @@ def test_ner_table_on_another_corpus_prints_no_ontonotes_numbers(tmp_path):
     [table] = build_tables(loaded.trials, loaded.epochs)
     assert (table.name, table.block) == ("ontonotes-ner-wnut17", "report-wnut17")  # named by its corpus
     md = table.markdown
-    assert md.splitlines()[0] == ("### ontonotes-ner: dev ents_f (%) per fine-tuning epoch (mean ± std over each "
-                                  "setting's sample), corpus: `emerging.dev.conll + wnut17train.conll`")
+    assert md.splitlines()[0] == ("### ontonotes-ner on wnut17: dev ents_f (%) per fine-tuning epoch (mean ± std "
+                                  "over each setting's sample), corpus: `emerging.dev.conll + wnut17train.conll`")
     assert md_rows(md)["header"] == ["epoch", "baseline", "50M words (vectors)", "50M words (trigram)"]
     assert "78.3" not in md and "85.5" not in md and "original baseline" not in md
     assert list(md_rows(md))[1:4] == ["1", "2", "3"]  # no OntoNotes epochs 5 and 10 padded in
@@ -847,3 +847,31 @@ def test_baseline_only_says_why_there_is_no_test(tmp_path):
     write(tmp_path / "only-pre", "p0", result(curve=[0.8], pretrain_epochs=1, objective="vectors"))
     loaded = load_all([tmp_path / "only-pre"])
     assert "Significance vs baseline: no baseline trials, no test." in build_tables(loaded.trials, loaded.epochs)[0].markdown
+
+
+def test_committed_campaign_reports_regenerate_byte_identically(tmp_path, monkeypatch):
+    """`make report`'s campaign step (`lmao report $(CAMPAIGN_RUNS)`) on the committed raw results gives
+    the committed tables, plots, manifest and README blocks, byte for byte."""
+    import re
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    makefile = (repo / "Makefile").read_text(encoding="utf-8")
+    runs = [p for p in re.search(r"^CAMPAIGN_RUNS \?= (.*)$", makefile, re.M).group(1).split() if (repo / p).exists()]
+    committed = repo / "analysis" / "results"
+    readmes = ["README.md", "lmao-imdb-1k/README.md", "ontonotes-ner/README.md"]
+    for name in readmes:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(repo / name, tmp_path / name)
+    out = tmp_path / "analysis" / "results"
+    shutil.copytree(committed, out)  # as `make report` finds it: stale outputs are its to remove
+    result = build_report(load_all([Path(r) for r in runs]), out, readme_root=tmp_path, inputs=runs)
+    assert not result.empty
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["inputs"] == sorted(runs)
+    for name in manifest["outputs"]:
+        assert (out / name).read_bytes() == (committed / name).read_bytes(), name
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in committed.iterdir())
+    for name in readmes:
+        assert (tmp_path / name).read_text(encoding="utf-8") == (repo / name).read_text(encoding="utf-8"), name
