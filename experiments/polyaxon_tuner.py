@@ -90,6 +90,7 @@ def build_tuner_polyaxonfile(space: Any, trial_doc: Mapping[str, Any], *, sweep_
         _input("startup_trials", "int", min(DEFAULT_STARTUP_TRIALS, max(1, space.n_trials // 5)),
                "trials sampled at random before TPE models the results"),
         _input("seed", "int", 0, "TPE's seed"),
+        _input("poll", "float", 5.0, "seconds between the tuner's looks at its running trials"),
         _input("storage", "str", "", "Optuna storage URL (default: SQLite kept with the tuner's outputs)"),
         _input("study", "str", "", "study name (default: EXPERIMENT-tpe-TUNER_UUID); an existing one resumes"),
         _input("sweep_file", "str", sweep_file, "search space, direction and pruner (in the upload)"),
@@ -120,8 +121,16 @@ def build_tuner_polyaxonfile(space: Any, trial_doc: Mapping[str, Any], *, sweep_
                          "description": "the best trial's best_dev_score"}],
             # A tuner whose pod dies runs again and resumes its study (module docstring).
             "termination": {"maxRetries": 3},
+            # No auto-resume: with it, a run whose store folder holds files (the tuner's upload) is
+            # initialised by `polyaxon initializer fswatch` (polyaxon 2.18.0 _runner/converter/init/store.py
+            # cp_mount_args), a command the CLI registers only inside Polyaxon's init image, not in the
+            # venv the local process agent runs. The upload is copied by the init step below instead, and
+            # a restarted tuner restores its study itself (Tuner.restore_study_file).
+            "plugins": {"autoResume": False},
             "run": {
                 "kind": "job",
+                # The code `polyaxon run -u` uploaded, into the working dir (store path UUID/uploads).
+                "init": [{"artifacts": {"dirs": ["{{ globals.uuid }}/uploads"]}}],
                 "environment": {
                     "labels": dict(TUNER_LABEL),
                     "nodeSelector": {"lmao/pool": "cpu"},
@@ -195,7 +204,7 @@ class ApiDown(InputError):
 class Tuner:
     """One tuner run: the study, its batches and the loop that drives them."""
 
-    def __init__(self, options: TunerOptions):
+    def __init__(self, options: TunerOptions, api_patience: float = API_PATIENCE_SECONDS):
         from polyaxon._env_vars.getters import get_run_info
 
         from .search_space import load_search_space
@@ -218,6 +227,7 @@ class Tuner:
         self.outputs = Path(options.outputs)
         self.stopping: Dict[int, int] = {}  # trial number -> epoch at which it was pruned (stop requested)
         self.last_ok = time.monotonic()
+        self.api_patience = api_patience
 
     # ------------------------------------------------------------ checks
     def _check_inputs(self, given: Mapping[str, str]) -> Dict[str, Any]:
@@ -255,13 +265,15 @@ class Tuner:
                 return value
             except Exception as err:  # noqa: BLE001 - polyaxon wraps HTTP and connection errors alike
                 code = getattr(err, "status", None)
-                if code in (400, 404) and what.startswith("read"):
+                # A refusal is an answer: only no answer, a 5xx or the sandbox's spurious 405 (see
+                # polyaxon_agent.POST_ATTEMPTS) is tried again.
+                if code is not None and 400 <= code < 500 and code != 405:
                     raise
-                if time.monotonic() - self.last_ok > API_PATIENCE_SECONDS:
+                if time.monotonic() - self.last_ok > self.api_patience:
                     from polyaxon import settings
 
                     raise ApiDown(settings.CLIENT_CONFIG.host or "POLYAXON_HOST",
-                                  f"Polyaxon API not reachable for {API_PATIENCE_SECONDS:.0f} s ({what}: "
+                                  f"Polyaxon API not reachable for {self.api_patience:.0f} s ({what}: "
                                   f"{f'HTTP {code}' if code else type(err).__name__})") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 15.0)
@@ -284,15 +296,14 @@ class Tuner:
             return
         self.work_dir.mkdir(parents=True, exist_ok=True)
         copy = self.outputs / STUDY_FILE
-        if not copy.exists():
-            with contextlib.suppress(Exception):  # a first start: nothing in the store
-                self.client(self.uuid).download_artifact(path=f"outputs/{STUDY_FILE}", path_to=str(self.work_dir),
-                                                         untar=False)
-                found = next(self.work_dir.rglob(STUDY_FILE), None)
-                if found is not None and found != live:
-                    shutil.move(str(found), str(live))
-        elif copy.exists():
+        if copy.exists():
             shutil.copyfile(copy, live)
+        else:
+            with contextlib.suppress(Exception):  # a first start: nothing in the store
+                found = self.client(self.uuid).download_artifact(path=f"outputs/{STUDY_FILE}",
+                                                                 path_to=str(self.work_dir / "restore"))
+                if found and Path(found).is_file():
+                    shutil.move(str(found), str(live))
         if live.exists():
             say(f"study restored from the last copy in the artifacts store ({live})")
 
@@ -363,9 +374,10 @@ class Tuner:
         }
 
     def find_batch(self, name: str) -> Optional[str]:
-        """A batch created before a restart, by its name and the tuner's tag."""
-        runs = self._call("read batches", self.client().list, query=f"tags:{self.tag}, name:{name}", limit=10)
-        found = [r for r in (runs.results or []) if r.name == name]
+        """A batch created before a restart, by its name (its children share it but have a pipeline).
+        By name, not tag: the sandbox's SQLite database answers no ``tags:`` query (haupt 2.18.0)."""
+        runs = self._call("read batches", self.client().list, query=f"name:{name}", limit=100)
+        found = [r for r in (runs.results or []) if r.name == name and not r.pipeline]
         return found[0].uuid if found else None
 
     def create_batch(self, index: int, values: List[Dict[str, Any]]) -> str:
@@ -374,10 +386,16 @@ class Tuner:
         from polyaxon.schemas import V1RunPending
 
         client = self.client()
-        run = self._call("create a batch", client.create, name=self.batch_name(index),
-                         tags=[self.experiment, "sweep", "tpe", self.tag],
-                         content=self.batch_operation(index, values),
-                         meta_info={META_UPLOAD_ARTIFACTS: "uploads"}, pending=V1RunPending.UPLOAD)
+        try:
+            run = self._call("create a batch", client.create, name=self.batch_name(index),
+                             tags=[self.experiment, "sweep", "tpe", self.tag],
+                             content=self.batch_operation(index, values),
+                             meta_info={META_UPLOAD_ARTIFACTS: "uploads"}, pending=V1RunPending.UPLOAD)
+        except ApiDown:
+            raise
+        except Exception as err:  # noqa: BLE001 - the server refused the operation (HTTP 4xx)
+            body = str(getattr(err, "body", "") or err).replace("\n", " ")
+            raise InputError(self.options.trial_file, f"the server refused batch {index}: {body[:300]}") from None
         batch = self.client(run.uuid)
         self._call("upload the code", batch.upload_artifacts_dir, dirpath=str(self.options.upload_dir),
                    path="uploads", overwrite=True, relative_to=str(self.options.upload_dir))
@@ -466,17 +484,17 @@ class Tuner:
 
     def final_score(self, run_uuid: str) -> Tuple[Optional[float], Optional[str]]:
         """``best_dev_score`` from the trial's ``outputs/results.json`` in the artifacts store."""
+        target = self.work_dir / "results" / run_uuid
         try:
-            text = self._call("read results", self.client(run_uuid).get_artifact, path="outputs/results.json",
-                              stream=False)
-        except Exception as err:  # noqa: BLE001
-            return None, f"results.json not in the artifacts store ({type(err).__name__})"
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        try:
-            results = json.loads(text) if isinstance(text, str) else text
-        except ValueError:
-            return None, "results.json in the artifacts store is not JSON"
+            path = self._call("read results", self.client(run_uuid).download_artifact,
+                              path="outputs/results.json", path_to=str(target))
+            results = json.loads(Path(path).read_text(encoding="utf-8"))
+        except ApiDown:
+            raise
+        except Exception as err:  # noqa: BLE001 - missing (HTTP 404) or not JSON
+            return None, f"no readable outputs/results.json in the artifacts store ({type(err).__name__})"
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
         score = results.get(RESULT_METRIC)
         if results.get("status") != "completed" or score is None:
             return None, results.get("error") or f"results.json says {results.get('status')}"
@@ -641,11 +659,8 @@ def tuner_trials(project: str, tuner_uuid: str) -> List[Any]:
     from polyaxon.client import RunClient
 
     client = RunClient(owner=OWNER, project=project)
-    batches = client.list(query=f"tags:tuner-{tuner_uuid[:8]}", sort="created_at", limit=1000).results or []
-    out: List[Any] = []
-    for batch in batches:
-        out += client.list(query=f"pipeline:{batch.uuid}", sort="created_at", limit=1000).results or []
-    return out
+    runs = client.list(query=f"name:%-tpe-{tuner_uuid[:8]}-b%", sort="created_at", limit=1000).results or []
+    return [r for r in runs if r.pipeline]  # the batches' children (a batch itself has no pipeline)
 
 
 def wait_tuner(project: str, tuner_uuid: str, timeout: float = 0, poll: float = 5.0) -> Dict[str, int]:
@@ -704,6 +719,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         trial_file: Path = typer.Option(..., "--trial-file", help="Polyaxonfile whose component each trial runs"),
         param: Optional[List[str]] = typer.Option(None, "-P", help="A trial component input name=value (repeatable)"),
         poll: float = typer.Option(5.0, "--poll", help="Seconds between looks at the running trials"),
+        api_patience: float = typer.Option(API_PATIENCE_SECONDS, "--api-patience",
+                                           help="Seconds without an answer from the API before the tuner fails"),
         work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Where the SQLite study lives "
                                                 "(default ~/.cache/lmao-tuner/TUNER_UUID)"),
     ) -> None:
@@ -724,7 +741,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                                concurrency=concurrency, startup_trials=startup_trials, seed=seed_value,
                                storage=storage.strip(), study=study.strip(), inputs=inputs, upload_dir=Path.cwd(),
                                work_dir=work_dir, poll_seconds=poll)
-        Tuner(options).run()
+        Tuner(options, api_patience=api_patience).run()
 
     @app.command("wait")
     def wait_command(
