@@ -60,6 +60,7 @@ RESULT_METRIC = "best_dev_score"
 EPOCH_METRIC = "dev_score"
 # How long the tuner keeps trying an API that does not answer before it fails with one line.
 API_PATIENCE_SECONDS = 120.0
+RESULTS_SYNC_SECONDS = 60.0
 DEFAULT_STARTUP_TRIALS = 10
 TUNER_CPU = "500m"
 TUNER_MEMORY = "1Gi"
@@ -279,11 +280,27 @@ class Tuner:
                 delay = min(delay * 2, 15.0)
 
     def client(self, run_uuid: Optional[str] = None) -> Any:
+        import logging
+
         from polyaxon.client import RunClient
 
-        return RunClient(owner=self.owner, project=self.project, run_uuid=run_uuid)
+        # polyaxon 2.18.0 logs every failed call with its client config on the "polyaxon.cli" logger
+        # (_client/decorators/errors.py handle_client_error), even when it raises; _call says it once.
+        logging.getLogger("polyaxon.cli").setLevel(logging.CRITICAL)
+
+        # manual_exceptions_handling: errors are raised to _call, not logged with a traceback by the client.
+        return RunClient(owner=self.owner, project=self.project, run_uuid=run_uuid, manual_exceptions_handling=True)
 
     # ------------------------------------------------------------ study
+    def shown_storage(self) -> str:
+        """The storage URL for logs and errors, its password masked (SQLAlchemy's own rendering)."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.storage_url()).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - not a URL SQLAlchemy can parse: say only its scheme
+            return self.storage_url().split(":", 1)[0] + "://..."
+
     def storage_url(self) -> str:
         return self.options.storage or f"sqlite:///{(self.work_dir / STUDY_FILE).resolve()}"
 
@@ -338,7 +355,7 @@ class Tuner:
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs=engine)
         except Exception as err:  # noqa: BLE001 - SQLAlchemy's errors for a bad URL or an unreachable DB
-            raise InputError("--storage", f"cannot open {url.split('@')[-1]}: {type(err).__name__}: "
+            raise InputError("--storage", f"cannot open {self.shown_storage()}: {type(err).__name__}: "
                                           f"{str(err).splitlines()[0][:200]}") from None
         sampler = optuna.samplers.TPESampler(seed=self.options.seed, n_startup_trials=self.options.startup_trials,
                                              constant_liar=True)
@@ -482,23 +499,37 @@ class Tuner:
         steps, values = data.get("step") or [], data.get("metric") or []
         return sorted((int(s), float(v)) for s, v in zip(steps, values) if v is not None)
 
-    def final_score(self, run_uuid: str) -> Tuple[Optional[float], Optional[str]]:
-        """``best_dev_score`` from the trial's ``outputs/results.json`` in the artifacts store."""
+    def read_results(self, run_uuid: str) -> Dict[str, Any]:
+        """The trial's ``outputs/results.json`` as the artifacts store has it now (force: never the streams
+        service's cached copy of an earlier read)."""
         target = self.work_dir / "results" / run_uuid
         try:
             path = self._call("read results", self.client(run_uuid).download_artifact,
-                              path="outputs/results.json", path_to=str(target))
-            results = json.loads(Path(path).read_text(encoding="utf-8"))
-        except ApiDown:
-            raise
-        except Exception as err:  # noqa: BLE001 - missing (HTTP 404) or not JSON
-            return None, f"no readable outputs/results.json in the artifacts store ({type(err).__name__})"
+                              path="outputs/results.json", path_to=str(target), force=True)
+            return json.loads(Path(path).read_text(encoding="utf-8"))
         finally:
             shutil.rmtree(target, ignore_errors=True)
+
+    def final_score(self, run_uuid: str) -> Tuple[Optional[float], Optional[str], Dict[str, Any]]:
+        """``best_dev_score`` from the trial's ``outputs/results.json`` in the artifacts store. A run can be
+        reported succeeded a moment before its last sync lands (seen on the local server: the file still
+        said ``running``), so an unfinished file is read again for up to ``RESULTS_SYNC_SECONDS``."""
+        deadline = time.monotonic() + RESULTS_SYNC_SECONDS
+        while True:
+            try:
+                results = self.read_results(run_uuid)
+            except ApiDown:
+                raise
+            except Exception as err:  # noqa: BLE001 - missing (HTTP 404) or not JSON
+                results = {"status": None, "error": f"no readable outputs/results.json in the artifacts store "
+                                                    f"({type(err).__name__})"}
+            if results.get("status") in ("completed", "failed", "pruned") or time.monotonic() > deadline:
+                break
+            time.sleep(2.0)
         score = results.get(RESULT_METRIC)
         if results.get("status") != "completed" or score is None:
-            return None, results.get("error") or f"results.json says {results.get('status')}"
-        return float(score), None
+            return None, results.get("error") or f"results.json says {results.get('status')}", results
+        return float(score), None, results
 
     def failure_line(self, run_uuid: str, status: str) -> str:
         """One line: the trial's own ``error: ...`` from its status messages, else the last message."""
@@ -543,7 +574,10 @@ class Tuner:
             study.tell(frozen.number, state=TrialState.PRUNED)
             say(f"trial {frozen.number}: pruned (run {run.status})")
         elif run.status == "succeeded":
-            score, error = self.final_score(run.uuid)
+            score, error, results = self.final_score(run.uuid)
+            for row in results.get("epochs") or []:  # epochs whose metric events came too late to be read
+                if int(row["epoch"]) not in frozen.intermediate_values and row.get("dev_score") is not None:
+                    trial.report(float(row["dev_score"]), int(row["epoch"]))
             if score is None:
                 trial.set_user_attr("error", error)
                 study.tell(frozen.number, state=TrialState.FAIL)
@@ -572,7 +606,7 @@ class Tuner:
         study = self.open_study()
         trials = study.get_trials(deepcopy=False)
         running = [t for t in trials if t.state == TrialState.RUNNING]
-        say(f"study {self.study_name} ({self.storage_url().split('@')[-1]}): {len(trials) - len(running)} of "
+        say(f"study {self.study_name} ({self.shown_storage()}): {len(trials) - len(running)} of "
             f"{self.options.n_trials} trials done, {len(running)} running; TPE with {self.options.startup_trials} "
             f"start-up trials, {self.options.concurrency} at a time; trials tagged {self.tag}")
         while True:
@@ -684,10 +718,11 @@ def wait_tuner(project: str, tuner_uuid: str, timeout: float = 0, poll: float = 
             for status in seen.values():
                 counts[status] = counts.get(status, 0) + 1
             outputs = tuner.run_data.outputs or {}
+            best = outputs.get(RESULT_METRIC)
             print(f"tuner {tuner_uuid[:8]}: {tuner.run_data.status}; trials: "
                   + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                  + (f"; best {RESULT_METRIC} {outputs[RESULT_METRIC]:.4f} with {outputs.get('best_params')}"
-                     if RESULT_METRIC in outputs else ""), flush=True)
+                  + (f"; best {RESULT_METRIC} {best:.4f} with {outputs.get('best_params')}"
+                     if isinstance(best, (int, float)) else ""), flush=True)
             return {"tuner_" + str(tuner.run_data.status): 1, **counts}
         if deadline and time.monotonic() > deadline:
             raise TimeoutError(f"tuner {tuner_uuid} not done after {timeout:.0f} s")
