@@ -253,13 +253,17 @@ PLX_PROJECT ?= lmao-local
 PLX_RUNS ?= 3
 PLX_CONCURRENCY ?= 2
 PLX_ARGS ?= -P max_epochs=4 -P patience=0 -P pretrain_max_words=1000000
+# tpe: the tuner's own inputs (its first PLX_STARTUP trials are random, TPE models the rest).
+PLX_STARTUP ?= 2
+PLX_SEARCH_ARGS = $(if $(filter tpe,$(PLX_SEARCH)),-P startup_trials=$(PLX_STARTUP))
 .PHONY: sweep-polyaxon sweep-polyaxon-stop
 sweep-polyaxon: data-imdb-small dashboard-venv venv
 	tools/polyaxon_sweep.sh up $(DASHBOARD_DIR) $(DASHBOARD_PORT)
 	@set -euo pipefail; export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT); \
 	out="$$($(BIN)/python -m experiments.polyaxon_agent launch $(PLX_FILE) -p $(PLX_PROJECT) \
 		--out-dir $(DASHBOARD_DIR)/sweeps --runs $(PLX_RUNS) --concurrency $(PLX_CONCURRENCY) \
-		-P corpus_dir=$(abspath $(CORPUS))/imdb-small -P cache=$(abspath $(RUNS))/polyaxon-cache $(PLX_ARGS))"; \
+		-P corpus_dir=$(abspath $(CORPUS))/imdb-small -P cache=$(abspath $(RUNS))/polyaxon-cache $(PLX_ARGS) \
+		$(PLX_SEARCH_ARGS))"; \
 	echo "$$out"; matrix="$$(echo "$$out" | sed -n 's/^MATRIX //p')"; \
 	echo "runs: $$($(BIN)/python -c 'from experiments.tracking import runs_page_url; print(runs_page_url("'"$$POLYAXON_HOST"'", "$(PLX_PROJECT)"))')"; \
 	$(BIN)/python -m $(PLX_WAIT) wait "$$matrix" -p $(PLX_PROJECT); \
