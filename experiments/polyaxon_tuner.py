@@ -39,7 +39,6 @@ import contextlib
 import datetime as dt
 import json
 import math
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -487,7 +486,28 @@ class Tuner:
                     Trial(study, frozen._trial_id).set_user_attr("run_uuid", run.uuid)
                     say(f"trial {frozen.number}: run {run.uuid[:8]} ({run.name})")
                 return run
+        self.check_batch(study, frozen, batch)
         return None  # the scheduler has not created it yet
+
+    def check_batch(self, study: Any, frozen: Any, batch_uuid: str) -> None:
+        """A trial with no run yet: its batch is still pending its upload (the tuner died during it:
+        upload and approve again), or has ended without creating it (told failed, with the batch's reason)."""
+        from optuna.trial import Trial, TrialState
+        from polyaxon.schemas import LifeCycle
+
+        client = self.client(batch_uuid)
+        self._call("read a batch", client.refresh_data)
+        data = client.run_data
+        if data.pending == "upload":
+            say(f"batch {data.name} ({batch_uuid[:8]}): its upload did not finish; uploading again")
+            self._call("upload the code", client.upload_artifacts_dir, dirpath=str(self.options.upload_dir),
+                       path="uploads", overwrite=True, relative_to=str(self.options.upload_dir))
+            self._call("approve a batch", client.approve)
+        elif LifeCycle.is_done(data.status) and not self.children(batch_uuid):
+            error = self.failure_line(batch_uuid, data.status)
+            Trial(study, frozen._trial_id).set_user_attr("error", f"batch {data.status}: {error}")
+            study.tell(frozen.number, state=TrialState.FAIL)
+            say(f"trial {frozen.number} failed: its batch {data.name} ({batch_uuid[:8]}) {data.status}: {error}")
 
     def epochs(self, run_uuid: str) -> List[Tuple[int, float]]:
         """The trial's per-epoch dev scores logged so far (Polyaxon's metric events)."""
@@ -555,6 +575,10 @@ class Tuner:
         trial = Trial(study, frozen._trial_id)
         done = LifeCycle.is_done(run.status)
         pruned_at = frozen.user_attrs.get("pruned_at")
+        if pruned_at is not None and not done and frozen.number not in self.stopping:
+            # Pruned by a tuner that died before its stop reached the server (or before it was carried out).
+            self.stopping[frozen.number] = pruned_at
+            self._call("stop a run", self.client(run.uuid).stop)
         if pruned_at is None:
             for step, value in self.epochs(run.uuid):
                 if step in frozen.intermediate_values:
@@ -563,7 +587,7 @@ class Tuner:
                 frozen.intermediate_values[step] = value
                 if not done and trial.should_prune():
                     trial.set_user_attr("pruned_at", step)
-                    pruned_at = step
+                    pruned_at = self.stopping[frozen.number] = step
                     say(f"trial {frozen.number} ({run.uuid[:8]}): pruned after epoch {step} "
                         f"(dev {self.space.metric} {value:.4f}); stopping its run")
                     self._call("stop a run", self.client(run.uuid).stop)
