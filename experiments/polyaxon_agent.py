@@ -529,7 +529,8 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     if kind in TUNED_MATRICES:
         raise InputError(polyaxonfile, f"Polyaxon CE {POLYAXON_VERSION} cannot run a {kind} matrix: its scheduler "
                                        f"fails to create the tuner run (see TUNED_MATRICES); use a random matrix, or "
-                                       f"`lmao sweep --search tpe` for a model-based search")
+                                       f"{polyaxonfile.parent.name}/polyaxonfile.tpe.yml (our TPE tuner) for a "
+                                       f"model-based search")
     inputs = component_inputs(polyaxonfile)
     if "matrix" not in yaml_load(polyaxonfile) and "n_trials" in inputs:
         # A tuner run (polyaxonfile.tpe.yml, experiments.polyaxon_tuner): its counts are inputs, not matrix keys.
