@@ -14,7 +14,10 @@ natural logs; Bayesian optimisation accepts no non-uniform distribution, so ther
 Pruning is not carried over: Polyaxon's schema has a median policy for ``metric_early_stopping``, but the
 scheduler of haupt 2.18.0 (``haupt/orchestration/scheduler/manager.py``, ``_check_metric_early_stopping``)
 returns False for every policy; only absolute metric values and failure percentages stop a matrix. On
-Polyaxon every trial therefore runs until its own ``patience`` / ``max_epochs``.
+Polyaxon every trial of a matrix therefore runs until its own ``patience`` / ``max_epochs``.
+
+``--search tpe`` writes no matrix but a tuner run (``experiments.polyaxon_tuner``): an Optuna TPE study that
+launches the random file's trial component in batches and prunes with ``sweep.yml``'s pruner itself.
 """
 
 from __future__ import annotations
