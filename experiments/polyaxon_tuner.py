@@ -712,6 +712,21 @@ class Tuner:
 # ------------------------------------------------------------------------------------------ following
 
 
+def trials_page_url(host: str, project: str, tuner_uuid: str, owner: str = OWNER) -> str:
+    """The dashboard's runs list of one tuner's trials (each with its batch, score and main inputs): the
+    UI reads the query and the columns from the page URL's ``search`` (see tracking.runs_page_url)."""
+    import base64
+    import urllib.parse
+
+    from .tracking import RUNS_COLUMNS
+
+    columns = ["name", "status", "pipeline", *(c for c in RUNS_COLUMNS if c != "name")]
+    spec = {"query": f"name:%-tpe-{tuner_uuid[:8]}-b%, kind:job", "columns": ",".join(columns),
+            "sort": "created_at"}
+    search = base64.b64encode(json.dumps(spec, separators=(",", ":")).encode()).decode()
+    return f"{host.rstrip('/')}/ui/{owner}/{project}/runs?search={urllib.parse.quote(search, safe='')}"
+
+
 def tuner_trials(project: str, tuner_uuid: str) -> List[Any]:
     """Every trial run the tuner launched (children of its batches), oldest first."""
     from polyaxon.client import RunClient
@@ -809,6 +824,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         timeout: float = typer.Option(0, "--timeout", help="Give up after this many seconds (0: never)"),
     ) -> None:
         """Follow a TPE sweep until its tuner is done; exit 1 unless the tuner succeeded."""
+        from polyaxon import settings
+
+        print(f"trials: {trials_page_url(settings.CLIENT_CONFIG.host, project, tuner)}", flush=True)
         counts = wait_tuner(project, tuner, timeout=timeout)
         if not counts.get("tuner_succeeded"):
             raise typer.Exit(1)
