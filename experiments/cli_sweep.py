@@ -70,12 +70,12 @@ def polyaxonfile(
     """Generate a Polyaxon v2 polyaxonfile (operation + matrix) from EXPERIMENT_DIR/sweep.yml."""
     from .fileio import write_text
     from .polyaxonfile import TUNER_SEARCH, polyaxonfile_path, render_polyaxonfile
-    from .search_space import check_search
 
     existing_folder(experiment_dir, "an experiment folder")
     check_at_least("--concurrency", concurrency, 1)
-    if search != TUNER_SEARCH:
-        check_search(search, "polyaxon")
+    allowed = [*POLYAXON_SEARCHES, TUNER_SEARCH]  # Polyaxon's matrix kinds, and our TPE tuner run
+    if search not in allowed:
+        raise InputError("--search", f"expected one of {allowed}, got {search!r}")
     target = out or polyaxonfile_path(experiment_dir, search)
     shown = str(out) if out else f"{experiment_dir.resolve().name}/{target.name}"
     text = render_polyaxonfile(experiment_dir, search, shown, concurrency=concurrency)

@@ -234,7 +234,7 @@ class Tuner:
         """The trials' fixed inputs: names of the component, not searched; typed as the component says."""
         inputs = {i["name"]: i for i in self.trial_doc["component"]["inputs"]}
         casts = {"int": int, "float": float, "str": str}
-        out: Dict[str, Any] = {}
+        out: Dict[str, Any] = dict(self.space.fixed)  # -P overrides the sweep file's `fixed`, as in `lmao sweep`
         for name, value in given.items():
             if name not in inputs:
                 raise InputError("-P", f"{name}: not an input of the trial component in {self.options.trial_file}")
@@ -245,8 +245,6 @@ class Tuner:
                 out[name] = (value.lower() in ("1", "true")) if kind == "bool" else casts.get(kind, str)(value)
             except ValueError:
                 raise InputError("-P", f"{name}={value}: expected {kind} (the trial component input's type)") from None
-        for name, value in self.space.fixed.items():
-            out[name] = value
         return out
 
     def _trial_experiment(self) -> str:
@@ -312,16 +310,18 @@ class Tuner:
             return
         self.work_dir.mkdir(parents=True, exist_ok=True)
         copy = self.outputs / STUDY_FILE
+        source = f"the last copy in the outputs ({copy})"
         if copy.exists():
             shutil.copyfile(copy, live)
         else:
+            source = f"the last copy in the artifacts store (outputs/{STUDY_FILE})"
             with contextlib.suppress(Exception):  # a first start: nothing in the store
                 found = self.client(self.uuid).download_artifact(path=f"outputs/{STUDY_FILE}",
-                                                                 path_to=str(self.work_dir / "restore"))
+                                                                 path_to=str(self.work_dir / "restore"), force=True)
                 if found and Path(found).is_file():
                     shutil.move(str(found), str(live))
         if live.exists():
-            say(f"study restored from the last copy in the artifacts store ({live})")
+            say(f"study restored from {source}")
 
     def snapshot_study(self) -> None:
         """A consistent copy of the SQLite study in the outputs (renamed into place) and the store."""

@@ -170,8 +170,8 @@ def test_tpe_tuner_runs_trials_as_polyaxon_runs_and_prunes(local_polyaxon, tpe_s
 
 @pytest.mark.slow
 def test_tpe_tuner_killed_and_resumed(local_polyaxon, tiny_corpus, tmp_path):
-    """SIGKILL the tuner while its first batch trains, then `polyaxon ops resume` it: the study (SQLite,
-    restored from the tuner's own folder) resumes, the running trials are re-attached, not launched again,
+    """SIGKILL the tuner while its first batch trains, remove its folder, then `polyaxon ops resume` it: the
+    study (SQLite, restored from the copy in the artifacts store) resumes, the running trials are re-attached, not launched again,
     none is lost, and the sweep finishes its budget."""
     local = local_polyaxon
     sweep = write_sweep(tmp_path / "space", 3, "none")
@@ -185,6 +185,9 @@ def test_tpe_tuner_killed_and_resumed(local_polyaxon, tiny_corpus, tmp_path):
     until(lambda: read_sweep(local, project, tuner)["tuner"]["status"] == "failed", 60, "the killed tuner failed",
           poll=2)
     assert all(os.path.exists(f"/proc/{g}") for g in running.values()), "the trials died with the tuner"
+    # As on a fresh pod: the tuner's own folder and its outputs are gone; only the store keeps its study.
+    shutil.rmtree(local["data"] / "agent" / "home" / ".cache" / "lmao-tuner" / tuner)
+    (local["data"] / "context" / "artifacts" / tuner / "outputs" / "optuna.sqlite3").unlink()
     resumed = subprocess.run([polyaxon, "ops", "resume", "-p", project, "-uid", tuner], cwd=REPO, env=local["env"],
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -207,6 +210,7 @@ def test_tpe_tuner_killed_and_resumed(local_polyaxon, tiny_corpus, tmp_path):
     agent_log = (local["data"] / "agent.log").read_text()
     assert all(agent_log.count(f"{u[:8]} ({project}, ") == 1 for u in run_of.values()), "a trial ran twice"
     log = tuner_log(local, tuner)
+    assert "study restored from the last copy in the artifacts store" in log
     assert "0 of 3 trials done, 2 running" in log and log.count("trials 0, 1 launched") == 1
 
 
