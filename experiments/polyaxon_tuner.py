@@ -594,6 +594,13 @@ class Tuner:
                     break
         if not done:
             return False
+        if pruned_at is not None and run.status == "succeeded":
+            # Metric events arrive in flushes (every 10 s from a trial's sidecar): the epochs that decided
+            # the pruning can come as the trial finishes, and then the stop lands on a finished run.
+            # The trial ran to its end, so it is told as complete.
+            say(f"trial {frozen.number}: finished before its stop took effect; told as complete")
+            trial.set_user_attr("pruned_at", None)
+            pruned_at = None
         if pruned_at is not None:
             study.tell(frozen.number, state=TrialState.PRUNED)
             say(f"trial {frozen.number}: pruned (run {run.status})")
