@@ -205,12 +205,9 @@ def render_polyaxonfile(experiment_dir: Path, search: str, target_name: str,
         doc = build_tuner_polyaxonfile(space, trial_doc, sweep_file=f"{name}/sweep.yml",
                                        trial_file=f"{name}/{polyaxonfile_path(Path(name), 'random').name}",
                                        concurrency=concurrency)
-        header = HEADER.format(experiment=space.experiment, search=search, target=target_name,
-                               pool_hint=POOL_HINTS.get(space.metric, "[-P pool=gpu -P gpus=1]"))
-        body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
-        return header + body
-    doc = build_polyaxonfile(space, search, corpus_dir=corpus, cache=cache, concurrency=concurrency,
-                             budget=budget)
+    else:
+        doc = build_polyaxonfile(space, search, corpus_dir=corpus, cache=cache, concurrency=concurrency,
+                                 budget=budget)
     header = HEADER.format(experiment=space.experiment, search=search, target=target_name,
                            pool_hint=POOL_HINTS.get(space.metric, "[-P pool=gpu -P gpus=1]"))
     body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
