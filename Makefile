@@ -26,7 +26,7 @@ help:
 	@echo "make sweep  - small local IMDB-1k random search (Optuna; minutes on 2 cores), report in runs/report/sweep"
 	@echo "make dashboard - Polyaxon's local UI/API on http://127.0.0.1:$(DASHBOARD_PORT) (haupt sandbox)"
 	@echo "make polyaxonfiles - regenerate the polyaxonfiles from the experiments' sweep.yml"
-	@echo "make sweep-polyaxon - polyaxon run -u the GKE polyaxonfile on a local Polyaxon server + process agent (PLX_RUNS, PLX_CONCURRENCY)"
+	@echo "make sweep-polyaxon - polyaxon run -u the GKE polyaxonfile on a local Polyaxon server + process agent (PLX_RUNS, PLX_CONCURRENCY; PLX_SEARCH=tpe: TPE tuner)"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -250,7 +250,7 @@ sweep-only: data-imdb-small
 		-- --eval-processes 1
 
 polyaxonfiles: venv
-	for e in lmao-imdb-1k ontonotes-ner; do for s in random bayes; do $(LMAO) polyaxonfile $$e --search $$s; done; done
+	for e in lmao-imdb-1k ontonotes-ner; do for s in random bayes tpe; do $(LMAO) polyaxonfile $$e --search $$s; done; done
 	$(LMAO) polyaxonfile lmao-imdb-1k --search random --out polyaxonfile.yml
 
 # Polyaxon's own server in a separate venv (its pins clash with the main one), started by tools/dashboard.sh
@@ -276,21 +276,28 @@ dashboard: dashboard-venv venv
 # machine (tools/polyaxon_sweep.sh: the `make dashboard` server plus our process agent,
 # experiments/polyaxon_agent.py), on the small slice; then the report from Polyaxon's artifacts store.
 # The server and agent keep running (dashboard on DASHBOARD_PORT); `make sweep-polyaxon-stop` ends both.
-PLX_FILE ?= lmao-imdb-1k/polyaxonfile.random.yml
+PLX_SEARCH ?= random
+PLX_FILE ?= lmao-imdb-1k/polyaxonfile.$(PLX_SEARCH).yml
+# random: the matrix's children are followed; tpe: the tuner run and the trials it launches.
+PLX_WAIT = $(if $(filter tpe,$(PLX_SEARCH)),experiments.polyaxon_tuner,experiments.polyaxon_agent)
 PLX_PROJECT ?= lmao-local
 PLX_RUNS ?= 3
 PLX_CONCURRENCY ?= 2
 PLX_ARGS ?= -P max_epochs=4 -P patience=0 -P pretrain_max_words=1000000
+# tpe: the tuner's own inputs (its first PLX_STARTUP trials are random, TPE models the rest).
+PLX_STARTUP ?= 2
+PLX_SEARCH_ARGS = $(if $(filter tpe,$(PLX_SEARCH)),-P startup_trials=$(PLX_STARTUP))
 .PHONY: sweep-polyaxon sweep-polyaxon-stop
 sweep-polyaxon: data-imdb-small dashboard-venv venv
 	tools/polyaxon_sweep.sh up $(DASHBOARD_DIR) $(DASHBOARD_PORT)
 	@set -euo pipefail; export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT); \
 	out="$$($(BIN)/python -m experiments.polyaxon_agent launch $(PLX_FILE) -p $(PLX_PROJECT) \
 		--out-dir $(DASHBOARD_DIR)/sweeps --runs $(PLX_RUNS) --concurrency $(PLX_CONCURRENCY) \
-		-P corpus_dir=$(abspath $(CORPUS))/imdb-small -P cache=$(abspath $(RUNS))/polyaxon-cache $(PLX_ARGS))"; \
+		-P corpus_dir=$(abspath $(CORPUS))/imdb-small -P cache=$(abspath $(RUNS))/polyaxon-cache $(PLX_ARGS) \
+		$(PLX_SEARCH_ARGS))"; \
 	echo "$$out"; matrix="$$(echo "$$out" | sed -n 's/^MATRIX //p')"; \
 	echo "runs: $$($(BIN)/python -c 'from experiments.tracking import runs_page_url; print(runs_page_url("'"$$POLYAXON_HOST"'", "$(PLX_PROJECT)"))')"; \
-	$(BIN)/python -m experiments.polyaxon_agent wait "$$matrix" -p $(PLX_PROJECT); \
+	$(BIN)/python -m $(PLX_WAIT) wait "$$matrix" -p $(PLX_PROJECT); \
 	$(LMAO) report --polyaxon-project default/$(PLX_PROJECT) --out $(RUNS)/report/polyaxon --no-readmes; \
 	cat $(RUNS)/report/polyaxon/lmao-imdb-1k.md
 

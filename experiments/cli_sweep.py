@@ -62,7 +62,7 @@ def sweep(
 
 def polyaxonfile(
     experiment_dir: Path = typer.Argument(..., help="Experiment folder with sweep.yml"),
-    search: str = typer.Option("random", "--search", help=f"{' | '.join(POLYAXON_SEARCHES)} (Polyaxon's matrix kinds; bayes plays tpe's role)"),
+    search: str = typer.Option("random", "--search", help=f"{' | '.join(POLYAXON_SEARCHES)} (Polyaxon's matrix kinds; bayes plays tpe's role) | tpe (our TPE tuner run, runs on CE)"),
     out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: EXPERIMENT_DIR/polyaxonfile.SEARCH.yml)"),
     concurrency: int = typer.Option(4, "--concurrency", help="Matrix runs at once on the cluster"),
     check: bool = typer.Option(False, "--check", help="Exit 1 if the file on disk differs from the generated one"),
@@ -75,12 +75,13 @@ def polyaxonfile(
     if k8s:
         return k8s_objects(experiment_dir, search, out, project_id)
     from .fileio import write_text
-    from .polyaxonfile import polyaxonfile_path, render_polyaxonfile
-    from .search_space import check_search
+    from .polyaxonfile import TUNER_SEARCH, polyaxonfile_path, render_polyaxonfile
 
     existing_folder(experiment_dir, "an experiment folder")
     check_at_least("--concurrency", concurrency, 1)
-    check_search(search, "polyaxon")
+    allowed = [*POLYAXON_SEARCHES, TUNER_SEARCH]  # Polyaxon's matrix kinds, and our TPE tuner run
+    if search not in allowed:
+        raise InputError("--search", f"expected one of {allowed}, got {search!r}")
     target = out or polyaxonfile_path(experiment_dir, search)
     shown = str(out) if out else f"{experiment_dir.resolve().name}/{target.name}"
     text = render_polyaxonfile(experiment_dir, search, shown, concurrency=concurrency)

@@ -529,9 +529,20 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     if kind in TUNED_MATRICES:
         raise InputError(polyaxonfile, f"Polyaxon CE {POLYAXON_VERSION} cannot run a {kind} matrix: its scheduler "
                                        f"fails to create the tuner run (see TUNED_MATRICES); use a random matrix, or "
-                                       f"`lmao sweep --search tpe` for a model-based search")
+                                       f"{polyaxonfile.parent.name}/polyaxonfile.tpe.yml (our TPE tuner) for a "
+                                       f"model-based search")
+    inputs = component_inputs(polyaxonfile)
+    if "matrix" not in yaml_load(polyaxonfile) and "n_trials" in inputs:
+        # A tuner run (polyaxonfile.tpe.yml, experiments.polyaxon_tuner): its counts are inputs, not matrix keys.
+        counts = []
+        for name, key, value in (("--runs", "n_trials", runs), ("--concurrency", "concurrency", concurrency)):
+            if value is not None and value < 1:
+                raise InputError(name, f"expected a positive whole number, got {value!r}")
+            if value is not None:
+                counts.append(f"{key}={value}")
+        assigns, runs, concurrency = [*counts, *assigns], None, None
     params = check_params(polyaxonfile, assigns)
-    defaults = {name: spec.get("value") for name, spec in component_inputs(polyaxonfile).items()}
+    defaults = {name: spec.get("value") for name, spec in inputs.items()}
     text = local_variant(polyaxonfile, runs=runs, iterations=iterations, concurrency=concurrency)
     check_corpus(str(params.get("corpus_dir", defaults.get("corpus_dir", ""))))
     check_server(host)

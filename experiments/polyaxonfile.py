@@ -14,7 +14,10 @@ natural logs; Bayesian optimisation accepts no non-uniform distribution, so ther
 Pruning is not carried over: Polyaxon's schema has a median policy for ``metric_early_stopping``, but the
 scheduler of haupt 2.18.0 (``haupt/orchestration/scheduler/manager.py``, ``_check_metric_early_stopping``)
 returns False for every policy; only absolute metric values and failure percentages stop a matrix. On
-Polyaxon every trial therefore runs until its own ``patience`` / ``max_epochs``.
+Polyaxon every trial of a matrix therefore runs until its own ``patience`` / ``max_epochs``.
+
+``--search tpe`` writes no matrix but a tuner run (``experiments.polyaxon_tuner``): an Optuna TPE study that
+launches the random file's trial component in batches and prunes with ``sweep.yml``'s pruner itself.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from .search_space import Dimension, SearchSpace, check_search, load_search_spac
 from .trial_command import trial_args
 
 LOG_GRID_POINTS = 10
+# Model-based search on Polyaxon CE: not a matrix (CE cannot build its bayes tuner) but our own tuner run,
+# experiments/polyaxon_tuner.py, written to polyaxonfile.tpe.yml (Optuna's name for the method it runs).
+TUNER_SEARCH = "tpe"
 RESULT_METRIC = "best_dev_score"  # the run output the tracker logs (experiments.tracking)
 DEFAULT_IMAGE = "lmao:latest"
 # A trial whose pod dies (Spot preemption, node upgrade) is run again, up to this many times. Each attempt
@@ -190,8 +196,18 @@ def render_polyaxonfile(experiment_dir: Path, search: str, target_name: str,
     space = load_search_space(Path(experiment_dir))
     defaults = experiment_defaults(Path(experiment_dir))
     corpus = corpus_dir if corpus_dir is not None else str(defaults["corpus_dir"])
-    doc = build_polyaxonfile(space, search, corpus_dir=corpus, cache=cache, concurrency=concurrency,
-                             budget={name: defaults[name] for name in BUDGET_INPUTS})
+    budget = {name: defaults[name] for name in BUDGET_INPUTS}
+    if search == TUNER_SEARCH:  # a tuner operation (experiments.polyaxon_tuner) around the random file's component
+        from .polyaxon_tuner import build_tuner_polyaxonfile
+
+        trial_doc = build_polyaxonfile(space, "random", corpus_dir=corpus, cache=cache, budget=budget)
+        name = Path(experiment_dir).resolve().name
+        doc = build_tuner_polyaxonfile(space, trial_doc, sweep_file=f"{name}/sweep.yml",
+                                       trial_file=f"{name}/{polyaxonfile_path(Path(name), 'random').name}",
+                                       concurrency=concurrency)
+    else:
+        doc = build_polyaxonfile(space, search, corpus_dir=corpus, cache=cache, concurrency=concurrency,
+                                 budget=budget)
     header = HEADER.format(experiment=space.experiment, search=search, target=target_name,
                            pool_hint=POOL_HINTS.get(space.metric, "[-P pool=gpu -P gpus=1]"))
     body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)
@@ -220,7 +236,7 @@ def generated_files(repo_root: Path) -> List[Tuple[Path, str, Path, str]]:
     The root ``polyaxonfile.yml`` is the IMDB-1k random search, so ``polyaxon run -u`` runs it."""
     out: List[Tuple[Path, str, Path, str]] = []
     for experiment in ("lmao-imdb-1k", "ontonotes-ner"):
-        for search in SEARCHES:
+        for search in (*SEARCHES, TUNER_SEARCH):
             path = polyaxonfile_path(repo_root / experiment, search)
             out.append((repo_root / experiment, search, path, f"{experiment}/{path.name}"))
     out.append((repo_root / "lmao-imdb-1k", "random", repo_root / "polyaxonfile.yml", "polyaxonfile.yml"))
@@ -265,6 +281,9 @@ def local_variant(source: Path, *, runs: Optional[int] = None, iterations: Optio
         matrix["concurrency"] = concurrency
         changes.append(f"concurrency: {concurrency}")
     total = matrix.get("numRuns") or (matrix.get("numInitialRuns", 0) + matrix.get("maxIterations", 0))
-    doc["description"] = f"{doc.get('description', '').split(' (')[0]} ({total} trials, local)"
+    if "matrix" in doc:
+        doc["description"] = f"{doc.get('description', '').split(' (')[0]} ({total} trials, local)"
+    else:  # a tuner run (polyaxonfile.tpe.yml): its counts are inputs, set with -P
+        doc["description"] = f"{doc.get('description', '')} (local)"
     header = LOCAL_HEADER.format(source=source.as_posix(), changes=", ".join(changes) or "no changes")
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=110, allow_unicode=True)

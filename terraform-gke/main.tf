@@ -559,6 +559,10 @@ resource "kubernetes_annotations" "platform_sa" {
 # (chart label app.kubernetes.io/part-of=polyaxon-core) and, with the HTTPS ingress, Google's load
 # balancers may open connections to them; trial pods (and anything else in the cluster) may not.
 # `kubectl port-forward` goes through the kubelet and is not affected. Dataplane V2 enforces this.
+# The TPE tuner (polyaxonfile.tpe.yml, experiments/polyaxon_tuner.py) is a run whose pod carries the label
+# lmao/role=tuner: it may connect, since it launches, follows and stops the trials through the API; the
+# trials it launches carry no such label and stay cut off. Whoever can create runs can set that label, but
+# creating runs already takes the API.
 # With polyaxon_runs_reach_api = true trial pods may call the API too: needed only for the bayes
 # polyaxonfiles, whose scheduler reads each trial's best_dev_score output, which the trial logs via the API.
 resource "kubernetes_network_policy_v1" "polyaxon_api" {
@@ -575,6 +579,11 @@ resource "kubernetes_network_policy_v1" "polyaxon_api" {
       from {
         pod_selector {
           match_labels = { "app.kubernetes.io/part-of" = "polyaxon-core" }
+        }
+      }
+      from {
+        pod_selector {
+          match_labels = { "lmao/role" = "tuner" }
         }
       }
     }

@@ -59,7 +59,8 @@ def test_unexpected_exceptions_keep_their_traceback(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("command, search, message", [
     ("sweep", "bayes", "error: --search: expected one of ['random', 'tpe'], got 'bayes' ('bayes' is called 'tpe' here)"),
-    ("polyaxonfile", "tpe", "error: --search: expected one of ['random', 'bayes'], got 'tpe' ('tpe' is called 'bayes' here)"),
+    # Polyaxon files take Polyaxon's matrix kinds and `tpe`, the tuner run (polyaxonfile.tpe.yml).
+    ("polyaxonfile", "hyperband", "error: --search: expected one of ['random', 'bayes', 'tpe'], got 'hyperband'"),
 ])
 def test_search_vocabularies_point_at_each_other(command, search, message):
     res = CliRunner().invoke(app, [command, str(IMDB), "--search", search])

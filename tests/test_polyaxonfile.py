@@ -22,6 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 POLYAXON = Path(sys.executable).parent / "polyaxon"
 FILES = generated_files(REPO)
 IDS = [name for _, _, _, name in FILES]
+# The matrices (random, bayes); polyaxonfile.tpe.yml is a tuner run (experiments/polyaxon_tuner.py).
+MATRIX_FILES = [f for f in FILES if f[1] != "tpe"]
+MATRIX_IDS = [name for _, _, _, name in MATRIX_FILES]
+TUNER_FILES = [f for f in FILES if f[1] == "tpe"]
 
 
 @pytest.mark.parametrize("experiment_dir, search, path, name", FILES, ids=IDS)
@@ -38,7 +42,7 @@ def test_root_polyaxonfile_is_the_imdb_random_sweep():
     assert "experiments trial lmao-imdb-1k " in doc["component"]["run"]["container"]["args"][0]
 
 
-@pytest.mark.parametrize("experiment_dir, search, path, name", FILES, ids=IDS)
+@pytest.mark.parametrize("experiment_dir, search, path, name", MATRIX_FILES, ids=MATRIX_IDS)
 def test_matrix_matches_search_space(experiment_dir, search, path, name):
     doc = yaml.safe_load(path.read_text())
     space = load_search_space(experiment_dir)
@@ -105,7 +109,7 @@ def test_polyaxon_check_accepts_every_file_and_rejects_a_bad_param(tmp_path):
     assert "gpus" in run.stdout
 
 
-@pytest.mark.parametrize("experiment_dir, search, path, name", FILES[::2], ids=IDS[::2])
+@pytest.mark.parametrize("experiment_dir, search, path, name", MATRIX_FILES[::2], ids=MATRIX_IDS[::2])
 def test_matrix_child_renders_the_trial_command(experiment_dir, search, path, name):
     """Compile one child as Polyaxon's scheduler does; its command must be the trial with these params."""
     from polyaxon._polyaxonfile import (CompiledOperationSpecification, OperationSpecification,
@@ -141,6 +145,45 @@ def test_matrix_child_renders_the_trial_command(experiment_dir, search, path, na
                 else coerce(param, given[param]) == value
     for param, value in space.fixed.items():
         assert coerce(param, given[param]) == value
+
+
+@pytest.mark.parametrize("experiment_dir, search, path, name", TUNER_FILES, ids=[f[3] for f in TUNER_FILES])
+def test_tuner_file_renders_the_tuner_command(experiment_dir, search, path, name):
+    """Compile the tuner run as Polyaxon does: it runs our tuner on the CPU pool with the tuner's label,
+    its settings come from sweep.yml, and every input of the trial component it does not search is
+    passed on to the trials (-P), with the value given to the tuner."""
+    from polyaxon._polyaxonfile import (CompiledOperationSpecification, OperationSpecification,
+                                        check_polyaxonfile)
+    from polyaxon.schemas import V1Param
+
+    from experiments.polyaxon_tuner import TUNER_LABEL
+
+    space = load_search_space(experiment_dir)
+    trial = yaml.safe_load((experiment_dir / "polyaxonfile.random.yml").read_text())["component"]
+    chosen = {"pool": "gpu", "gpus": 1, "image": "europe-docker.pkg.dev/p/r/lmao:abc", "cache": "gs://b/cache",
+              "n_trials": 7, "storage": "postgresql://tuner@db/optuna"}
+    op = check_polyaxonfile(polyaxonfile=str(path), is_cli=False, to_op=True)
+    compiled = OperationSpecification.compile_operation(op)
+    compiled = CompiledOperationSpecification.apply_params(
+        compiled, params={k: V1Param(value=v) for k, v in chosen.items()})
+    compiled = CompiledOperationSpecification.apply_operation_contexts(compiled)
+    compiled = CompiledOperationSpecification.apply_runtime_contexts(compiled, contexts={
+        "globals": {"run_outputs_path": "/plx/run/outputs", "run_artifacts_path": "/plx/run"}})
+    container = compiled.run.container
+    assert container.image == chosen["image"] and container.working_dir == "/plx/run/uploads"
+    assert compiled.run.environment.node_selector == {"lmao/pool": "cpu"}  # the tuner trains nothing
+    assert compiled.run.environment.labels == TUNER_LABEL  # what the NetworkPolicy lets reach the API
+    assert "nvidia.com/gpu" not in container.resources["limits"]
+    argv = shlex.split(container.args[0])
+    assert argv[:5] == ["exec", "python", "-m", "experiments.polyaxon_tuner", "run"]
+    options = dict(a.split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    assert options["--n-trials"] == "7" and options["--storage"] == chosen["storage"]
+    assert options["--sweep-file"] == f"{experiment_dir.name}/sweep.yml"
+    assert options["--trial-file"] == f"{experiment_dir.name}/polyaxonfile.random.yml"
+    assert argv[argv.index("--outputs") + 1] == "/plx/run/outputs"
+    given = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-P")
+    assert set(given) == {i["name"] for i in trial["inputs"]} - set(space.params)
+    assert given["pool"] == "gpu" and given["gpus"] == "1" and given["cache"] == "gs://b/cache"
 
 
 UNIGNORED = """
