@@ -368,7 +368,8 @@ def check_entrypoint(c: Any, dockerfile: Path = REPO / "Dockerfile", repo: Path 
     words = words[1:] if words[:1] == ["exec"] else words
     facts = dockerfile_facts(dockerfile)
     where = f"{Path(dockerfile).name}"
-    if words[:3] != ["python", "-m", "experiments"]:
+    module = words[2] if words[:2] == ["python", "-m"] and len(words) > 2 else ""
+    if module.split(".")[0] != "experiments":
         return [f"{_who(c)}: command {' '.join(words[:4])} is not `python -m experiments ...`, the entry point "
                 f"the image installs"]
     problems = []
@@ -378,6 +379,12 @@ def check_entrypoint(c: Any, dockerfile: Path = REPO / "Dockerfile", repo: Path 
                         f"does not start with {venv_bin}")
     if not any(i.startswith(".") or i.startswith('".') for i in facts["pip_installs"]) or not facts["copies_repo"]:
         problems.append(f"{_who(c)}: {where} does not install this package (`pip install .` after `COPY . .`)")
+    if module != "experiments":  # a module run as a script (the TPE tuner: experiments.polyaxon_tuner)
+        source = Path(repo, *module.split(".")).with_suffix(".py")
+        if not source.is_file() or 'if __name__ == "__main__"' not in source.read_text(encoding="utf-8"):
+            problems.append(f"{_who(c)}: `python -m {module}`: {source.relative_to(repo)} is not a module of this "
+                            "package that runs as a script")
+        return problems
     if not (Path(repo) / "experiments" / "__main__.py").exists():
         problems.append(f"{_who(c)}: experiments/__main__.py missing: `python -m experiments` has no entry point")
     sub = words[3] if len(words) > 3 else ""

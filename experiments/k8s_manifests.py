@@ -69,6 +69,8 @@ OPERATIONS: Dict[str, Operation] = {
     "ner-random-child-cpu": Operation("ontonotes-ner/polyaxonfile.random.yml", "matrix-child",
                                       {**RUNBOOK_PARAMS, "corpus_dir": "gs://{bucket}/corpus/wnut17", "pool": "cpu",
                                        "cpu": 4, "memory": "8Gi"}),
+    # The TPE tuner run itself (experiments/polyaxon_tuner.py): on the CPU pool, no GPU.
+    "tpe-tuner-cpu": Operation("lmao-imdb-1k/polyaxonfile.tpe.yml", "operation", RUNBOOK_PARAMS),
 }
 
 

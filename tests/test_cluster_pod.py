@@ -68,6 +68,12 @@ def test_every_cluster_operation_compiles_into_polyaxons_objects(compiled):
         assert all(x["image"].startswith("polyaxon/polyaxon-init:") for x in spec["initContainers"])
         main = _main(c)
         assert main["image"] == f"{settings.registry}/lmao:TAG"
+        if "polyaxonfile.tpe" in OPERATIONS[c.name].polyaxonfile:  # the TPE tuner: CPU pool, may reach the API
+            assert "python -m experiments.polyaxon_tuner run" in main["args"][0]
+            assert f"-P cache=gs://{settings.bucket}/cache" in main["args"][0].replace("'", "")
+            assert spec["nodeSelector"] == {"lmao/pool": "cpu"}
+            assert c.resource["batchJobSpec"]["template"]["metadata"]["labels"]["lmao/role"] == "tuner"
+            continue
         assert f"--cache gs://{settings.bucket}/cache" in main["args"][0]
         assert spec["nodeSelector"] == {"lmao/pool": OPERATIONS[c.name].params["pool"]}
         # every sampled hyperparameter reached the command line
@@ -156,6 +162,15 @@ def test_each_check_fails_with_one_line(compiled, tf, mutation):
     assert len(problems) == 1 and expected in problems[0] and "\n" not in problems[0], problems
     assert problems[0].startswith(f"{c.name} (pod plx-operation-")
     assert len(checks.check_all([c], tf)) >= 1
+
+
+def test_a_tuner_module_that_is_not_in_the_package_fails_with_one_line(compiled):
+    tuner = next(c for c in compiled if "polyaxonfile.tpe" in OPERATIONS[c.name].polyaxonfile)
+    assert checks.check_entrypoint(tuner) == []
+    c = _mutated(tuner, lambda s: s["containers"][0].update({"args": [s["containers"][0]["args"][0].replace(
+        "experiments.polyaxon_tuner", "experiments.polyaxon_tuners")]}))
+    [problem] = checks.check_entrypoint(c)
+    assert "`python -m experiments.polyaxon_tuners`" in problem and "\n" not in problem
 
 
 def test_terraform_side_mutations_fail_too(compiled, tf):
