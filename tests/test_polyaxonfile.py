@@ -109,26 +109,32 @@ def test_polyaxon_check_accepts_every_file_and_rejects_a_bad_param(tmp_path):
     assert "gpus" in run.stdout
 
 
+def compile_as_polyaxon(path, params, drop_matrix: bool = False):
+    """A polyaxonfile compiled as Polyaxon's CLI and scheduler do (polyaxon 2.18.0), with ``params`` applied
+    and the run's output paths filled in (``drop_matrix``: one child of a matrix, its params given)."""
+    from polyaxon._polyaxonfile import CompiledOperationSpecification, OperationSpecification, check_polyaxonfile
+    from polyaxon.schemas import V1Param
+
+    op = check_polyaxonfile(polyaxonfile=str(path), is_cli=False, to_op=True)
+    if drop_matrix:
+        op.matrix = None
+    compiled = OperationSpecification.compile_operation(op)
+    compiled = CompiledOperationSpecification.apply_params(
+        compiled, params={k: V1Param(value=v) for k, v in params.items()})
+    compiled = CompiledOperationSpecification.apply_operation_contexts(compiled)
+    return CompiledOperationSpecification.apply_runtime_contexts(compiled, contexts={
+        "globals": {"run_outputs_path": "/plx/run/outputs", "run_artifacts_path": "/plx/run"}})
+
+
 @pytest.mark.parametrize("experiment_dir, search, path, name", MATRIX_FILES[::2], ids=MATRIX_IDS[::2])
 def test_matrix_child_renders_the_trial_command(experiment_dir, search, path, name):
     """Compile one child as Polyaxon's scheduler does; its command must be the trial with these params."""
-    from polyaxon._polyaxonfile import (CompiledOperationSpecification, OperationSpecification,
-                                        check_polyaxonfile)
-    from polyaxon.schemas import V1Param
-
     space = load_search_space(experiment_dir)
     chosen = {}
     for param, dim in space.params.items():
         chosen[param] = dim.values[-1] if dim.kind == "choice" else dim.high
     chosen.update(pool="gpu", gpus=1, image="europe-docker.pkg.dev/p/r/lmao:abc", cache="gs://b/cache")
-    op = check_polyaxonfile(polyaxonfile=str(path), is_cli=False, to_op=True)
-    op.matrix = None
-    compiled = OperationSpecification.compile_operation(op)
-    compiled = CompiledOperationSpecification.apply_params(
-        compiled, params={k: V1Param(value=v) for k, v in chosen.items()})
-    compiled = CompiledOperationSpecification.apply_operation_contexts(compiled)
-    compiled = CompiledOperationSpecification.apply_runtime_contexts(compiled, contexts={
-        "globals": {"run_outputs_path": "/plx/run/outputs", "run_artifacts_path": "/plx/run"}})
+    compiled = compile_as_polyaxon(path, chosen, drop_matrix=True)
     container = compiled.run.container
     assert container.image == chosen["image"] and container.working_dir == "/plx/run/uploads"
     assert container.resources["limits"]["nvidia.com/gpu"] == 1
@@ -152,23 +158,13 @@ def test_tuner_file_renders_the_tuner_command(experiment_dir, search, path, name
     """Compile the tuner run as Polyaxon does: it runs our tuner on the CPU pool with the tuner's label,
     its settings come from sweep.yml, and every input of the trial component it does not search is
     passed on to the trials (-P), with the value given to the tuner."""
-    from polyaxon._polyaxonfile import (CompiledOperationSpecification, OperationSpecification,
-                                        check_polyaxonfile)
-    from polyaxon.schemas import V1Param
-
     from experiments.polyaxon_tuner import TUNER_LABEL
 
     space = load_search_space(experiment_dir)
     trial = yaml.safe_load((experiment_dir / "polyaxonfile.random.yml").read_text())["component"]
     chosen = {"pool": "gpu", "gpus": 1, "image": "europe-docker.pkg.dev/p/r/lmao:abc", "cache": "gs://b/cache",
               "n_trials": 7, "storage": "postgresql://tuner@db/optuna"}
-    op = check_polyaxonfile(polyaxonfile=str(path), is_cli=False, to_op=True)
-    compiled = OperationSpecification.compile_operation(op)
-    compiled = CompiledOperationSpecification.apply_params(
-        compiled, params={k: V1Param(value=v) for k, v in chosen.items()})
-    compiled = CompiledOperationSpecification.apply_operation_contexts(compiled)
-    compiled = CompiledOperationSpecification.apply_runtime_contexts(compiled, contexts={
-        "globals": {"run_outputs_path": "/plx/run/outputs", "run_artifacts_path": "/plx/run"}})
+    compiled = compile_as_polyaxon(path, chosen)
     container = compiled.run.container
     assert container.image == chosen["image"] and container.working_dir == "/plx/run/uploads"
     assert compiled.run.environment.node_selector == {"lmao/pool": "cpu"}  # the tuner trains nothing
