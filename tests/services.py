@@ -44,6 +44,16 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.3) -> None:
+    """Poll ``predicate`` until it is true; an AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

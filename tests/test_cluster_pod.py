@@ -21,6 +21,7 @@ import pytest
 from experiments import k8s_checks as checks
 from experiments.k8s_manifests import (OPERATIONS, RUNBOOK_PARAMS, Compiled, Operation, cluster_settings,
                                        compile_all, compile_operation, manifests_yaml, pod_of)
+from tests.services import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN = checks.MAIN_CONTAINER
@@ -317,15 +318,6 @@ def _blobs(bucket, prefix):
     return {b.name[len(prefix):]: b for b in bucket.list_blobs(prefix=prefix)}
 
 
-def _wait(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf, tmp_path):
     """Attempt 1: init containers, trial + sidecar; the trial is SIGKILLed after epoch 1 (what a Spot
@@ -357,7 +349,7 @@ def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf
             except (OSError, ValueError, KeyError):
                 return False
 
-        _wait(one_epoch, 240, "epoch 1 of attempt 1")
+        wait_for(one_epoch, 240, "epoch 1 of attempt 1", interval=0.5)
         first.kill(MAIN)
         codes = first.wait_all(120)
         assert codes[MAIN] == 137 and codes["polyaxon-sidecar"] == 0, (codes, first.log(MAIN)[-2000:])

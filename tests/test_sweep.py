@@ -18,6 +18,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from tests.services import wait_for
+
 REPO = Path(__file__).resolve().parents[1]
 TRIAL_ARGS = ["--", "--gpu", "-1", "--eval-processes", "1"]
 HEADER = "# lmao sweep: study"
@@ -191,15 +193,6 @@ params:
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1 and "another search space" in refused.stderr
     assert str(experiment / "sweep.yml") in refused.stderr
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status(result_dir: Path) -> tuple:
