@@ -105,6 +105,47 @@ def batcher_section(params: Mapping[str, Any]) -> Dict[str, Any]:
     return {"@batchers": "spacy.batch_by_sequence.v1", "size": size, "get_length": None}
 
 
+TEXTCAT = "components.textcat.model"
+
+
+def bow_section(params: Mapping[str, Any], exclusive_classes: bool) -> Dict[str, Any]:
+    """spaCy's hashed bag-of-words classifier, as ``spacy init config -p textcat`` writes it (spaCy 3.8:
+    ``TextCatBOW.v3``, unigrams, 262,144 rows, its own output layer) unless the bow params say otherwise."""
+    return {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": exclusive_classes,
+            "ngram_size": params["bow_ngram_size"], "no_output_layer": False, "length": params["bow_rows"],
+            "nO": None}
+
+
+def set_textcat_arch(config: Config, params: Mapping[str, Any], config_path: Path) -> None:
+    """Replace ``[components.textcat.model]`` for ``textcat_arch`` bow or ensemble (``reduce`` keeps
+    ``config.cfg``'s block).
+
+    ``bow`` is the stock efficiency config's model: the bag of words alone, so the tok2vec component
+    leaves the pipeline (nothing would listen to it, and its weights would count in the model's size).
+    ``ensemble`` is the stock accuracy config's: ``TextCatEnsemble.v2`` over the bag of words and the
+    tok2vec that ``config.cfg``'s textcat listens to (attention pooling, then one softmax over both).
+    """
+    arch = params["textcat_arch"]
+    textcat = config.get("components", {}).get("textcat", {}).get("model")
+    if not isinstance(textcat, dict):
+        raise InputError(config_path, f"textcat_arch={arch} needs a [{TEXTCAT}] block (a textcat experiment)")
+    bow = bow_section(params, bool(textcat.get("exclusive_classes", True)))
+    if arch == "ensemble":
+        listener = textcat.get("tok2vec")
+        if not isinstance(listener, dict):
+            raise InputError(config_path, f"textcat_arch=ensemble needs [{TEXTCAT}.tok2vec] (the tok2vec it adds "
+                                          "to the bag of words)")
+        config["components"]["textcat"]["model"] = {"@architectures": "spacy.TextCatEnsemble.v2", "nO": None,
+                                                    "tok2vec": listener, "linear_model": bow}
+        return
+    if params["static_vectors_input"] or params["pretrain_epochs"] > 0:
+        raise InputError("-P", "textcat_arch=bow has no tok2vec: it takes neither static vectors as input nor "
+                               "pretrained weights (set static_vectors_input=false and pretrain_epochs=0)")
+    config["components"]["textcat"]["model"] = bow
+    config["nlp"]["pipeline"] = [name for name in config["nlp"]["pipeline"] if name != "tok2vec"]
+    config["components"].pop("tok2vec", None)
+
+
 def needs_vectors(params: Mapping[str, Any], *, pretraining: bool) -> bool:
     """Static vectors are loaded when they are an input feature, or the target of the objective."""
     return bool(params["static_vectors_input"]) or (pretraining and params["objective"] in ("vectors", "trigram"))
@@ -161,9 +202,12 @@ def build_config(
     # Blocks a param replaces whole; then the command line goes on top of everything.
     config["pretraining"]["objective"] = objective_section(params)
     config["training"]["batcher"] = batcher_section(params)
+    if params["textcat_arch"] != "reduce":
+        set_textcat_arch(config, params, config_path)
     if overrides:
         config = Config().from_str(config.to_str(), overrides=dict(overrides), interpolate=False)
-    if f"{EMBED}.rows" not in (overrides or {}):  # an explicit --...embed.rows wins, as every override does
+    has_tok2vec = "tok2vec" in config["components"]  # textcat_arch=bow drops it
+    if has_tok2vec and f"{EMBED}.rows" not in (overrides or {}):  # an explicit --...embed.rows wins
         set_embed_rows(config, params["embed_rows"], config_path)
     if use_vectors and not vectors:
         raise InputError(config_path, f"objective {params['objective']!r} / static_vectors_input needs "

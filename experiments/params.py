@@ -42,6 +42,13 @@ PARAMS: Dict[str, Param] = {
     "window_size": Param(int, 1, "CNN window: tokens on each side"),
     "maxout_pieces": Param(int, 3, "maxout pieces in the encoder"),
     "static_vectors_input": Param(bool, False, "also feed the static vectors as an input feature"),
+    # text classifier head (textcat experiments; spaCy's architectures)
+    "textcat_arch": Param(str, "reduce", "textcat model: the tok2vec pooled (TextCatReduce), a bag of words alone "
+                                         "(TextCatBOW, no tok2vec: spaCy's stock efficiency config), or both "
+                                         "(TextCatEnsemble: spaCy's stock accuracy config)",
+                          ("reduce", "bow", "ensemble")),
+    "bow_ngram_size": Param(int, 1, "bow/ensemble: longest n-gram the bag of words counts"),
+    "bow_rows": Param(int, 262144, "bow/ensemble: hash rows of the bag of words (spaCy's stock length)"),
     # pretraining
     "objective": Param(str, "vectors", "LMAO objective", ("vectors", "characters", "trigram")),
     "pretrain_loss": Param(str, "cosine", "distance for the vectors/trigram objectives", ("cosine", "L2")),
@@ -88,7 +95,8 @@ PARAMS: Dict[str, Param] = {
 # runs (a negative width or a dropout of 2 would otherwise fail, or train nonsense, much later).
 RANGES: Dict[str, Tuple[Optional[float], Optional[float]]] = {
     "width": (1, None), "depth": (1, None), "embed_rows": (1, None), "window_size": (0, None),
-    "maxout_pieces": (1, None), "pretrain_epochs": (0, None), "pretrain_max_epochs": (1, None),
+    "maxout_pieces": (1, None), "bow_ngram_size": (1, None), "bow_rows": (1, None),
+    "pretrain_epochs": (0, None), "pretrain_max_epochs": (1, None),
     "pretrain_max_words": (0, None), "pretrain_save_every_words": (0, None), "pretrain_dropout": (0, 1),
     "pretrain_learn_rate": (0, None), "pretrain_batch_size": (1, None), "pretrain_hidden_size": (1, None),
     "pretrain_n_characters": (1, None), "pretrain_seed": (-1, 2**32 - 1), "pretrain_workers": (0, None),
@@ -112,7 +120,8 @@ def check_range(name: str, value: Any) -> None:
 
 # Params added after result files already existed, with the value an older trial ran with: a report reads a
 # results.json that lacks one as that value, so old and new trials of one configuration compare as one.
-ADDED_LATER: Dict[str, Any] = {"pretrain_workers": 1, "cpu_gemm": "blis", "pretrain_corpus": ""}
+ADDED_LATER: Dict[str, Any] = {"pretrain_workers": 1, "cpu_gemm": "blis", "pretrain_corpus": "",
+                               "textcat_arch": "reduce", "bow_ngram_size": 1, "bow_rows": 262144}
 
 
 def did_you_mean(name: Any) -> str:
