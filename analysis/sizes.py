@@ -36,9 +36,11 @@ def corpus_strings(corpus_dir: Path) -> List[str]:
     return sorted(vocab.strings)
 
 
-def estimate_size(experiment_dir: Path, params: Dict, corpus_dir: Path, strings: Optional[List[str]] = None) -> int:
-    """Bytes of ``nlp.to_disk`` for the pipeline a trial with ``params`` trains, on ``corpus_dir``
-    (``strings``: :func:`corpus_strings` of it, read once for many estimates)."""
+def estimate_size(experiment_dir: Path, params: Dict, corpus_dir: Path, strings: Optional[List[str]] = None,
+                  overrides: Optional[Dict] = None) -> int:
+    """Bytes of ``nlp.to_disk`` for the pipeline a trial with ``params`` (and ``--section.key``
+    ``overrides``) trains, on ``corpus_dir`` (``strings``: :func:`corpus_strings` of it, read once for many
+    estimates)."""
     from spacy.training.initialize import init_nlp
 
     from experiments.config import build_config
@@ -46,7 +48,7 @@ def estimate_size(experiment_dir: Path, params: Dict, corpus_dir: Path, strings:
     from experiments.trial import resolve_vectors
 
     vectors = resolve_vectors(params, corpus_dir)
-    config = build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors)
+    config = build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors, overrides=overrides)
     nlp = init_nlp(config, use_gpu=-1)
     for string in strings if strings is not None else corpus_strings(corpus_dir):
         nlp.vocab.strings.add(string)
@@ -70,8 +72,8 @@ def design_sizes(design_path: Path, corpus_dir: Path, only: Sequence[str] = ()) 
         if only and setting.name not in only:
             continue
         params = resolve(defaults, {**setting.params, "corpus_dir": str(corpus_dir)}, defaults_source=design_path)
-        size = estimate_size(design.experiment_dir, params, Path(corpus_dir), strings)
-        rows.append({"setting": setting.name, "bytes": size,
+        size = estimate_size(design.experiment_dir, params, Path(corpus_dir), strings, setting.overrides)
+        rows.append({"setting": setting.name, "bytes": size, "textcat_arch": params["textcat_arch"],
                      "static_vectors": params["vectors"] if params["static_vectors_input"] else "none",
                      "width": params["width"], "depth": params["depth"], "embed_rows": params["embed_rows"]})
     return rows
@@ -92,7 +94,8 @@ def main(
             raise InputError(corpus / name, "prepared corpus file missing (run `lmao data ...` first)")
     for row in design_sizes(design, corpus, only or ()):
         typer.echo(f"{row['setting']:<28} {row['bytes'] / 1e6:6.1f} MB  static vectors: {row['static_vectors']}, "
-                   f"width {row['width']}, depth {row['depth']}, embed rows {row['embed_rows']}")
+                   f"width {row['width']}, depth {row['depth']}, embed rows {row['embed_rows']}, "
+                   f"textcat {row['textcat_arch']}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any, Dict, Mapping, Optional, Set, Tuple
 from thinc.api import Config
 
 from . import results as result_file
-from .config import build_config, load_experiment
+from .config import build_config, load_experiment, needs_vectors
 from .errors import InputError
 from .params import resolve
 from .progress import log
@@ -27,7 +27,10 @@ from .tracking import make_tracker
 def resolve_vectors(params: Mapping[str, Any], corpus_dir: Path) -> Optional[Path]:
     """``-P vectors=PATH`` or an installed spaCy pipeline package name (``en_core_web_lg``: kept as the
     name, spaCy's ``[initialize] vectors`` loads it), else ``CORPUS/vectors`` when ``lmao vectors train`` put
-    them there."""
+    them there. None when the trial reads no vectors (neither as input nor as the pretraining target): a
+    design may name one table for all its settings, and a setting without vectors must not need it."""
+    if not needs_vectors(params, pretraining=params["pretrain_epochs"] > 0):
+        return None
     if params["vectors"]:
         from .vectors import resolve_vectors_source
 
