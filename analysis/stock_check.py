@@ -1,0 +1,108 @@
+"""spaCy's own ``spacy train`` on its stock textcat config, on a prepared corpus: the check that the
+frontier's ``stock-bow`` anchor (the same model trained by ``lmao trial``) is what a spaCy user gets.
+
+For each seed: ``spacy init config -p textcat -o efficiency`` (the quickstart's CPU config, exactly as a
+user writes it), ``spacy train`` on the corpus' train and dev DocBins with ``--system.seed``, then
+``model-best`` scored on the dev DocBin with the trials' own scorer (accuracy, and spaCy's cats_score).
+Each seed writes ``OUT/seed-N/results.json`` (written whole, then renamed): the config's text and hash,
+spaCy's version, the steps and epochs spaCy trained, the wall time, the scores. The test split is never
+read.
+
+    python -m analysis.stock_check corpus/imdb-1k analysis/imdb-1k-stock/spacy-train-efficiency --seed 0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import typer
+
+from experiments.cli_base import new_app
+from experiments.errors import InputError
+from experiments.fileio import write_json
+
+
+def stock_config(optimize: str) -> str:
+    """The config ``spacy init config -p textcat -o OPTIMIZE`` writes (CPU, English, no vectors package)."""
+    from spacy.cli.init_config import init_config
+
+    config = init_config(lang="en", pipeline=["textcat"], optimize=optimize, gpu=False)
+    return config.to_str()
+
+
+def train_steps(log: str) -> Dict[str, int]:
+    """The last epoch and step of ``spacy train``'s console table (``E  #  LOSS ...`` rows)."""
+    last: List[str] = []
+    for line in log.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[0].isdigit() and fields[1].isdigit():
+            last = fields
+    return {"epochs": int(last[0]), "steps": int(last[1])} if last else {}
+
+
+def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "efficiency") -> Dict[str, Any]:
+    """Train the stock config with ``seed`` and score its best model on dev; write ``out_dir/results.json``."""
+    import spacy
+
+    from experiments.finetune import evaluate_saved
+
+    for name in ("train.spacy", "dev.spacy"):
+        if not (corpus_dir / name).is_file():
+            raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data imdb` first)")
+    text = stock_config(optimize)
+    with tempfile.TemporaryDirectory(prefix="stock-check-") as tmp:
+        config_path = Path(tmp) / "config.cfg"
+        config_path.write_text(text, encoding="utf-8")
+        started = time.perf_counter()
+        run = subprocess.run(
+            [sys.executable, "-m", "spacy", "train", str(config_path), "--output", str(Path(tmp) / "model"),
+             "--paths.train", str(corpus_dir / "train.spacy"), "--paths.dev", str(corpus_dir / "dev.spacy"),
+             "--system.seed", str(seed)], capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if run.returncode != 0:
+            raise RuntimeError(f"spacy train failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
+        model_best = Path(tmp) / "model" / "model-best"
+        dev = evaluate_saved(model_best, corpus_dir / "dev.spacy", "textcat", batch_size=128, processes=1)
+        meta = json.loads((model_best / "meta.json").read_text(encoding="utf-8"))
+        size = sum(p.stat().st_size for p in model_best.rglob("*") if p.is_file())
+    results = {
+        "what": f"spacy train on `spacy init config -p textcat -o {optimize}`",
+        "spacy_version": spacy.__version__, "seed": seed, "corpus_dir": str(corpus_dir),
+        "config_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "config": text,
+        **train_steps(run.stdout), "wall_seconds": round(wall, 1), "model_size_bytes": size,
+        "dev_accuracy": dev.score, "dev_cats_score": float(dev.scores.get("cats_score") or 0.0),
+        "spacy_best_cats_score": meta.get("performance", {}).get("cats_score"),
+    }
+    write_json(out_dir / "results.json", results)
+    return results
+
+
+app = new_app(help="spacy train on spaCy's stock textcat config, scored like the trials.")
+
+
+@app.command()
+def main(
+    corpus: Path = typer.Argument(..., help="prepared textcat corpus (train.spacy, dev.spacy)"),
+    out: Path = typer.Argument(..., help="folder for seed-N/results.json"),
+    seed: List[int] = typer.Option([0, 1, 2], "--seed", help="seeds (repeatable)"),
+    optimize: str = typer.Option("efficiency", help="the quickstart's -o: efficiency (BOW) or accuracy"),
+) -> None:
+    for s in seed:
+        target = out / f"seed-{s}"
+        if (target / "results.json").is_file():
+            typer.echo(f"{target}: done, skipped")
+            continue
+        found = check_seed(corpus, target, s, optimize)
+        typer.echo(f"{target}: dev accuracy {found['dev_accuracy']:.4f}, {found.get('steps')} steps, "
+                   f"{found['wall_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    app()
