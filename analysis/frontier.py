@@ -60,6 +60,7 @@ class Cell:
     paired_n: int = 0
     paired_diff: float = float("nan")
     paired_p: float = float("nan")
+    anchor: str = ""  # "efficiency" / "accuracy": spaCy's stock textcat config (stock_config)
 
     @property
     def n(self) -> int:
@@ -124,6 +125,34 @@ def pretraining_key(row: pd.Series) -> Tuple:
                    ("pretrain_words", repr(_plain(row.get("corpus.pretrain_words")))))
 
 
+# spaCy's quickstart textcat configs (``spacy init config -p textcat -o ...``, spaCy 3.8.18): the training
+# settings both share, and the model params of each (analysis.stock_check trains them with `spacy train`).
+STOCK_TRAINING: Dict[str, Any] = {"batch_schedule": "words", "batch_start": 100, "batch_stop": 1000,
+                                  "batch_compound": 1.001, "dropout": 0.1, "learn_rate": 0.001, "L2": 0.01}
+STOCK_MODELS: Dict[str, Dict[str, Any]] = {
+    "efficiency": {"textcat_arch": "bow", "bow_ngram_size": 1, "bow_rows": 262144},
+    "accuracy": {"textcat_arch": "ensemble", "bow_ngram_size": 1, "bow_rows": 262144, "width": 256, "depth": 8},
+}
+STOCK_ACCURACY_ROWS = [5000, 1000, 2500, 2500]
+
+
+def stock_config(params: Dict[str, Any], overrides: Dict[str, Any]) -> str:
+    """``efficiency`` or ``accuracy`` when a trial trained spaCy's stock textcat model with the stock
+    training settings (no parameter averaging), else ``""``. The accuracy config's own static vectors
+    (en_core_web_lg) are not required: a trial without them or with another table still counts, and its
+    label says which."""
+    if overrides.get("training.optimizer.use_averages") is not False or params.get("pretrain_epochs"):
+        return ""
+    if any(params.get(k) != v for k, v in STOCK_TRAINING.items()):
+        return ""
+    for name, model in STOCK_MODELS.items():
+        if all(params.get(k) == v for k, v in model.items()):
+            if name == "accuracy" and overrides.get("components.tok2vec.model.embed.rows") != STOCK_ACCURACY_ROWS:
+                continue
+            return name
+    return ""
+
+
 def vectors_label(params: Dict[str, Any]) -> str:
     if not params.get("static_vectors_input"):
         return "no static vectors"
@@ -131,13 +160,40 @@ def vectors_label(params: Dict[str, Any]) -> str:
     return Path(vectors).name if vectors else "the corpus' vectors"
 
 
+def _overrides(row: pd.Series) -> Dict[str, Any]:
+    return json.loads(str(row.get("config_overrides") or "{}"))
+
+
+def bow_label(params: Dict[str, Any]) -> str:
+    n = params.get("bow_ngram_size") or 1
+    grams = "unigrams" if n == 1 else f"1- to {n}-grams"
+    return f"bag of words ({grams}, {int(params.get('bow_rows') or 0):,} rows)"
+
+
 def model_label(row: pd.Series) -> str:
-    params = _params(row)
-    label = f"{vectors_label(params)}; width {params.get('width')}, depth {params.get('depth')}, " \
-            f"embed rows {params.get('embed_rows')}"
-    overrides = json.loads(str(row.get("config_overrides") or "{}"))
-    if overrides:
-        label += "; " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    """What the saved model is: the head (a bag of words, or the tok2vec pooled, or both), the tok2vec's
+    table and shape, the config overrides; spaCy's stock configs named first."""
+    params, overrides = _params(row), _overrides(row)
+    arch = params.get("textcat_arch") or "reduce"
+    stock = stock_config(params, overrides)
+    if arch == "bow":
+        label = bow_label(params)
+    else:
+        label = f"{vectors_label(params)}; width {params.get('width')}, depth {params.get('depth')}, " \
+                f"embed rows {params.get('embed_rows')}"
+        if arch == "ensemble":
+            label = f"{bow_label(params)} + CNN ({label})"
+    quickstart = overrides.get("training.optimizer.use_averages") is False and not params.get("pretrain_epochs") \
+        and all(params.get(k) == v for k, v in STOCK_TRAINING.items())
+    hidden = ("training.optimizer.use_averages",) if quickstart else ()
+    hidden += ("components.tok2vec.model.embed.rows",) if stock == "accuracy" else ()
+    shown = {k: v for k, v in overrides.items() if k not in hidden}
+    if shown:
+        label += "; " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
+    if stock:
+        return f"anchor: spaCy's stock textcat config `-o {stock}` ({label})"
+    if quickstart:
+        label += "; trained as the stock configs (word batches 100 -> 1000, no averaging)"
     return label
 
 
@@ -169,7 +225,7 @@ def cells(trials: pd.DataFrame) -> List[Cell]:
             order = (0, 0, 0.0, "") if not pkey else (
                 1, OBJECTIVE_ORDER.get(str(objective), 9), float(params.get("pretrain_epochs") or 0), repr(pkey))
             cell = by_key[(device, mkey, pkey)] = Cell(device, model_label(row), pretraining_label(row), bool(pkey),
-                                                        order, mkey)
+                                                        order, mkey, anchor=stock_config(params, _overrides(row)))
         seed = int(params.get("seed") or 0)
         if seed in cell.seeds:  # a repeat of the same trial (same seed) counts once, the first by source
             continue
@@ -341,8 +397,31 @@ def headline(items: Sequence[Cell]) -> str:
             if best.n >= FULL_SEEDS and budget is not None:
                 previous = (budget, best)
             lines.append(text)
+        lines.extend(against_stock(items, device))
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+STOCK_BUDGETS_MB: Tuple[float, ...] = (4.0, 10.0)
+
+
+def against_stock(items: Sequence[Cell], device: str) -> List[str]:
+    """The best model at 4 and 10 MB against spaCy's stock efficiency config (the bag of words a user
+    gets from ``spacy init config -p textcat``), when that anchor has every seed on this device."""
+    anchor = _best([c for c in items if c.device == device and c.anchor == "efficiency" and c.n >= FULL_SEEDS])
+    if anchor is None:
+        return []
+    lines = []
+    for budget in STOCK_BUDGETS_MB:
+        best = _best([c for c in _within(items, device, budget) if c.n >= FULL_SEEDS and not c.anchor])
+        if best is None:
+            continue
+        diff = best.mean - anchor.mean
+        lines.append(f"- **Against spaCy's stock textcat at ≤ {budget:g} MB**: {_f(diff, 2, sign=True)} points over "
+                     f"the stock `-o efficiency` config ({score_text(anchor)}, n={anchor.n}, {anchor.size_mb:.1f} MB) "
+                     f"at {best.size_mb:.1f} MB: {score_text(best)} (n={best.n}; {best.model}; "
+                     f"pretraining: {best.pretraining}).")
+    return lines
 
 
 def _effect_at(items: Sequence[Cell], best: Cell) -> str:
@@ -382,9 +461,36 @@ def markdown(items: Sequence[Cell]) -> str:
 # --------------------------------------------------------------------------------------------------- plot
 
 
+# The size axis: logarithmic from 1 MB to 2 GB, so the original's 1.3 GB table-sized models and a
+# DistilBERT classifier sit on the axis of the few-MB models (analysis.reference.SIZE_REFERENCES).
+SIZE_AXIS_MB = 2000.0
+
+
+def size_tick(mb: float, _pos: Any = None) -> str:
+    return f"{mb / 1000:g} GB" if mb >= 1000 else f"{mb:g} MB"
+
+
+def reference_points(ax: Any) -> None:
+    """The sizes and scores measured elsewhere (not here, not comparable: best-of-N, another split or no
+    score at all) as grey annotations, never as data points."""
+    from .reference import SIZE_REFERENCES
+
+    for i, (label, size_mb, score) in enumerate(SIZE_REFERENCES):
+        if score is None:
+            ax.axvline(size_mb, color="#999999", linestyle="--", linewidth=0.8)
+            ax.annotate(label, (size_mb, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
+                        color="#777777", xytext=(-9, 0), textcoords="offset points", va="bottom")
+        else:
+            ax.plot([size_mb], [score], marker="*", color="#999999", markersize=9, linestyle="none")
+            ax.annotate(label, (size_mb, score), textcoords="offset points", xytext=(-6, 5 - 12 * i), fontsize=6,
+                        color="#777777", ha="right")
+
+
 def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
     """Accuracy against model size and against inference speed, one marker per cell (± std over seeds),
     LMAO-pretrained cells as triangles, the Pareto front over cell means per device."""
+    import matplotlib.ticker
+
     from .plots import SAVE, pareto_front, plt
 
     own = [c for c in items if c.sizes]
@@ -402,8 +508,10 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
                 continue
             x = np.array([getattr(c, attr) * scale for c in cells_d])
             y = np.array([c.mean for c in cells_d])
-            for pretrained, marker, name in ((False, "o", "no pretraining"), (True, "^", "LMAO pretraining")):
-                mask = np.array([c.pretrained == pretrained for c in cells_d])
+            kinds = ((False, False, "o", "no pretraining"), (True, False, "^", "LMAO pretraining"),
+                     (False, True, "s", "spaCy's stock textcat config (anchor)"))
+            for pretrained, anchor, marker, name in kinds:
+                mask = np.array([c.pretrained == pretrained and bool(c.anchor) == anchor for c in cells_d])
                 if mask.any():
                     err = np.array([c.std if np.isfinite(c.std) else 0.0 for c in cells_d])[mask]
                     xerr = None
@@ -415,6 +523,9 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
                                 mfc=colour[device] if pretrained else "white", capsize=2, markersize=6,
                                 label=f"{device.upper()}: {name}")
             for c, xi, yi in zip(cells_d, x, y):
+                if c.anchor:
+                    ax.annotate(f"stock -o {c.anchor}", (xi, yi), textcoords="offset points", xytext=(5, 4),
+                                fontsize=7, color=colour[device])
                 if c.n < FULL_SEEDS:
                     ax.annotate(f"n={c.n}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7,
                                 color="#555555")
@@ -427,7 +538,10 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
                     ax.axvline(budget, color="grey", linestyle=":", linewidth=1)
                     ax.annotate(f"{budget:g} MB", (budget, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
                                 textcoords="offset points", fontsize=7, color="grey")
-            ax.set_xlim(0, max(40.0, 1.05 * max(c.size_mb for c in own)))
+            reference_points(ax)
+            ax.set_xscale("log")
+            ax.set_xlim(1.0, max(SIZE_AXIS_MB, 1.2 * max(c.size_mb for c in own)))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(size_tick))
         if attr == "words_per_second" and not any(np.isfinite(c.words_per_second) for c in own):
             ax.text(0.5, 0.5, "no side-by-side speed measurement\n(make frontier-speed)", ha="center",
                     va="center", transform=ax.transAxes, color="grey")
@@ -439,7 +553,9 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="best")
-    fig.suptitle("IMDB-1k: accuracy against model size and speed (triangles: LMAO-pretrained; n<3: fewer seeds)")
+    fig.suptitle("IMDB-1k: accuracy against model size and speed (triangles: LMAO-pretrained; squares: spaCy's "
+                 "stock configs;\nstars and dashed line: sizes and scores from elsewhere, not measured here; "
+                 "n<3: fewer seeds)")
     fig.tight_layout()
     fig.savefig(path, **SAVE)
     plt.close(fig)

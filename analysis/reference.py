@@ -36,3 +36,14 @@ NER: Dict[str, Dict[str, float]] = {
 NER_EPOCHS = [1, 2, 5, 10]
 SOURCE_NOTE = ("Columns marked *original* are the original LMAO experiments' numbers as given in the "
                "protocol (`../shared/PROTOCOL.md`), not produced here.")
+
+# Points on the frontier plot's size axis that were not measured here (annotations, never data): the
+# original's best models, whose 300-d GloVe table (en_vectors_web_lg, about 1.1M rows) alone is
+# 1.1M x 300 x 4 bytes, and a DistilBERT classifier (66M parameters in float32, Sanh et al. 2019).
+# (label, size in MB, accuracy in % or None)
+SIZE_REFERENCES: List[Tuple[str, float, Optional[float]]] = [
+    ("original, no pretraining: best of 50 runs, 1.1M x 300-d GloVe table, 5000 dev reviews", 1.1e6 * 300 * 4 / 1e6,
+     86.8),
+    ("original, LMAO 1 epoch: best of 50 runs, same table", 1.1e6 * 300 * 4 / 1e6, 87.5),
+    ("DistilBERT classifier: 66M parameters (float32), not run here", 66e6 * 4 / 1e6, None),
+]
