@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 import typer
 
@@ -47,8 +47,11 @@ def train_steps(log: str) -> Dict[str, int]:
     return {"epochs": int(last[0]), "steps": int(last[1])} if last else {}
 
 
-def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "efficiency") -> Dict[str, Any]:
-    """Train the stock config with ``seed`` and score its best model on dev; write ``out_dir/results.json``."""
+def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "efficiency",
+               overrides: Sequence[str] = ()) -> Dict[str, Any]:
+    """Train the stock config with ``seed`` and score its best model on dev; write ``out_dir/results.json``.
+    ``overrides``: extra ``--section.key value`` arguments for ``spacy train`` (recorded; the tests use
+    them to train a few hundred steps)."""
     import spacy
 
     from experiments.finetune import evaluate_saved
@@ -64,7 +67,7 @@ def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "effi
         run = subprocess.run(
             [sys.executable, "-m", "spacy", "train", str(config_path), "--output", str(Path(tmp) / "model"),
              "--paths.train", str(corpus_dir / "train.spacy"), "--paths.dev", str(corpus_dir / "dev.spacy"),
-             "--system.seed", str(seed)], capture_output=True, text=True)
+             "--system.seed", str(seed), *overrides], capture_output=True, text=True)
         wall = time.perf_counter() - started
         if run.returncode != 0:
             raise RuntimeError(f"spacy train failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
@@ -76,6 +79,7 @@ def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "effi
         "what": f"spacy train on `spacy init config -p textcat -o {optimize}`",
         "spacy_version": spacy.__version__, "seed": seed, "corpus_dir": str(corpus_dir),
         "config_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "config": text,
+        "overrides": list(overrides),
         **train_steps(run.stdout), "wall_seconds": round(wall, 1), "model_size_bytes": size,
         "dev_accuracy": dev.score, "dev_cats_score": float(dev.scores.get("cats_score") or 0.0),
         "spacy_best_cats_score": meta.get("performance", {}).get("cats_score"),

@@ -1,0 +1,32 @@
+"""`python -m analysis.stock_check`: spaCy's own `spacy train` on the config `spacy init config -p textcat`
+writes, scored like the trials; the frontier's stock-bow anchor is checked against it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from analysis.stock_check import check_seed, stock_config, train_steps
+
+
+def test_train_steps_reads_spacys_console_table():
+    log = "E    #       LOSS TEXTCAT  CATS_SCORE  SCORE \n---  ------  ----  ----\n  0       0  0.25  33.3  0.33\n" \
+          "  2     400  12.0  80.1  0.80\n"
+    assert train_steps(log) == {"epochs": 2, "steps": 400}
+    assert train_steps("no table") == {}
+
+
+@pytest.mark.slow
+def test_stock_check_trains_spacys_config_and_scores_as_spacy_does(imdb_corpus, tmp_path):
+    found = check_seed(imdb_corpus, tmp_path / "seed-0", 0,
+                       overrides=["--training.max_steps", "300", "--training.eval_frequency", "100"])
+    written = json.loads((tmp_path / "seed-0" / "results.json").read_text())
+    assert written == found
+    assert found["config_sha256"] == hashlib.sha256(stock_config("efficiency").encode()).hexdigest()
+    assert "spacy.TextCatBOW.v3" in found["config"] and found["steps"] == 300
+    # our scorer on model-best gives spaCy's own best cats_score: the same metric, recomputed on fresh docs
+    assert found["dev_cats_score"] == pytest.approx(found["spacy_best_cats_score"], abs=1e-6)
+    assert 0.4 <= found["dev_accuracy"] <= 1.0
+    assert 2e6 < found["model_size_bytes"] < 5e6  # 262,144 rows x 2 labels of float32, and the vocab
