@@ -200,6 +200,8 @@ recipe-tables: venv
 	$(LMAO) campaign lmao-imdb-1k/before-recipe.yml --also lmao-imdb-1k/campaign.yml --only old-defaults \
 		--only baseline --summary --markdown --readme lmao-imdb-1k/README.md --block before-after
 	$(LMAO) campaign ontonotes-ner/levers-wnut17.yml --summary --markdown --readme ontonotes-ner/README.md --block levers
+	$(LMAO) campaign ontonotes-ner/levers-uner-ewt.yml --summary --markdown --readme ontonotes-ner/README.md \
+		--block levers-uner-ewt
 	$(LMAO) campaign ontonotes-ner/before-recipe-wnut17.yml --also ontonotes-ner/campaign-wnut17.yml \
 		--summary --markdown --readme ontonotes-ner/README.md --block before-after
 
