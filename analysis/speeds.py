@@ -52,19 +52,22 @@ def design_models(designs: Sequence[Path], corpus_dir: Path) -> Dict[str, Dict]:
             label = model_label(row)
             if label not in models:
                 models[label] = {"params": {**params, "corpus_dir": str(corpus_dir)},
-                                 "experiment_dir": design.experiment_dir, "setting": setting.name}
+                                 "experiment_dir": design.experiment_dir, "setting": setting.name,
+                                 "overrides": dict(setting.overrides)}
     return models
 
 
-def build_pipeline(experiment_dir: Path, params: Dict, corpus_dir: Path):
-    """The pipeline a trial with ``params`` trains, initialised (untrained weights of the trained shapes)."""
+def build_pipeline(experiment_dir: Path, params: Dict, corpus_dir: Path, overrides: Optional[Dict] = None):
+    """The pipeline a trial with ``params`` (and ``--section.key`` ``overrides``) trains, initialised
+    (untrained weights of the trained shapes)."""
     from spacy.training.initialize import init_nlp
 
     from experiments.config import build_config
     from experiments.trial import resolve_vectors
 
     vectors = resolve_vectors(params, corpus_dir)
-    return init_nlp(build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors), use_gpu=-1)
+    config = build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors, overrides=overrides)
+    return init_nlp(config, use_gpu=-1)
 
 
 def measure(designs: Sequence[Path], corpus_dir: Path, *, n_docs: int, rounds: int) -> pd.DataFrame:
@@ -74,7 +77,7 @@ def measure(designs: Sequence[Path], corpus_dir: Path, *, n_docs: int, rounds: i
 
     use_cpu_ops("numpy")
     models = design_models(designs, corpus_dir)
-    pipelines = {label: build_pipeline(m["experiment_dir"], m["params"], corpus_dir) for label, m in models.items()}
+    pipelines = {label: build_pipeline(m["experiment_dir"], m["params"], corpus_dir, m["overrides"]) for label, m in models.items()}
     first = next(iter(pipelines.values()))
     docs = [eg.predicted for eg in load_examples(corpus_dir / "dev.spacy", first, limit=n_docs)]
     words = sum(len(doc) for doc in docs)
