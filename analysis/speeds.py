@@ -77,7 +77,8 @@ def measure(designs: Sequence[Path], corpus_dir: Path, *, n_docs: int, rounds: i
 
     use_cpu_ops("numpy")
     models = design_models(designs, corpus_dir)
-    pipelines = {label: build_pipeline(m["experiment_dir"], m["params"], corpus_dir, m["overrides"]) for label, m in models.items()}
+    pipelines = {label: build_pipeline(m["experiment_dir"], m["params"], corpus_dir, m["overrides"])
+                 for label, m in models.items()}
     first = next(iter(pipelines.values()))
     docs = [eg.predicted for eg in load_examples(corpus_dir / "dev.spacy", first, limit=n_docs)]
     words = sum(len(doc) for doc in docs)
