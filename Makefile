@@ -168,9 +168,11 @@ stock-check: $(CORPUS)/imdb-1k/.done
 # The frontier's table, Pareto plot and README headline from the committed raw results (also run by
 # `make report`): the 34 MB campaign and the frontier campaign.
 FRONTIER_RUNS ?= analysis/imdb-1k-campaign analysis/imdb-1k-frontier
+STOCK_CHECKS ?= analysis/imdb-1k-stock/spacy-train-efficiency
 frontier-report: venv
 	$(LMAO) frontier $(wildcard $(FRONTIER_RUNS)) --out analysis/results --readme README.md --block frontier \
-		--table-readme lmao-imdb-1k/README.md --table-block frontier $(if $(wildcard $(FRONTIER_SPEEDS)),--speeds $(FRONTIER_SPEEDS))
+		--table-readme lmao-imdb-1k/README.md --table-block frontier $(if $(wildcard $(FRONTIER_SPEEDS)),--speeds $(FRONTIER_SPEEDS)) \
+		$(addprefix --stock ,$(wildcard $(STOCK_CHECKS)))
 
 # The frontier's speed axis: every model of the designs built at its trained shapes and timed side by side
 # in one process (a trial's own speed depends on the load it ran under). Commit the CSV it writes.
