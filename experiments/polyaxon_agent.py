@@ -488,6 +488,7 @@ def check_params(polyaxonfile: Path, assigns: List[str]) -> Dict[str, str]:
 
 def check_corpus(corpus_dir: str) -> None:
     """A local corpus must be a prepared one; gs:// corpora are checked by the trial when it downloads."""
+    from .data.docbins import require_prepared_corpus
     from .errors import InputError
 
     if corpus_dir.startswith("gs://"):
@@ -496,10 +497,7 @@ def check_corpus(corpus_dir: str) -> None:
     if not path.is_absolute():
         raise InputError("-P", f"corpus_dir={corpus_dir}: give an absolute path (a trial runs in its own "
                                "copy of the code, not in this folder)")
-    for name in ("train.spacy", "dev.spacy"):
-        if not (path / name).exists():
-            raise InputError(path / name, "prepared corpus file missing (run `lmao data ...` first, or "
-                                          "`make data-imdb-small`)")
+    require_prepared_corpus(path, "run `lmao data ...` first, or `make data-imdb-small`")
 
 
 def check_server(host: str) -> None:
