@@ -25,7 +25,7 @@ from spacy.schemas import ConfigSchemaTraining
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
-from spacy.training.loop import create_before_to_disk_callback, subdivide_batch, update_meta
+from spacy.training.loop import create_before_to_disk_callback, subdivide_batch
 from spacy.util import registry
 from thinc.api import Config, constant, fix_random_seed, set_gpu_allocator
 
@@ -232,9 +232,8 @@ def finetune(
     pinned here): the same seeding (again after ``init_nlp``), ``gpu_allocator``, shuffling, batcher,
     dropout (a float or a schedule), ``accumulate_gradient``, ``before_update`` (0-based step and epoch),
     optimizer schedules, frozen and annotating components, and averaged parameters for evaluation and
-    saving. Saving is spaCy's too: ``before_to_disk`` is applied to what is saved, ``update_meta`` writes
-    each evaluation's scores and losses into ``meta.json`` ("performance"), ``model-last`` is written when
-    training ends, also when it crashes (then the exception goes on). ``max_steps = N`` makes N + 1
+    saving. Saving is spaCy's too: ``before_to_disk`` is applied to what is saved, and ``model-last`` is
+    written when training ends, also when it crashes (then the exception goes on). ``max_steps = N`` makes N + 1
     updates, as spaCy's loop does (it stops once the 0-based step reaches N). On a tie the later
     evaluation becomes the best (``model-best``, ``best_epoch``), while ``patience`` counts from the
     earliest evaluation with the best score, both as in spaCy. tests/test_finetune_fidelity.py runs
@@ -251,7 +250,12 @@ def finetune(
       ``score_weights`` sum: the protocol's metric is dev accuracy, which no spaCy scorer reports (spaCy's
       textcat default weighs ``cats_score``, macro F). With the NER config's weights (``ents_f`` 1, ``ents_p``
       and ``ents_r`` 0) the two are the same score. The weighted score is recorded per epoch
-      (``spacy_score``) and ``update_meta`` uses the weights as spaCy does.
+      (``spacy_score``).
+    - **No** ``update_meta``: spaCy writes each evaluation's scores and losses into the saved
+      ``meta.json`` ("performance"); here they are in ``results.json``, and the saved pipeline's bytes
+      stay the pipeline's alone, so ``model_size_bytes`` is what ``analysis.sizes`` predicts before
+      training, byte for byte (tests/test_frontier.py), rather than a number that moves with the length
+      of the scores' decimal digits.
     - **Evaluation** predicts in up to ``eval_processes`` forked workers (default: one per core this
       process may use, ``available_cores()``, which honours a cgroup CPU limit, at most 4; one on a GPU)
       and scores without the tokenization scores (gold-tokenized dev docs: always 100%).
@@ -310,8 +314,6 @@ def finetune(
             # Evaluate and save with the averaged parameters when the optimizer keeps them (spaCy does).
             with averaged():
                 evaluation = evaluate(nlp, dev, task, batch_size=nlp.batch_size, processes=processes)
-                with nlp.select_pipes(disable=frozen):
-                    update_meta(T, nlp, {"other_scores": evaluation.scores, "losses": losses})
                 # spaCy's `score == max(results)`: a tie with the best so far is the new best.
                 if best["score"] is None or evaluation.score > best["score"]:
                     first_best_epoch = epoch

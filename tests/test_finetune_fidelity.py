@@ -9,7 +9,6 @@ updates under ``max_steps``, pick the same evaluation as the best on a tie, and 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -69,9 +68,6 @@ def test_max_steps_and_score_weights_match_spacy_train(one_batch_params, tmp_pat
     assert [r["steps"] for r in ours["epochs"]] == [1, 2, 3]
     # score_weights: each evaluation's weighted score (what spaCy selects by) is the one we record.
     assert [r["spacy_score"] for r in ours["epochs"]] == pytest.approx([s["score"] for s in theirs], abs=1e-6)
-    # and update_meta wrote the scores into the saved model, as spaCy does
-    performance = json.loads((tmp_path / "ours" / "model-last" / "meta.json").read_text())["performance"]
-    assert performance["cats_score"] == pytest.approx(ours["epochs"][-1]["dev_scores"]["cats_score"])
 
 
 @pytest.mark.slow
