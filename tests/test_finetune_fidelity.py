@@ -83,3 +83,18 @@ def test_a_tie_keeps_the_later_evaluation_and_patience_counts_from_the_earliest(
     assert len(theirs) == len(ours["epochs"]) == 4
     # the later of tied evaluations is the best: spaCy's last step, our last epoch
     assert best_step(theirs) == 3 and ours["best_epoch"] == 4
+
+
+@pytest.mark.slow
+def test_a_crash_still_writes_model_last(one_batch_params, tmp_path, monkeypatch):
+    """spaCy's train() saves model-last on its way out of a crash, then re-raises; so does finetune."""
+    import experiments.finetune as finetune
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("evaluation crashed")
+
+    monkeypatch.setattr(finetune, "evaluate", crash)
+    with pytest.raises(RuntimeError, match="evaluation crashed"):
+        run_trial(IMDB, tmp_path / "ours", one_batch_params, eval_processes=1)
+    assert (tmp_path / "ours" / "model-last" / "config.cfg").is_file()
+    assert not (tmp_path / "ours" / "model-best").exists()
