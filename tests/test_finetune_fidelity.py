@@ -59,7 +59,7 @@ def one_batch_params(imdb_corpus, tiny_trial_params) -> dict:
 
 @pytest.mark.slow
 def test_max_steps_and_score_weights_match_spacy_train(one_batch_params, tmp_path, monkeypatch):
-    ours = run_trial(IMDB, tmp_path / "ours", {**one_batch_params, "learn_rate": 0.01},
+    ours = run_trial(IMDB, tmp_path / "ours", {**one_batch_params, "learn_rate": 0.05},
                      config_overrides={"training.max_steps": 2}, eval_processes=1)
     theirs = spacy_loop(tmp_path / "ours" / "model-best" / "config.cfg", tmp_path / "spacy", monkeypatch,
                         {"training.eval_frequency": 1})
@@ -68,6 +68,7 @@ def test_max_steps_and_score_weights_match_spacy_train(one_batch_params, tmp_pat
     assert [r["steps"] for r in ours["epochs"]] == [1, 2, 3]
     # score_weights: each evaluation's weighted score (what spaCy selects by) is the one we record.
     assert [r["spacy_score"] for r in ours["epochs"]] == pytest.approx([s["score"] for s in theirs], abs=1e-6)
+    assert len({s["score"] for s in theirs}) > 1, "the updates should move the score"
 
 
 @pytest.mark.slow
