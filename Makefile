@@ -267,8 +267,12 @@ polyaxonfiles: venv
 	for e in lmao-imdb-1k ontonotes-ner; do for s in random bayes tpe; do $(LMAO) polyaxonfile $$e --search $$s; done; done
 	$(LMAO) polyaxonfile lmao-imdb-1k --search random --out polyaxonfile.yml
 
-# Polyaxon's own server in a separate venv (its pins clash with the main one), started by tools/dashboard.sh
-# with its web UI served offline. SQLite + local artifacts in DASHBOARD_DIR, outside RUNS: `make report`
+# Polyaxon's own server in a separate venv, started by tools/dashboard.sh with its web UI served offline.
+# The main venv has haupt==2.18.0 too, but without the `sandbox` extra, whose pins are what the server adds:
+# pandas<3, fsspec<=2026.8.0, pyarrow<22.1, uvicorn[standard]<0.39, uvloop==0.22.1 (haupt 2.18.0's METADATA).
+# They resolve together with '.[dev]' (pip install --dry-run: pandas 2.3.3, fsspec 2026.7.0), but only by
+# downgrading the main venv's pandas 3.x and fsspec 2026.9, which analysis/ and the GCS code run on and the
+# committed reports were generated with; a separate venv keeps the server's pins away from them. SQLite + local artifacts in DASHBOARD_DIR, outside RUNS: `make report`
 # reads RUNS, and the sandbox keeps a copy of every tracked trial's results.json.
 $(DASH_VENV)/.installed:
 	$(PYTHON) -m venv $(DASH_VENV)

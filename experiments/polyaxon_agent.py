@@ -7,9 +7,9 @@ Kubernetes agent of the Helm chart. Here it is :class:`ProcessAgent`: polyaxon's
 (``polyaxon._local_process``, which compiles a run into its init steps and main container: the code
 upload copied into ``<run>/uploads``, the env Polyaxon gives a managed run), with our own executor that
 starts each step as a process. Pinned to polyaxon 2.18.0 (pyproject.toml); the private modules used are
-``polyaxon._runner.agent.sync_agent``, ``polyaxon._runner.agent.client``, ``polyaxon._local_process``,
-``polyaxon._schemas.agent``, ``polyaxon._connections``, ``polyaxon._env_vars.getters``,
-``polyaxon._contexts.paths`` (and ``traceml.logging`` for the log format). The trial side of the same
+``polyaxon._runner.agent.sync_agent``, ``polyaxon._local_process.executor``, ``polyaxon._schemas.agent``,
+``polyaxon._sdk.schemas.v1_agent_state_response_agent_state``, ``polyaxon._connections``,
+``polyaxon._env_vars.getters``, ``polyaxon._contexts.paths`` (and ``traceml.logging`` for the log format). The trial side of the same
 sweep (experiments/tracking.py) patches ``polyaxon._fs.watcher`` / ``polyaxon._sidecar.processor``.
 
 Why not polyaxon's own process agent (``polyaxon._local_process.executor.Executor``, 2.18.0): its
@@ -488,6 +488,7 @@ def check_params(polyaxonfile: Path, assigns: List[str]) -> Dict[str, str]:
 
 def check_corpus(corpus_dir: str) -> None:
     """A local corpus must be a prepared one; gs:// corpora are checked by the trial when it downloads."""
+    from .data.docbins import require_prepared_corpus
     from .errors import InputError
 
     if corpus_dir.startswith("gs://"):
@@ -496,10 +497,7 @@ def check_corpus(corpus_dir: str) -> None:
     if not path.is_absolute():
         raise InputError("-P", f"corpus_dir={corpus_dir}: give an absolute path (a trial runs in its own "
                                "copy of the code, not in this folder)")
-    for name in ("train.spacy", "dev.spacy"):
-        if not (path / name).exists():
-            raise InputError(path / name, "prepared corpus file missing (run `lmao data ...` first, or "
-                                          "`make data-imdb-small`)")
+    require_prepared_corpus(path, "run `lmao data ...` first, or `make data-imdb-small`")
 
 
 def check_server(host: str) -> None:
