@@ -280,7 +280,7 @@ class Sweep:
             prune = self.prune_reason(trial, pruned_at)
             message = prune["reason"]
             result_file.mark(result_dir, "pruned", None, prune=prune)
-            from .tracking import mark_stopped
+            from .polyaxon import mark_stopped
 
             mark_stopped(result_dir, "pruned", message)
             raise optuna.TrialPruned(message)

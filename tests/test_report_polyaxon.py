@@ -1,6 +1,6 @@
 """``lmao report --polyaxon-project`` against Polyaxon's own local server (``haupt sandbox``, the
 ``polyaxon_sandbox`` session fixture from tests/services.py): runs tracked the way trials track them
-(``experiments.tracking.PolyaxonTracker``), or with only a ``results`` output, are read back through the
+(``experiments.polyaxon.tracking.PolyaxonTracker``), or with only a ``results`` output, are read back through the
 real Polyaxon client, one API page or several.
 
 Separate from test_report.py because the sandbox and the Polyaxon client take tens of seconds to start;
@@ -26,7 +26,7 @@ TRACK = """
 import json, sys
 from pathlib import Path
 from polyaxon.client import RunClient
-from experiments.tracking import PolyaxonTracker
+from experiments.polyaxon.tracking import PolyaxonTracker
 project = sys.argv[1]
 for arg in sys.argv[2:]:
     out = Path(arg)

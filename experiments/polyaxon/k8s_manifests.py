@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TF_DIR = REPO / "terraform-gke"
 VALUES_TEMPLATE = TF_DIR / "polyaxon-values.yaml.tftpl"
 POLYAXON_VERSION = "2.18.0"
@@ -58,7 +58,7 @@ class Operation:
 # What a GKE user launches (terraform-gke/README.md step 8), with the -P of its runbook. One line each.
 RUNBOOK_PARAMS = {"image": "{registry}/lmao:TAG", "cache": "gs://{bucket}/cache",
                   "corpus_dir": "gs://{bucket}/corpus/imdb-1k"}
-# The bayes polyaxonfiles are left out: Polyaxon CE 2.18.0 cannot create their tuner runs (polyaxon_agent.py
+# The bayes polyaxonfiles are left out: Polyaxon CE 2.18.0 cannot create their tuner runs (agent.py
 # TUNED_MATRICES), so the cluster never runs their children.
 OPERATIONS: Dict[str, Operation] = {
     "runbook-gpu": Operation("polyaxonfile.yml", "matrix-child", {**RUNBOOK_PARAMS, "pool": "gpu", "gpus": 1}),
@@ -69,7 +69,7 @@ OPERATIONS: Dict[str, Operation] = {
     "ner-random-child-cpu": Operation("ontonotes-ner/polyaxonfile.random.yml", "matrix-child",
                                       {**RUNBOOK_PARAMS, "corpus_dir": "gs://{bucket}/corpus/wnut17", "pool": "cpu",
                                        "cpu": 4, "memory": "8Gi"}),
-    # The TPE tuner run itself (experiments/polyaxon_tuner.py): on the CPU pool, no GPU.
+    # The TPE tuner run itself (experiments/polyaxon/tuner.py): on the CPU pool, no GPU.
     "tpe-tuner-cpu": Operation("lmao-imdb-1k/polyaxonfile.tpe.yml", "operation", RUNBOOK_PARAMS),
 }
 

@@ -28,8 +28,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from .fileio import write_json
-from .results import RESULTS_FILE
+from ..fileio import write_json
+from ..results import RESULTS_FILE
 
 RUN_FILE = "polyaxon.json"
 RESULT_METRIC = "best_dev_score"
@@ -122,7 +122,7 @@ class PolyaxonTracker:
         self.managed = managed
         self.best: Optional[float] = None
         if managed:
-            # A local process agent (experiments.polyaxon_agent) sets POLYAXON_HAS_PROCESS_SIDECAR: the
+            # A local process agent (experiments.polyaxon.agent) sets POLYAXON_HAS_PROCESS_SIDECAR: the
             # artifacts sidecar is then a thread of this process, which dies on its resources file (see
             # below); on a cluster the sidecar is its own container and resources are collected as usual.
             in_process = bool(os.environ.get("POLYAXON_HAS_PROCESS_SIDECAR"))
