@@ -55,6 +55,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..fileio import write_json
+from ..processes import group_alive, stop_group  # noqa: F401  (group_alive: used by tests)
+from .retry import POST_ATTEMPTS, retry_405, status_of  # noqa: F401  (POST_ATTEMPTS: named in messages)
 
 POLYAXON_VERSION = "2.18.0"
 OWNER = "default"  # Polyaxon CE has a single organisation
@@ -62,10 +64,7 @@ STOP_GRACE_SECONDS = 10.0
 LOG_TAIL_LINES = 20
 CLUSTER_ONLY = ("image", "environment.nodeSelector", "environment.tolerations", "container.resources")
 PR_SET_PDEATHSIG = 1
-# haupt sandbox 2.18.0 (1 uvicorn worker) now and then answers a POST with 405 "Method Not Allowed" (allow:
-# GET, HEAD, OPTIONS) on endpoints that accept POST a second later; its own cron thread logs the same
-# (haupt/cli/runners/cron.py "Waiting for Polyaxon to be ready..."). Nothing was done, so POSTs are retried.
-POST_ATTEMPTS = 5
+# POST_ATTEMPTS (retry.py): how often a POST the sandbox answers with its spurious 405 is tried.
 # Matrices whose next runs a tuner run suggests. haupt 2.18.0 (the server of `haupt sandbox` and of the
 # Polyaxon 2.18.0 Helm chart alike) builds that tuner as an operation with only `hubRef: bayes-tuner`
 # (polyaxon/_operations/tuner.py get_bo_tuner), resolves no hub reference in CE
@@ -83,30 +82,6 @@ def _die_with_parent() -> None:
     """In the child before exec: SIGKILL when the thread that started it dies (a killed agent)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def kill_group(pgid: int, grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM the whole process group, SIGKILL what is left after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not group_alive(pgid):
-                return
-            time.sleep(0.1)
 
 
 def set_agent_config(store_path: Path) -> None:
@@ -152,19 +127,14 @@ class LocalRun:
 
     # ---------------------------------------------------------------- status
     def report(self, status: str, message: Optional[str] = None, reason: str = "LocalProcessAgent") -> None:
-        for attempt in range(POST_ATTEMPTS):
-            try:
-                self.agent.client.log_run_status(run_owner=self.owner, run_project=self.project,
-                                                 run_uuid=self.uuid, status=status, reason=reason, message=message)
-                return
-            except Exception as err:
-                code = getattr(err, "status", None)
-                if code == 405 and attempt + 1 < POST_ATTEMPTS:  # the sandbox's spurious 405 (see above)
-                    time.sleep(1.0)
-                    continue
-                self.agent.say(f"{self.uuid[:8]}: {status} not recorded by the server "
-                               f"({f'HTTP {code}' if code else type(err).__name__})")
-                return
+        try:
+            retry_405(lambda: self.agent.client.log_run_status(
+                run_owner=self.owner, run_project=self.project, run_uuid=self.uuid, status=status, reason=reason,
+                message=message))
+        except Exception as err:  # noqa: BLE001 - any refusal: said once, the agent goes on
+            code = status_of(err)
+            self.agent.say(f"{self.uuid[:8]}: {status} not recorded by the server "
+                           f"({f'HTTP {code}' if code else type(err).__name__})")
 
     # ---------------------------------------------------------------- logs
     def _log(self, container: str, line: str) -> None:
@@ -257,7 +227,7 @@ class LocalRun:
         self.stopping.set()
         proc = self.proc
         if proc is not None:
-            kill_group(proc.pid, grace)
+            stop_group(proc.pid, grace)
         self.thread.join(grace + 30)
 
 
@@ -310,7 +280,7 @@ def _agent_classes():
                     continue
                 found += 1
                 if info.get("pgid"):
-                    kill_group(int(info["pgid"]), grace=2.0)
+                    stop_group(int(info["pgid"]), grace=2.0)
                 if self._is_done(info):  # it ended (the trial reports its own end) before the agent died
                     path.unlink()
                     found -= 1
@@ -418,7 +388,7 @@ def _agent_classes():
                 self.say(f"{run.uuid[:8]}: agent stopping, ending the trial")
                 run.stopping.set()
                 if run.proc is not None:
-                    kill_group(run.proc.pid, STOP_GRACE_SECONDS)
+                    stop_group(run.proc.pid, STOP_GRACE_SECONDS)
                 run.thread.join(30)
                 run.report("failed", "The local agent was stopped while this trial ran")
 
@@ -557,13 +527,15 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     argv = [cli, "run", "-u", "-f", str(variant), "-p", project]
     for name, value in params.items():
         argv += ["-P", f"{name}={value}"]
-    for attempt in range(POST_ATTEMPTS):
-        done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True)
+
+    def refused_405(done: subprocess.CompletedProcess) -> bool:
+        # The server's spurious 405 (retry.py) before any run was created: try again.
         output = done.stdout + done.stderr
-        created = "A new run was created" in output
-        if done.returncode == 0 or created or "Status: 405" not in output:
-            break
-        time.sleep(1.0)  # the server's spurious 405 (see POST_ATTEMPTS): no run was created, try again
+        return done.returncode != 0 and "A new run was created" not in output and "Status: 405" in output
+
+    done = retry_405(lambda: subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True),
+                     retry_result=refused_405)
+    output = done.stdout + done.stderr
     print(output.strip())
     import re
 
@@ -584,13 +556,11 @@ def approve(host: str, project: str, run_uuid: str) -> bool:
     from polyaxon.client import RunClient
 
     settings.CLIENT_CONFIG.host = host
-    for attempt in range(POST_ATTEMPTS):
-        try:
-            RunClient(owner=OWNER, project=project, run_uuid=run_uuid).approve()
-            return True
-        except Exception:  # noqa: BLE001 - polyaxon's client_handler wraps the ApiException
-            time.sleep(1.0)
-    return False
+    try:  # any error is retried: polyaxon's client_handler wraps the ApiException (and its status)
+        retry_405(RunClient(owner=OWNER, project=project, run_uuid=run_uuid).approve, retry_error=lambda err: True)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def sweep_children(project: str, matrix_uuid: str) -> List[Any]:

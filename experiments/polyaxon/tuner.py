@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..errors import InputError
+from .retry import is_spurious_405, status_of
 
 OWNER = "default"  # Polyaxon CE has a single organisation
 STUDY_FILE = "optuna.sqlite3"
@@ -262,10 +263,10 @@ class Tuner:
                 self.last_ok = time.monotonic()
                 return value
             except Exception as err:  # noqa: BLE001 - polyaxon wraps HTTP and connection errors alike
-                code = getattr(err, "status", None)
+                code = status_of(err)
                 # A refusal is an answer: only no answer, a 5xx or the sandbox's spurious 405 (see
-                # agent.POST_ATTEMPTS) is tried again.
-                if code is not None and 400 <= code < 500 and code != 405:
+                # retry.py) is tried again.
+                if code is not None and 400 <= code < 500 and not is_spurious_405(err):
                     raise
                 if time.monotonic() - self.last_ok > self.api_patience:
                     from polyaxon import settings
