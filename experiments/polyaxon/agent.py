@@ -6,11 +6,9 @@ Kubernetes agent of the Helm chart. Here it is :class:`ProcessAgent`: polyaxon's
 (``polyaxon._runner.agent.sync_agent.BaseSyncAgent``) and polyaxon's own local-process converter
 (``polyaxon._local_process``, which compiles a run into its init steps and main container: the code
 upload copied into ``<run>/uploads``, the env Polyaxon gives a managed run), with our own executor that
-starts each step as a process. Pinned to polyaxon 2.18.0 (pyproject.toml); the private modules used are
-``polyaxon._runner.agent.sync_agent``, ``polyaxon._runner.agent.client``, ``polyaxon._local_process``,
-``polyaxon._schemas.agent``, ``polyaxon._connections``, ``polyaxon._env_vars.getters``,
-``polyaxon._contexts.paths`` (and ``traceml.logging`` for the log format). The trial side of the same
-sweep (experiments/polyaxon/tracking.py) patches ``polyaxon._fs.watcher`` / ``polyaxon._sidecar.processor``.
+starts each step as a process. Pinned to polyaxon 2.18.0 (pyproject.toml, ``boundary.TESTED_POLYAXON``);
+every private Polyaxon name used here (``polyaxon._runner.agent.sync_agent``, ``polyaxon._local_process``, ...)
+and by the trial side of the same sweep (tracking.py) is listed, with its use, in ``boundary.PRIVATE``.
 
 Why not polyaxon's own process agent (``polyaxon._local_process.executor.Executor``, 2.18.0): its
 ``create`` builds a ``docker run`` command line (``process_types.V1Container.get_cmd_args``) and fails with
@@ -56,9 +54,10 @@ from typing import Any, Dict, List, Optional
 
 from ..fileio import write_json
 from ..processes import group_alive, stop_group  # noqa: F401  (group_alive: used by tests)
+from .boundary import TESTED_POLYAXON, check_polyaxon_version
 from .retry import POST_ATTEMPTS, retry_405, status_of  # noqa: F401  (POST_ATTEMPTS: named in messages)
 
-POLYAXON_VERSION = "2.18.0"
+POLYAXON_VERSION = TESTED_POLYAXON
 OWNER = "default"  # Polyaxon CE has a single organisation
 STOP_GRACE_SECONDS = 10.0
 LOG_TAIL_LINES = 20
@@ -231,6 +230,53 @@ class LocalRun:
         self.thread.join(grace + 30)
 
 
+def cleaner_paths(content: str) -> List[str]:
+    """The folders a batch cleaner operation deletes: its ``polyaxon clean-artifacts ... -sp=PATH`` arguments
+    (polyaxon 2.18.0 ``_auxiliaries/cleaner.py`` ``get_batch_cleaner_container``)."""
+    import shlex
+
+    operation = json.loads(content) if isinstance(content, str) else content
+    container = (((operation or {}).get("component") or {}).get("run") or {}).get("container") or {}
+    words: List[str] = []
+    for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
+        words += shlex.split(str(arg))
+    if "clean-artifacts" not in words:
+        return []
+    paths = []
+    for index, word in enumerate(words):
+        for flag in ("-sp", "--subpath", "--subpaths"):
+            if word.startswith(flag + "="):
+                paths.append(word.split("=", 1)[1])
+            elif word == flag and index + 1 < len(words):
+                paths.append(words[index + 1])
+    return paths
+
+
+def clean_artifacts(content: str, store: Optional[Path] = None, say=print) -> List[Path]:
+    """Do what the batch cleaner job ``content`` asks on this machine: remove each deleted run's folder
+    (``STORE/<run uuid>``) from the local artifacts store (default: the agent config's, set_agent_config).
+    A path that is not a run folder directly in the store is refused, not removed; returns the removed ones."""
+    import re
+    import shutil
+
+    if store is None:
+        from polyaxon import settings
+
+        store = Path(settings.AGENT_CONFIG.artifacts_store.store_path)
+    root = Path(store).resolve()
+    removed: List[Path] = []
+    for raw in cleaner_paths(content):
+        path = Path(raw) if Path(raw).is_absolute() else root / raw
+        path = path.resolve()
+        if path.parent != root or not re.fullmatch(r"[0-9a-f]{32}", path.name):
+            say(f"cleaner: not removing {raw} (not a run folder of the artifacts store {root})")
+            continue
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _agent_classes():
     """Built lazily: importing polyaxon's agent modules takes seconds."""
     from polyaxon._local_process.executor import Executor
@@ -372,6 +418,27 @@ def _agent_classes():
         def apply_run(self, run_data):
             self.submit_run(run_data)
 
+        def delete_run(self, run_data):
+            """A deletion the server asks for (haupt 2.18.0 ``get_deleting_runs``). Two kinds come here:
+
+            - a run deleted while it runs (no content): its process group ends, as on a stop (clean_run);
+            - the server's batch cleaner job for deleted runs that are done (content: an operation whose
+              container runs ``polyaxon clean-artifacts KIND -sp=STORE/UUID ...``): their folders are removed
+              from the local artifacts store (:func:`clean_artifacts`).
+
+            polyaxon's own ``BaseSyncAgent.delete_run`` would compile the cleaner job for a container and hand
+            it to the executor (``ConvertOnlyExecutor.create``: NotImplementedError), deleting nothing.
+            """
+            from polyaxon._env_vars.getters import get_run_info
+
+            if run_data[3]:  # the batch cleaner operation
+                removed = clean_artifacts(run_data[3], say=self.say)
+                if removed:
+                    self.say(f"cleaner: removed the artifacts of {len(removed)} deleted run(s)")
+                return
+            owner, project, run_uuid = get_run_info(run_instance=run_data[0])
+            self.clean_run(run_uuid=run_uuid, run_kind=run_data[1], namespace=run_data[4])
+
         def clean_run(self, run_uuid: str, run_kind: str, namespace: str = None):
             """A run deleted from the UI/CLI while it runs: end its processes."""
             with self.lock:
@@ -397,6 +464,7 @@ def _agent_classes():
 
 def run_agent(store: Path, state_dir: Path, max_interval: int = 4) -> None:
     """Start the agent loop (blocks; Ctrl-C / SIGTERM ends it and fails its running trials)."""
+    check_polyaxon_version()
     from polyaxon import settings
 
     set_agent_config(store)

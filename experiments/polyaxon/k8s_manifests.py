@@ -37,10 +37,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import yaml
 
+from .boundary import TESTED_POLYAXON
+
 REPO = Path(__file__).resolve().parents[2]
 TF_DIR = REPO / "terraform-gke"
 VALUES_TEMPLATE = TF_DIR / "polyaxon-values.yaml.tftpl"
-POLYAXON_VERSION = "2.18.0"
+POLYAXON_VERSION = TESTED_POLYAXON
 # haupt 2.18.0 SchedulingResolver._pre_persist_state: matrix and DAG children sync every 60 s.
 CHILD_SYNC_INTERVAL = 60
 OWNER = "default"  # Polyaxon CE has one organisation

@@ -361,6 +361,9 @@ def make_tracker(experiment: str, params: Mapping[str, Any], out_dir: Path):
             _warn(f"Polyaxon API at {host} is not reachable; not tracking (start it with `make dashboard`)")
             return NoTracker()
         os.environ["POLYAXON_HOST"] = host
+    from .boundary import check_polyaxon_version
+
+    check_polyaxon_version()  # before a run is tracked: another Polyaxon may lack the private names we patch
     try:
         return PolyaxonTracker(experiment, params, Path(out_dir), managed)
     except Exception as err:

@@ -808,6 +808,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     ) -> None:
         """Run the study: launch the trials as Polyaxon runs, prune, tell, report."""
         from ..errors import check_at_least
+        from .boundary import check_polyaxon_version
 
         check_at_least("--n-trials", n_trials, 1)
         check_at_least("--concurrency", concurrency, 1)
@@ -823,6 +824,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                                concurrency=concurrency, startup_trials=startup_trials, seed=seed_value,
                                storage=storage.strip(), study=study.strip(), inputs=inputs, upload_dir=Path.cwd(),
                                work_dir=work_dir, poll_seconds=poll)
+        check_polyaxon_version()
         Tuner(options, api_patience=api_patience).run()
 
     @app.command("wait")
