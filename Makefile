@@ -278,7 +278,7 @@ dashboard-venv: $(DASH_VENV)/.installed
 
 dashboard: dashboard-venv venv
 	@echo "Polyaxon dashboard (Ctrl-C stops it): http://127.0.0.1:$(DASHBOARD_PORT)"
-	@echo "Runs with their scores: $$($(BIN)/python -c 'from experiments.polyaxon.tracking import runs_page_url; print(runs_page_url("http://127.0.0.1:$(DASHBOARD_PORT)", "lmao-imdb-1k"))')"
+	@echo "Runs with their scores: $$($(BIN)/python -c 'from experiments.polyaxon import runs_page_url; print(runs_page_url("http://127.0.0.1:$(DASHBOARD_PORT)", "lmao-imdb-1k"))')"
 	@echo "Track something, in another shell:  export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT)"
 	@echo "  make trial-small                                   # one tracked trial (about a minute)"
 	@echo "  make sweep SWEEP_STUDY=dash-\$$(date +%s) SWEEP_TRIALS=6   # a fresh small study, every trial tracked"
@@ -308,7 +308,7 @@ sweep-polyaxon: data-imdb-small dashboard-venv venv
 		-P corpus_dir=$(abspath $(CORPUS))/imdb-small -P cache=$(abspath $(RUNS))/polyaxon-cache $(PLX_ARGS) \
 		$(PLX_SEARCH_ARGS))"; \
 	echo "$$out"; matrix="$$(echo "$$out" | sed -n 's/^MATRIX //p')"; \
-	echo "runs: $$($(BIN)/python -c 'from experiments.polyaxon.tracking import runs_page_url; print(runs_page_url("'"$$POLYAXON_HOST"'", "$(PLX_PROJECT)"))')"; \
+	echo "runs: $$($(BIN)/python -c 'from experiments.polyaxon import runs_page_url; print(runs_page_url("'"$$POLYAXON_HOST"'", "$(PLX_PROJECT)"))')"; \
 	$(BIN)/python -m $(PLX_WAIT) wait "$$matrix" -p $(PLX_PROJECT); \
 	$(LMAO) report --polyaxon-project default/$(PLX_PROJECT) --out $(RUNS)/report/polyaxon --no-readmes; \
 	cat $(RUNS)/report/polyaxon/lmao-imdb-1k.md

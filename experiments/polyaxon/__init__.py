@@ -33,6 +33,7 @@ _EXPORTS: Dict[str, str] = {
     "mark_stopped": "tracking",
     "NoTracker": "tracking",
     "runs_page_url": "tracking",
+    "not_a_trial": "tracking",  # analysis.load.read_polyaxon
     # polyaxonfiles (cli_sweep.py)
     "TUNER_SEARCH": "polyaxonfile",
     "polyaxonfile_path": "polyaxonfile",

@@ -66,6 +66,7 @@ TUNER_CPU = "500m"
 TUNER_MEMORY = "1Gi"
 # The NetworkPolicy of terraform-gke lets pods with this label reach Polyaxon's API (trials have none).
 TUNER_LABEL = {"lmao/role": "tuner"}
+TUNER_TAG = "tuner"  # the tuner run's tag (tracking.not_a_trial: the report reads no trial from it)
 
 
 def _now() -> str:
@@ -111,12 +112,12 @@ def build_tuner_polyaxonfile(space: Any, trial_doc: Mapping[str, Any], *, sweep_
         "name": f"{experiment}-tpe",
         "description": f"TPE search over {experiment}/sweep.yml ({space.n_trials} trials): a tuner run "
                        "that launches the trials as Polyaxon runs",
-        "tags": [experiment, "sweep", "tpe", "tuner"],
+        "tags": [experiment, "sweep", "tpe", TUNER_TAG],
         "component": {
             "kind": "component",
             "name": "lmao-tpe-tuner",
             "description": "Optuna TPE study (ask/tell); each batch of trials is a mapping matrix of lmao-trial",
-            "tags": [experiment, "tuner"],
+            "tags": [experiment, TUNER_TAG],
             "inputs": settings + trial_inputs,
             "outputs": [{"name": RESULT_METRIC, "type": "float", "isOptional": True,
                          "description": "the best trial's best_dev_score"}],
