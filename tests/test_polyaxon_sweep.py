@@ -192,7 +192,11 @@ def test_polyaxon_run_u_runs_the_random_sweep(local_polyaxon, random_sweep, tiny
                              "--out", str(report_dir), "--no-readmes", "--no-plots"], cwd=REPO, env=local["env"],
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stdout + report.stderr[-3000:]
-    assert "report: 2 trials (2 completed), 1 skipped" in report.stdout  # skipped: the matrix run itself
+    # The matrix run holds no trial by design: left out, quietly (no 404 probes, not counted as skipped).
+    assert "report: 2 trials (2 completed), 0 skipped" in report.stdout
+    assert f"polyaxon:default/{sweep['project']}: read 2 run(s): " in report.stdout
+    assert "left out 1 run(s) that hold no trial: matrix " in report.stdout
+    assert "failed with status code" not in report.stdout + report.stderr
     table = (report_dir / "lmao-imdb-1k.md").read_text()
     rows = [line.split("|") for line in table.splitlines() if line.startswith("| ")]
     assert sum(int(cells[7]) for cells in rows if cells[7].strip().isdigit()) == 2, table  # "n trials"
