@@ -64,6 +64,16 @@ def cleaner_content(store: Path, paths) -> str:
     return get_batch_cleaner_operation(connection=settings.AGENT_CONFIG.artifacts_store, paths=paths).to_json()
 
 
+def test_polyaxons_own_path_cannot_run_the_cleaner_job(agent):
+    """Why delete_run is ours: polyaxon 2.18.0's local-process converter refuses the cleaner job."""
+    from polyaxon.exceptions import PolyaxonCompilerError
+
+    content = cleaner_content(agent.store, [uuid.uuid4().hex])
+    with pytest.raises(PolyaxonCompilerError, match="run kind: cleaner is not supported"):
+        _agent_classes().EXECUTOR.make_and_convert(owner_name="default", project_name="agent", run_uuid="agent",
+                                                   run_name="cleaner", content=content)
+
+
 def test_delete_run_removes_deleted_runs_artifacts_from_the_local_store(agent):
     deleted = [uuid.uuid4().hex for _ in range(2)]
     kept = uuid.uuid4().hex

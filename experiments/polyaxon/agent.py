@@ -426,8 +426,9 @@ def _agent_classes():
               container runs ``polyaxon clean-artifacts KIND -sp=STORE/UUID ...``): their folders are removed
               from the local artifacts store (:func:`clean_artifacts`).
 
-            polyaxon's own ``BaseSyncAgent.delete_run`` would compile the cleaner job for a container and hand
-            it to the executor (``ConvertOnlyExecutor.create``: NotImplementedError), deleting nothing.
+            polyaxon 2.18.0's own ``BaseSyncAgent.delete_run`` compiles the cleaner job with the local-process
+            converter, which refuses it ("Specification with run kind: cleaner is not supported"), logs that
+            and deletes nothing (and had it compiled, ``ConvertOnlyExecutor.create`` raises NotImplementedError).
             """
             from polyaxon._env_vars.getters import get_run_info
 
