@@ -284,7 +284,7 @@ dashboard-venv: $(DASH_VENV)/.installed
 
 dashboard: dashboard-venv venv
 	@echo "Polyaxon dashboard (Ctrl-C stops it): http://127.0.0.1:$(DASHBOARD_PORT)"
-	@echo "Runs with their scores: $$($(BIN)/python -c 'from experiments.tracking import runs_page_url; print(runs_page_url("http://127.0.0.1:$(DASHBOARD_PORT)", "lmao-imdb-1k"))')"
+	@echo "Runs with their scores: $$($(BIN)/python -c 'from experiments.polyaxon import runs_page_url; print(runs_page_url("http://127.0.0.1:$(DASHBOARD_PORT)", "lmao-imdb-1k"))')"
 	@echo "Track something, in another shell:  export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT)"
 	@echo "  make trial-small                                   # one tracked trial (about a minute)"
 	@echo "  make sweep SWEEP_STUDY=dash-\$$(date +%s) SWEEP_TRIALS=6   # a fresh small study, every trial tracked"
@@ -292,12 +292,12 @@ dashboard: dashboard-venv venv
 
 # `polyaxon run -u` of the polyaxonfile users launch on GKE, on Polyaxon's own server and scheduler on this
 # machine (tools/polyaxon_sweep.sh: the `make dashboard` server plus our process agent,
-# experiments/polyaxon_agent.py), on the small slice; then the report from Polyaxon's artifacts store.
+# experiments/polyaxon/agent.py), on the small slice; then the report from Polyaxon's artifacts store.
 # The server and agent keep running (dashboard on DASHBOARD_PORT); `make sweep-polyaxon-stop` ends both.
 PLX_SEARCH ?= random
 PLX_FILE ?= lmao-imdb-1k/polyaxonfile.$(PLX_SEARCH).yml
 # random: the matrix's children are followed; tpe: the tuner run and the trials it launches.
-PLX_WAIT = $(if $(filter tpe,$(PLX_SEARCH)),experiments.polyaxon_tuner,experiments.polyaxon_agent)
+PLX_WAIT = $(if $(filter tpe,$(PLX_SEARCH)),experiments.polyaxon.tuner,experiments.polyaxon.agent)
 PLX_PROJECT ?= lmao-local
 PLX_RUNS ?= 3
 PLX_CONCURRENCY ?= 2
@@ -309,12 +309,12 @@ PLX_SEARCH_ARGS = $(if $(filter tpe,$(PLX_SEARCH)),-P startup_trials=$(PLX_START
 sweep-polyaxon: data-imdb-small dashboard-venv venv
 	tools/polyaxon_sweep.sh up $(DASHBOARD_DIR) $(DASHBOARD_PORT)
 	@set -euo pipefail; export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT); \
-	out="$$($(BIN)/python -m experiments.polyaxon_agent launch $(PLX_FILE) -p $(PLX_PROJECT) \
+	out="$$($(BIN)/python -m experiments.polyaxon.agent launch $(PLX_FILE) -p $(PLX_PROJECT) \
 		--out-dir $(DASHBOARD_DIR)/sweeps --runs $(PLX_RUNS) --concurrency $(PLX_CONCURRENCY) \
 		-P corpus_dir=$(abspath $(CORPUS))/imdb-small -P cache=$(abspath $(RUNS))/polyaxon-cache $(PLX_ARGS) \
 		$(PLX_SEARCH_ARGS))"; \
 	echo "$$out"; matrix="$$(echo "$$out" | sed -n 's/^MATRIX //p')"; \
-	echo "runs: $$($(BIN)/python -c 'from experiments.tracking import runs_page_url; print(runs_page_url("'"$$POLYAXON_HOST"'", "$(PLX_PROJECT)"))')"; \
+	echo "runs: $$($(BIN)/python -c 'from experiments.polyaxon import runs_page_url; print(runs_page_url("'"$$POLYAXON_HOST"'", "$(PLX_PROJECT)"))')"; \
 	$(BIN)/python -m $(PLX_WAIT) wait "$$matrix" -p $(PLX_PROJECT); \
 	$(LMAO) report --polyaxon-project default/$(PLX_PROJECT) --out $(RUNS)/report/polyaxon --no-readmes; \
 	cat $(RUNS)/report/polyaxon/lmao-imdb-1k.md

@@ -67,7 +67,7 @@ def polyaxonfile(
     concurrency: int = typer.Option(4, "--concurrency", help="Matrix runs at once on the cluster"),
     check: bool = typer.Option(False, "--check", help="Exit 1 if the file on disk differs from the generated one"),
     k8s: bool = typer.Option(False, "--k8s", help="Instead: compile the committed file's cluster operations "
-                             "(experiments/k8s_manifests.py OPERATIONS) into the Kubernetes objects Polyaxon's "
+                             "(experiments/polyaxon/k8s_manifests.py OPERATIONS) into the Kubernetes objects Polyaxon's "
                              "agent submits on GKE, check them against terraform-gke/, write them as YAML"),
     project_id: str = typer.Option("PROJECT_ID", "--project-id", help="With --k8s: the GCP project"),
 ) -> None:
@@ -75,7 +75,7 @@ def polyaxonfile(
     if k8s:
         return k8s_objects(experiment_dir, search, out, project_id)
     from .fileio import write_text
-    from .polyaxonfile import TUNER_SEARCH, polyaxonfile_path, render_polyaxonfile
+    from .polyaxon import TUNER_SEARCH, polyaxonfile_path, render_polyaxonfile
 
     existing_folder(experiment_dir, "an experiment folder")
     check_at_least("--concurrency", concurrency, 1)
@@ -97,9 +97,9 @@ def polyaxonfile(
 def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_id: str) -> None:
     """``lmao polyaxonfile EXPERIMENT_DIR --k8s``: the cluster's objects for the committed polyaxonfile."""
     from .fileio import write_text
-    from .k8s_checks import check_all
-    from .k8s_manifests import OPERATIONS, REPO, cluster_settings, compile_operation, manifests_yaml
-    from .polyaxonfile import polyaxonfile_path
+    from .polyaxon import check_all
+    from .polyaxon import OPERATIONS, REPO, cluster_settings, compile_operation, manifests_yaml
+    from .polyaxon import polyaxonfile_path
 
     existing_folder(experiment_dir, "an experiment folder")
     target = polyaxonfile_path(experiment_dir, search).resolve()
@@ -107,7 +107,7 @@ def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_
     compiled = [compile_operation(name, op, settings) for name, op in OPERATIONS.items()
                 if (REPO / op.polyaxonfile).resolve() == target]
     if not compiled:
-        raise InputError(target, "no cluster operation runs this file (experiments/k8s_manifests.py OPERATIONS)")
+        raise InputError(target, "no cluster operation runs this file (experiments/polyaxon/k8s_manifests.py OPERATIONS)")
     problems = check_all(compiled)
     text = manifests_yaml(compiled)
     if out:

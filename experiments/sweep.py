@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from . import results as result_file
 from .errors import InputError
 from .params import coerce_all
+from .processes import stop_process  # noqa: F401  (also imported from here)
 from .progress import is_terminal, log
 from .search_space import SearchSpace, check_search, load_search_space
 from .trial_command import trial_args
@@ -134,18 +135,6 @@ def _pdeathsig_prefix() -> List[str]:
     """Run the trial under ``setpriv --pdeathsig KILL`` so it dies with the worker that started it."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
-
-
-def stop_process(proc: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the trial's process group, SIGKILL it after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class Sweep:
@@ -280,7 +269,7 @@ class Sweep:
             prune = self.prune_reason(trial, pruned_at)
             message = prune["reason"]
             result_file.mark(result_dir, "pruned", None, prune=prune)
-            from .tracking import mark_stopped
+            from .polyaxon import mark_stopped
 
             mark_stopped(result_dir, "pruned", message)
             raise optuna.TrialPruned(message)

@@ -22,7 +22,7 @@ from .errors import InputError
 from .params import resolve
 from .progress import log
 from .storage import local_corpus
-from .tracking import make_tracker
+from .polyaxon import make_tracker
 
 
 def resolve_vectors(params: Mapping[str, Any], corpus_dir: Path) -> Optional[Path]:

@@ -1,4 +1,4 @@
-"""Checks of the compiled cluster objects (experiments.k8s_manifests) against Kubernetes and terraform-gke/.
+"""Checks of the compiled cluster objects (experiments.polyaxon.k8s_manifests) against Kubernetes and terraform-gke/.
 
 Each check takes a compiled Operation and returns problems, one line each, naming the run, the object
 field and the Terraform file and line it contradicts. ``check_all`` runs them all; tests/test_cluster_pod.py
@@ -289,7 +289,7 @@ def check_resources(c: Any, tf: Terraform) -> List[str]:
         return [f"{_who(c)}: {problem}"]
     if pool.machine_type not in MACHINE_TYPES:
         return [f"{_who(c)}: machine type {pool.machine_type} of the {pool.name} pool is not in "
-                f"experiments/k8s_checks.py MACHINE_TYPES: add its vCPUs, memory and GPUs"]
+                f"experiments/polyaxon/k8s_checks.py MACHINE_TYPES: add its vCPUs, memory and GPUs"]
     req = pod_requests(spec)
     main = next(x for x in spec["containers"] if x["name"] == MAIN_CONTAINER)
     limits = (main.get("resources") or {}).get("limits") or {}
@@ -379,7 +379,7 @@ def check_entrypoint(c: Any, dockerfile: Path = REPO / "Dockerfile", repo: Path 
                         f"does not start with {venv_bin}")
     if not any(i.startswith(".") or i.startswith('".') for i in facts["pip_installs"]) or not facts["copies_repo"]:
         problems.append(f"{_who(c)}: {where} does not install this package (`pip install .` after `COPY . .`)")
-    if module != "experiments":  # a module run as a script (the TPE tuner: experiments.polyaxon_tuner)
+    if module != "experiments":  # a module run as a script (the TPE tuner: experiments.polyaxon.tuner)
         source = Path(repo, *module.split(".")).with_suffix(".py")
         if not source.is_file() or 'if __name__ == "__main__"' not in source.read_text(encoding="utf-8"):
             problems.append(f"{_who(c)}: `python -m {module}`: {source.relative_to(repo)} is not a module of this "
@@ -390,7 +390,7 @@ def check_entrypoint(c: Any, dockerfile: Path = REPO / "Dockerfile", repo: Path 
     sub = words[3] if len(words) > 3 else ""
     from typer.main import get_command
 
-    from .cli import app
+    from ..cli import app
 
     commands = set(get_command(app).commands)  # type: ignore[attr-defined]
     if sub not in commands:
