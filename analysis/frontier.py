@@ -565,6 +565,20 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
 # ------------------------------------------------------------------------------------------------- report
 
 
+def read_speeds(path: Path) -> Optional[Dict[str, Tuple[float, float, float]]]:
+    """Model label -> side-by-side (median, slowest, fastest round) words/s from ``path``, or None when
+    the file is absent. A file without the spread columns gives the median for all three."""
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    speeds = {}
+    for r in frame.to_dict("records"):
+        median = float(r["words_per_second"])
+        speeds[str(r["model"])] = (median, float(r.get("min_words_per_second", median)),
+                                   float(r.get("max_words_per_second", median)))
+    return speeds
+
+
 def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] = None, block: str = OUTPUT,
                     table_readme: Optional[Path] = None, table_block: str = OUTPUT,
                     speeds: Optional[Path] = None) -> List[str]:
@@ -572,8 +586,8 @@ def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] =
     returns the messages to print. Inference speeds come only from ``speeds`` (``analysis.speeds``: every
     model timed side by side in one run), never from the speeds trials recorded under whatever load
     their machine had; without it the speed column and axis stay empty."""
-    from experiments.errors import InputError
-    from experiments.fileio import write_text
+    from experiments.common.errors import InputError
+    from experiments.storage.fileio import write_text
 
     from .load import load_all
     from .report import relpath, update_readme, write_csv
@@ -585,7 +599,6 @@ def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] =
     items = cells(loaded.trials) if not loaded.empty else []
     if not items:
         raise InputError(", ".join(map(str, runs)), "no completed text classification trials: no frontier to report")
-    from .speeds import read_speeds
 
     measured = read_speeds(Path(speeds)) if speeds is not None else None
     if speeds is not None and measured is None:

@@ -24,9 +24,9 @@ from typing import Any, Dict, List, Sequence
 
 import typer
 
-from experiments.cli_base import new_app
-from experiments.errors import InputError
-from experiments.fileio import write_json
+from experiments.common.cli_base import new_app
+from experiments.common.errors import InputError
+from experiments.storage.fileio import write_json
 
 
 def stock_config(optimize: str) -> str:
@@ -54,7 +54,7 @@ def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "effi
     them to train a few hundred steps)."""
     import spacy
 
-    from experiments.finetune import evaluate_saved
+    from experiments.training.finetune import evaluate_saved
 
     for name in ("train.spacy", "dev.spacy"):
         if not (corpus_dir / name).is_file():

@@ -8,9 +8,9 @@ from typing import List, Optional
 
 import typer
 
-from .cli_base import OVERRIDES, existing_folder
-from .errors import InputError, check_at_least
-from .search_space import OPTUNA_SEARCHES, POLYAXON_SEARCHES
+from .common.cli_base import OVERRIDES, existing_folder
+from .common.errors import InputError, check_at_least
+from .sweeps.search_space import OPTUNA_SEARCHES, POLYAXON_SEARCHES
 
 
 def sweep(
@@ -33,9 +33,10 @@ def sweep(
 
     Extra options after `--` go to every `lmao trial` (e.g. `-- --gpu -1 --eval-processes 1`).
     """
-    from .params import parse_assignments
-    from .search_space import load_search_space
-    from .sweep import SweepOptions, run_sweep
+    from .training.params import parse_assignments
+    from .sweeps.search_space import load_search_space
+    from .sweeps.sweep import SweepOptions, run_sweep
+    from .tracking import mark_stopped
 
     # Every option and file is checked before the study or the runs folder is created.
     existing_folder(experiment_dir, "an experiment folder")
@@ -51,6 +52,7 @@ def sweep(
         experiment_dir=experiment_dir, search=search, n_trials=n_trials, workers=workers, storage=storage,
         study=study, fixed=parse_assignments(param), runs=runs, cache=cache, seed=seed,
         startup_trials=startup_trials, heartbeat=heartbeat, kill_grace=kill_grace, trial_args=list(ctx.args),
+        on_pruned=mark_stopped,  # the pruned trial's Polyaxon run, when it has one, is marked stopped
     )
     summary = run_sweep(options)
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items()))
@@ -74,7 +76,7 @@ def polyaxonfile(
     """Generate a Polyaxon v2 polyaxonfile (operation + matrix) from EXPERIMENT_DIR/sweep.yml."""
     if k8s:
         return k8s_objects(experiment_dir, search, out, project_id)
-    from .fileio import write_text
+    from .storage.fileio import write_text
     from .polyaxonfile import TUNER_SEARCH, polyaxonfile_path, render_polyaxonfile
 
     existing_folder(experiment_dir, "an experiment folder")
@@ -96,7 +98,7 @@ def polyaxonfile(
 
 def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_id: str) -> None:
     """``lmao polyaxonfile EXPERIMENT_DIR --k8s``: the cluster's objects for the committed polyaxonfile."""
-    from .fileio import write_text
+    from .storage.fileio import write_text
     from .k8s_checks import check_all
     from .k8s_manifests import OPERATIONS, REPO, cluster_settings, compile_operation, manifests_yaml
     from .polyaxonfile import polyaxonfile_path

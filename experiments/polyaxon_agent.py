@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .fileio import write_json
+from .storage.fileio import write_json
 
 POLYAXON_VERSION = "2.18.0"
 OWNER = "default"  # Polyaxon CE has a single organisation
@@ -458,7 +458,7 @@ def yaml_load(path: Path) -> Dict[str, Any]:
 
 def check_params(polyaxonfile: Path, assigns: List[str]) -> Dict[str, str]:
     """``-P name=value`` against the component's inputs: known name, value of the input's type."""
-    from .errors import InputError
+    from .common.errors import InputError
 
     inputs = component_inputs(polyaxonfile)
     casts = {"int": int, "float": float, "str": str, "bool": None}
@@ -488,7 +488,7 @@ def check_params(polyaxonfile: Path, assigns: List[str]) -> Dict[str, str]:
 
 def check_corpus(corpus_dir: str) -> None:
     """A local corpus must be a prepared one; gs:// corpora are checked by the trial when it downloads."""
-    from .errors import InputError
+    from .common.errors import InputError
 
     if corpus_dir.startswith("gs://"):
         return
@@ -503,7 +503,7 @@ def check_corpus(corpus_dir: str) -> None:
 
 
 def check_server(host: str) -> None:
-    from .errors import InputError
+    from .common.errors import InputError
     from .tracking import api_reachable
 
     if not api_reachable(host):
@@ -517,8 +517,8 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     """Check everything first, then ``polyaxon run -u`` the (count-adjusted) polyaxonfile from the repo
     root; returns the matrix run's uuid. Bad input raises :class:`InputError` before anything is written
     or created on the server."""
-    from .errors import InputError
-    from .fileio import write_text
+    from .common.errors import InputError
+    from .storage.fileio import write_text
     from .polyaxonfile import local_variant
 
     repo = Path(repo or Path(__file__).resolve().parents[1])
@@ -641,7 +641,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     """``python -m experiments.polyaxon_agent agent|launch ...`` (tools/polyaxon_sweep.sh runs both)."""
     import typer
 
-    from .cli_base import new_app
+    from .common.cli_base import new_app
 
     app = new_app(help="The local Polyaxon process agent and sweep launcher (make sweep-polyaxon).")
 
@@ -652,7 +652,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         max_interval: int = typer.Option(4, "--max-interval", help="Longest wait between polls: 2^(N-3) s"),
     ) -> None:
         """Run the server's queued runs as local processes until Ctrl-C / SIGTERM."""
-        from .errors import InputError
+        from .common.errors import InputError
         from .tracking import configured_host
 
         host = configured_host()
@@ -674,7 +674,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         concurrency: Optional[int] = typer.Option(None, "--concurrency", help="children at once"),
     ) -> None:
         """Check the input, then `polyaxon run -u` the polyaxonfile (with these counts) on the server."""
-        from .errors import InputError
+        from .common.errors import InputError
         from .tracking import configured_host
 
         host = configured_host()

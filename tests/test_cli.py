@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from experiments.cli import app
-from experiments.params import PARAMS
+from lmao.cli import app
+from experiments.training.params import PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"
@@ -46,12 +46,12 @@ def test_bad_value_in_defaults_yml_names_the_file(tmp_path):
 
 
 def test_unexpected_exceptions_keep_their_traceback(tmp_path, monkeypatch):
-    import experiments.trial
+    import experiments.training.trial
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug, not bad input")
 
-    monkeypatch.setattr(experiments.trial, "run_trial", broken)
+    monkeypatch.setattr(experiments.training.trial, "run_trial", broken)
     res = CliRunner().invoke(app, ["trial", str(IMDB), "--out", str(tmp_path / "t")])
     assert res.exit_code == 1 and isinstance(res.exception, RuntimeError)
     assert "error:" not in res.output

@@ -262,7 +262,7 @@ def _identity(tf):
 @pytest.fixture(scope="module")
 def store(gcs_emulator, imdb_corpus, tmp_path_factory):
     """A bucket laid out as after runbook steps 4-8: the corpus published, the code uploaded for a matrix."""
-    from experiments.storage import upload_tree
+    from experiments.storage.storage import upload_tree
 
     bucket = gcs_emulator.new_bucket()
     upload_tree(imdb_corpus, f"gs://{bucket.name}/corpus/imdb-small")
@@ -389,7 +389,7 @@ def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf
     assert attempt1 - set(blobs) <= {k for k in attempt1 if k.startswith(("outputs/", "events/"))}
 
     report = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "experiments", "report", "--gcs", f"gs://{bucket.name}/polyaxon",
+    done = subprocess.run([sys.executable, "-m", "lmao", "report", "--gcs", f"gs://{bucket.name}/polyaxon",
                            "--out", str(report), "--no-readmes"], cwd=REPO, capture_output=True, text=True,
                           timeout=300, env={**__import__("os").environ, "LMAO_TRACKING": "0"})
     assert done.returncode == 0, done.stderr[-2000:]

@@ -29,12 +29,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from . import results as result_file
-from .errors import InputError
-from .params import coerce_all
-from .progress import is_terminal, log
+from ..training import results as result_file
+from ..common.errors import InputError
+from ..training.params import coerce_all
+from ..common.progress import is_terminal, log
 from .search_space import SearchSpace, check_search, load_search_space
 from .trial_command import trial_args
 
@@ -76,6 +76,9 @@ class SweepOptions:
     poll_seconds: float = 0.5
     kill_grace: float = 10.0
     trial_args: List[str] = field(default_factory=list)
+    # Called as on_pruned(result_dir, "pruned", message) once a pruned trial's process is stopped: the
+    # `lmao sweep` command passes experiments.tracking.mark_stopped (its Polyaxon run is marked stopped).
+    on_pruned: Optional[Callable[[Path, str, str], Any]] = None
 
 
 def trial_dir(study_dir: Path, number: int) -> Path:
@@ -280,9 +283,8 @@ class Sweep:
             prune = self.prune_reason(trial, pruned_at)
             message = prune["reason"]
             result_file.mark(result_dir, "pruned", None, prune=prune)
-            from .tracking import mark_stopped
-
-            mark_stopped(result_dir, "pruned", message)
+            if self.options.on_pruned is not None:
+                self.options.on_pruned(result_dir, "pruned", message)
             raise optuna.TrialPruned(message)
         return self._outcome(trial, proc.returncode, result_dir)
 
