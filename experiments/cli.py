@@ -132,8 +132,8 @@ def trial(
     """Run one pretrain-then-finetune trial. Extra `--section.key value` options override the spaCy config."""
     from spacy.cli._util import parse_config_overrides
 
-    from .training.params import parse_assignments
     from .tracking import make_tracker
+    from .training.params import parse_assignments
     from .training.trial import run_trial
 
     existing_folder(experiment_dir, "an experiment folder")

@@ -33,10 +33,10 @@ def sweep(
 
     Extra options after `--` go to every `lmao trial` (e.g. `-- --gpu -1 --eval-processes 1`).
     """
-    from .training.params import parse_assignments
     from .sweeps.search_space import load_search_space
     from .sweeps.sweep import SweepOptions, run_sweep
     from .tracking import mark_stopped
+    from .training.params import parse_assignments
 
     # Every option and file is checked before the study or the runs folder is created.
     existing_folder(experiment_dir, "an experiment folder")
@@ -76,8 +76,8 @@ def polyaxonfile(
     """Generate a Polyaxon v2 polyaxonfile (operation + matrix) from EXPERIMENT_DIR/sweep.yml."""
     if k8s:
         return k8s_objects(experiment_dir, search, out, project_id)
-    from .storage.fileio import write_text
     from .polyaxonfile import TUNER_SEARCH, polyaxonfile_path, render_polyaxonfile
+    from .storage.fileio import write_text
 
     existing_folder(experiment_dir, "an experiment folder")
     check_at_least("--concurrency", concurrency, 1)
@@ -98,10 +98,10 @@ def polyaxonfile(
 
 def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_id: str) -> None:
     """``lmao polyaxonfile EXPERIMENT_DIR --k8s``: the cluster's objects for the committed polyaxonfile."""
-    from .storage.fileio import write_text
     from .k8s_checks import check_all
     from .k8s_manifests import OPERATIONS, REPO, cluster_settings, compile_operation, manifests_yaml
     from .polyaxonfile import polyaxonfile_path
+    from .storage.fileio import write_text
 
     existing_folder(experiment_dir, "an experiment folder")
     target = polyaxonfile_path(experiment_dir, search).resolve()

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from ..common.errors import InputError, read_user_yaml
-from ..training.params import coerce
 from ..common.progress import log
+from ..training.params import coerce
 from ..training.results import read
 from .trial_command import trial_args
 

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from ..training import results as result_file
 from ..common.errors import InputError
-from ..training.params import coerce_all
 from ..common.progress import is_terminal, log
+from ..training import results as result_file
+from ..training.params import coerce_all
 from .search_space import SearchSpace, check_search, load_search_space
 from .trial_command import trial_args
 

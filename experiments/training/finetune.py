@@ -30,9 +30,9 @@ from spacy.util import registry
 from thinc.api import Config, fix_random_seed
 
 from . import pretrain  # noqa: F401  (registers the pretraining corpus reader named in configs)
+from ..common.progress import progress
 from ..data.docbins import read_examples
 from ..storage.fileio import atomic_path
-from ..common.progress import progress
 
 METRICS = {"textcat": "accuracy", "ner": "ents_f"}
 INIT_CORPUS = "lmao_init_train"  # the corpora section init_pipeline reads for initialisation

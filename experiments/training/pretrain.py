@@ -27,9 +27,9 @@ from spacy.util import dot_to_object, get_package_version, is_package, load_mode
 from thinc.api import Config, fix_random_seed
 
 from . import objectives  # noqa: F401  (registers lmao.PretrainTrigramVectors.v1)
+from ..common.progress import log, progress
 from ..data.docbins import docbin_files, read_docs
 from ..storage.fileio import feed_file, file_digest, write_json
-from ..common.progress import log, progress
 
 LOG_FILE = "log.jsonl"
 INFO_FILE = "pretraining.json"
@@ -321,8 +321,8 @@ def pretrained_checkpoint(config: Config, params: Mapping[str, Any], cache_root:
     """Reuse the cached pretraining run this config needs, or run it (``config``: the trial's pretraining
     config, ``gpu_id``: the device it runs on, -1 for CPU), and return the checkpoint for
     ``params["pretrain_epochs"]``."""
-    from ..storage.cache import ArtifactCache, cache_key
     from ..common.errors import InputError
+    from ..storage.cache import ArtifactCache, cache_key
 
     epochs = params["pretrain_epochs"]
     if epochs > params["pretrain_max_epochs"]:

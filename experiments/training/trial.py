@@ -15,12 +15,12 @@ from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from thinc.api import Config
 
-from . import results as result_file
-from .config import build_config, load_experiment, needs_vectors
 from ..common.errors import InputError
-from .params import resolve
 from ..common.progress import log
 from ..storage.storage import local_corpus
+from . import results as result_file
+from .config import build_config, load_experiment, needs_vectors
+from .params import resolve
 
 
 def resolve_vectors(params: Mapping[str, Any], corpus_dir: Path) -> Optional[Path]:

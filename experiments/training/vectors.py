@@ -19,10 +19,10 @@ import numpy
 import spacy
 from spacy.training.initialize import convert_vectors
 
-from ..data.docbins import read_docs
 from ..common.errors import InputError, check_at_least
-from ..storage.fileio import atomic_path, feed_file, write_json
 from ..common.progress import log, progress
+from ..data.docbins import read_docs
+from ..storage.fileio import atomic_path, feed_file, write_json
 
 PathLike = Union[str, Path]
 ALGORITHMS = ("fasttext", "word2vec")
