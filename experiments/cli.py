@@ -17,7 +17,7 @@ import typer
 
 from . import cli_sweep
 from .common.cli_base import OVERRIDES, existing_folder, new_app
-from .common.errors import InputError, check_at_least
+from .common.errors import InputError
 from .training.params import params_help
 
 app = new_app(name="lmao", help="LMAO pretrain-then-finetune experiments with spaCy.", no_args_is_help=True)
