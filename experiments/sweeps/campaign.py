@@ -17,6 +17,8 @@ Each (setting, seed) trial is ``RUNS/<setting>/seed-<n>/``. A trial whose ``resu
 ``completed`` is skipped, so the campaign can stop at any point (a session's time limit, a preempted
 machine) and be continued later, or split across machines (or processes) by ``--only`` and ``--seed``. A trial that failed or was
 interrupted is run again from scratch (``lmao trial`` empties an unfinished trial folder first).
+
+The summary of a design's finished trials (``lmao campaign --summary``) is :mod:`analysis.campaign`.
 """
 
 from __future__ import annotations
