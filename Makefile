@@ -168,9 +168,11 @@ stock-check: $(CORPUS)/imdb-1k/.done
 # The frontier's table, Pareto plot and README headline from the committed raw results (also run by
 # `make report`): the 34 MB campaign and the frontier campaign.
 FRONTIER_RUNS ?= analysis/imdb-1k-campaign analysis/imdb-1k-frontier
+STOCK_CHECKS ?= analysis/imdb-1k-stock/spacy-train-efficiency
 frontier-report: venv
 	$(LMAO) frontier $(wildcard $(FRONTIER_RUNS)) --out analysis/results --readme README.md --block frontier \
-		--table-readme lmao-imdb-1k/README.md --table-block frontier $(if $(wildcard $(FRONTIER_SPEEDS)),--speeds $(FRONTIER_SPEEDS))
+		--table-readme lmao-imdb-1k/README.md --table-block frontier $(if $(wildcard $(FRONTIER_SPEEDS)),--speeds $(FRONTIER_SPEEDS)) \
+		$(addprefix --stock ,$(wildcard $(STOCK_CHECKS)))
 
 # The frontier's speed axis: every model of the designs built at its trained shapes and timed side by side
 # in one process (a trial's own speed depends on the load it ran under). Commit the CSV it writes.
@@ -265,8 +267,12 @@ polyaxonfiles: venv
 	for e in lmao-imdb-1k ontonotes-ner; do for s in random bayes tpe; do $(LMAO) polyaxonfile $$e --search $$s; done; done
 	$(LMAO) polyaxonfile lmao-imdb-1k --search random --out polyaxonfile.yml
 
-# Polyaxon's own server in a separate venv (its pins clash with the main one), started by tools/dashboard.sh
-# with its web UI served offline. SQLite + local artifacts in DASHBOARD_DIR, outside RUNS: `make report`
+# Polyaxon's own server in a separate venv, started by tools/dashboard.sh with its web UI served offline.
+# The main venv has haupt==2.18.0 too, but without the `sandbox` extra, whose pins are what the server adds:
+# pandas<3, fsspec<=2026.8.0, pyarrow<22.1, uvicorn[standard]<0.39, uvloop==0.22.1 (haupt 2.18.0's METADATA).
+# They resolve together with '.[dev]' (pip install --dry-run: pandas 2.3.3, fsspec 2026.7.0), but only by
+# downgrading the main venv's pandas 3.x and fsspec 2026.9, which analysis/ and the GCS code run on and the
+# committed reports were generated with; a separate venv keeps the server's pins away from them. SQLite + local artifacts in DASHBOARD_DIR, outside RUNS: `make report`
 # reads RUNS, and the sandbox keeps a copy of every tracked trial's results.json.
 $(DASH_VENV)/.installed:
 	$(PYTHON) -m venv $(DASH_VENV)
@@ -278,7 +284,7 @@ dashboard-venv: $(DASH_VENV)/.installed
 
 dashboard: dashboard-venv venv
 	@echo "Polyaxon dashboard (Ctrl-C stops it): http://127.0.0.1:$(DASHBOARD_PORT)"
-	@echo "Runs with their scores: $$($(BIN)/python -c 'from experiments.tracking import runs_page_url; print(runs_page_url("http://127.0.0.1:$(DASHBOARD_PORT)", "lmao-imdb-1k"))')"
+	@echo "Runs with their scores: $$($(BIN)/python -c 'from experiments.polyaxon import runs_page_url; print(runs_page_url("http://127.0.0.1:$(DASHBOARD_PORT)", "lmao-imdb-1k"))')"
 	@echo "Track something, in another shell:  export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT)"
 	@echo "  make trial-small                                   # one tracked trial (about a minute)"
 	@echo "  make sweep SWEEP_STUDY=dash-\$$(date +%s) SWEEP_TRIALS=6   # a fresh small study, every trial tracked"
@@ -286,12 +292,12 @@ dashboard: dashboard-venv venv
 
 # `polyaxon run -u` of the polyaxonfile users launch on GKE, on Polyaxon's own server and scheduler on this
 # machine (tools/polyaxon_sweep.sh: the `make dashboard` server plus our process agent,
-# experiments/polyaxon_agent.py), on the small slice; then the report from Polyaxon's artifacts store.
+# experiments/polyaxon/agent.py), on the small slice; then the report from Polyaxon's artifacts store.
 # The server and agent keep running (dashboard on DASHBOARD_PORT); `make sweep-polyaxon-stop` ends both.
 PLX_SEARCH ?= random
 PLX_FILE ?= lmao-imdb-1k/polyaxonfile.$(PLX_SEARCH).yml
 # random: the matrix's children are followed; tpe: the tuner run and the trials it launches.
-PLX_WAIT = $(if $(filter tpe,$(PLX_SEARCH)),experiments.polyaxon_tuner,experiments.polyaxon_agent)
+PLX_WAIT = $(if $(filter tpe,$(PLX_SEARCH)),experiments.polyaxon.tuner,experiments.polyaxon.agent)
 PLX_PROJECT ?= lmao-local
 PLX_RUNS ?= 3
 PLX_CONCURRENCY ?= 2
@@ -303,12 +309,12 @@ PLX_SEARCH_ARGS = $(if $(filter tpe,$(PLX_SEARCH)),-P startup_trials=$(PLX_START
 sweep-polyaxon: data-imdb-small dashboard-venv venv
 	tools/polyaxon_sweep.sh up $(DASHBOARD_DIR) $(DASHBOARD_PORT)
 	@set -euo pipefail; export POLYAXON_HOST=http://127.0.0.1:$(DASHBOARD_PORT); \
-	out="$$($(BIN)/python -m experiments.polyaxon_agent launch $(PLX_FILE) -p $(PLX_PROJECT) \
+	out="$$($(BIN)/python -m experiments.polyaxon.agent launch $(PLX_FILE) -p $(PLX_PROJECT) \
 		--out-dir $(DASHBOARD_DIR)/sweeps --runs $(PLX_RUNS) --concurrency $(PLX_CONCURRENCY) \
 		-P corpus_dir=$(abspath $(CORPUS))/imdb-small -P cache=$(abspath $(RUNS))/polyaxon-cache $(PLX_ARGS) \
 		$(PLX_SEARCH_ARGS))"; \
 	echo "$$out"; matrix="$$(echo "$$out" | sed -n 's/^MATRIX //p')"; \
-	echo "runs: $$($(BIN)/python -c 'from experiments.tracking import runs_page_url; print(runs_page_url("'"$$POLYAXON_HOST"'", "$(PLX_PROJECT)"))')"; \
+	echo "runs: $$($(BIN)/python -c 'from experiments.polyaxon import runs_page_url; print(runs_page_url("'"$$POLYAXON_HOST"'", "$(PLX_PROJECT)"))')"; \
 	$(BIN)/python -m $(PLX_WAIT) wait "$$matrix" -p $(PLX_PROJECT); \
 	$(LMAO) report --polyaxon-project default/$(PLX_PROJECT) --out $(RUNS)/report/polyaxon --no-readmes; \
 	cat $(RUNS)/report/polyaxon/lmao-imdb-1k.md

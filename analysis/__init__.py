@@ -10,7 +10,7 @@ accuracy at each model size, and what LMAO pretraining buys there" from IMDB-sty
 ``lmao campaign --summary``'s table. ``analysis`` reads what ``experiments`` writes and is never imported by it.
 
 May import: ``experiments.common``, ``experiments.storage``, ``experiments.data``, ``experiments.training``,
-``experiments.sweeps``.
+``experiments.sweeps``, ``experiments.polyaxon`` (which Polyaxon runs hold no trial, to read Polyaxon runs).
 """
 
 from typing import Any

@@ -102,10 +102,11 @@ def frontier(
     table_readme: Optional[Path] = typer.Option(None, "--table-readme", help="Write the table and plot into this README"),
     table_block: str = typer.Option("frontier", "--table-block", help="README block for the table"),
     speeds: Optional[Path] = typer.Option(None, "--speeds", help="Side-by-side inference speeds (make frontier-speed's CSV) for the speed axis and column"),
+    stock: List[Path] = typer.Option([], "--stock", help="make stock-check's folder (seed-N/results.json): spacy train's own stock-config anchor (repeatable)"),
 ) -> None:
     """Best accuracy at each model size and what LMAO pretraining buys there: table, Pareto plot, headline."""
     from .frontier import frontier_report
 
     for message in frontier_report(runs, out, readme=readme, block=block, table_readme=table_readme,
-                                   table_block=table_block, speeds=speeds):
+                                   table_block=table_block, speeds=speeds, stock=stock):
         typer.echo(message)

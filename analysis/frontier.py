@@ -194,6 +194,8 @@ def model_label(row: pd.Series) -> str:
         return f"anchor: spaCy's stock textcat config `-o {stock}` ({label})"
     if quickstart:
         label += "; trained as the stock configs (word batches 100 -> 1000, no averaging)"
+    elif arch == "bow":  # the stock model under this experiment's training recipe, not a stock config
+        label += "; this experiment's training recipe"
     return label
 
 
@@ -250,6 +252,34 @@ def cells(trials: pd.DataFrame) -> List[Cell]:
         key = (cell.device, cell.model_key)
         model_size[key] = min(model_size.get(key, np.inf), cell.size_mb if cell.sizes else np.inf)
     out.sort(key=lambda c: (c.device, model_size[(c.device, c.model_key)], c.model, c.order))
+    return out
+
+
+STOCK_CHECK_MODEL = ("anchor: `spacy train` itself on spaCy's stock textcat config `-o efficiency` "
+                     "(its own loop: dev scored every 200 steps, the best kept)")
+
+
+def stock_check_cells(folders: Sequence[Path]) -> List[Cell]:
+    """spaCy's own ``spacy train`` on its stock config (``analysis.stock_check``'s ``seed-N/results.json``),
+    one anchor cell per folder: the baseline exactly as a spaCy user gets it, beside the same model trained
+    by ``lmao trial`` (which scores dev once an epoch, so it picks its best among fewer checkpoints)."""
+    from experiments.common.errors import InputError
+
+    out = []
+    for folder in map(Path, folders):
+        files = sorted(folder.glob("seed-*/results.json"))
+        if not files:
+            raise InputError(folder, "no seed-N/results.json (make stock-check writes them)")
+        cell = Cell("cpu", STOCK_CHECK_MODEL, "none", False, (0, 0, 0.0, ""), ("spacy train", str(folder)),
+                    anchor="efficiency")
+        for path in files:
+            found = json.loads(path.read_text(encoding="utf-8"))
+            if "dev_accuracy" not in found or "seed" not in found:
+                raise InputError(path, "not a stock-check result (no dev_accuracy / seed)")
+            cell.seeds[int(found["seed"])] = float(found["dev_accuracy"])
+            cell.sizes.append(float(found["model_size_bytes"]))
+            cell.sources.append(str(path))
+        out.append(cell)
     return out
 
 
@@ -407,7 +437,8 @@ STOCK_BUDGETS_MB: Tuple[float, ...] = (4.0, 10.0)
 
 def against_stock(items: Sequence[Cell], device: str) -> List[str]:
     """The best model at 4 and 10 MB against spaCy's stock efficiency config (the bag of words a user
-    gets from ``spacy init config -p textcat``), when that anchor has every seed on this device."""
+    gets from ``spacy init config -p textcat``), when that anchor has every seed on this device; of two
+    such anchors (``spacy train``'s own, ``lmao trial``'s) the stronger."""
     anchor = _best([c for c in items if c.device == device and c.anchor == "efficiency" and c.n >= FULL_SEEDS])
     if anchor is None:
         return []
@@ -417,8 +448,10 @@ def against_stock(items: Sequence[Cell], device: str) -> List[str]:
         if best is None:
             continue
         diff = best.mean - anchor.mean
+        trainer = "`spacy train` itself" if anchor.model == STOCK_CHECK_MODEL else "`lmao trial`"
         lines.append(f"- **Against spaCy's stock textcat at ≤ {budget:g} MB**: {_f(diff, 2, sign=True)} points over "
-                     f"the stock `-o efficiency` config ({score_text(anchor)}, n={anchor.n}, {anchor.size_mb:.1f} MB) "
+                     f"the stock `-o efficiency` config trained by {trainer} ({score_text(anchor)}, n={anchor.n}, "
+                     f"{anchor.size_mb:.1f} MB) "
                      f"at {best.size_mb:.1f} MB: {score_text(best)} (n={best.n}; {best.model}; "
                      f"pretraining: {best.pretraining}).")
     return lines
@@ -524,8 +557,10 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
                                 label=f"{device.upper()}: {name}")
             for c, xi, yi in zip(cells_d, x, y):
                 if c.anchor:
-                    ax.annotate(f"stock -o {c.anchor}", (xi, yi), textcoords="offset points", xytext=(5, 4),
-                                fontsize=7, color=colour[device])
+                    by_spacy = c.model == STOCK_CHECK_MODEL
+                    ax.annotate(f"stock -o {c.anchor} ({'spacy train' if by_spacy else 'lmao trial'})", (xi, yi),
+                                textcoords="offset points", xytext=(5, 4 if by_spacy else -10), fontsize=7,
+                                color=colour[device])
                 if c.n < FULL_SEEDS:
                     ax.annotate(f"n={c.n}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7,
                                 color="#555555")
@@ -581,11 +616,12 @@ def read_speeds(path: Path) -> Optional[Dict[str, Tuple[float, float, float]]]:
 
 def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] = None, block: str = OUTPUT,
                     table_readme: Optional[Path] = None, table_block: str = OUTPUT,
-                    speeds: Optional[Path] = None) -> List[str]:
+                    speeds: Optional[Path] = None, stock: Sequence[Path] = ()) -> List[str]:
     """Write ``frontier.md``, ``frontier.csv`` and ``frontier.png`` into ``out`` and the README blocks;
     returns the messages to print. Inference speeds come only from ``speeds`` (``analysis.speeds``: every
     model timed side by side in one run), never from the speeds trials recorded under whatever load
-    their machine had; without it the speed column and axis stay empty."""
+    their machine had; without it the speed column and axis stay empty. ``stock``: ``make stock-check``
+    folders, added as anchors (``stock_check_cells``)."""
     from experiments.common.errors import InputError
     from experiments.storage.fileio import write_text
 
@@ -599,6 +635,12 @@ def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] =
     items = cells(loaded.trials) if not loaded.empty else []
     if not items:
         raise InputError(", ".join(map(str, runs)), "no completed text classification trials: no frontier to report")
+    for anchor in stock_check_cells(stock):  # first of its device's anchors, else by device and size
+        at = next((i for i, c in enumerate(items) if (c.device, c.anchor) == (anchor.device, anchor.anchor)), None)
+        if at is None:
+            at = next((i for i, c in enumerate(items) if (c.device, c.size_mb) > (anchor.device, anchor.size_mb)),
+                      len(items))
+        items.insert(at, anchor)
 
     measured = read_speeds(Path(speeds)) if speeds is not None else None
     if speeds is not None and measured is None:

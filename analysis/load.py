@@ -215,10 +215,15 @@ def _artifact_candidates(run_uuid: str, lineage: Iterable[Any]) -> List[str]:
     return list(dict.fromkeys(out))
 
 
-def read_polyaxon(project: str, client_cls: Any = None, page_size: int = 100) -> List[RawResult]:
+def read_polyaxon(project: str, client_cls: Any = None, page_size: int = 100,
+                  notes: Optional[List[str]] = None) -> List[RawResult]:
     """Runs of a Polyaxon project (``owner/project``): each run's ``results.json`` artifact, else its
-    ``results`` output."""
+    ``results`` output. Runs that hold no trial by design (a matrix, a tuner: experiments.polyaxon.not_a_trial)
+    are left out without asking for their files; ``notes`` gets one line naming the runs read and one naming
+    those left out."""
     import tempfile
+
+    from experiments.polyaxon import not_a_trial
 
     if client_cls is None:
         from polyaxon.client import RunClient as client_cls  # noqa: N813
@@ -234,7 +239,15 @@ def read_polyaxon(project: str, client_cls: Any = None, page_size: int = 100) ->
             break
         offset += page_size
     found: List[RawResult] = []
+    read: List[str] = []
+    left_out: List[str] = []
     for run in sorted(runs, key=lambda r: (str(getattr(r, "created_at", "")), str(r.uuid))):
+        label = f"{getattr(run, 'name', None) or '?'} ({str(run.uuid)[:8]})"
+        role = not_a_trial(run)
+        if role:
+            left_out.append(f"{role} {label}")
+            continue
+        read.append(label)
         source = f"polyaxon:{project}/{run.uuid}"
         outputs = getattr(run, "outputs", None) or {}
         inputs = getattr(run, "inputs", None) or {}
@@ -251,7 +264,8 @@ def read_polyaxon(project: str, client_cls: Any = None, page_size: int = 100) ->
         with tempfile.TemporaryDirectory() as tmp:
             for candidate in _artifact_candidates(str(run.uuid), lineage):
                 try:
-                    local = client.download_artifact(path=candidate, path_to=tmp)
+                    with _quiet_polyaxon_client():  # a candidate that is not there is an expected 404
+                        local = client.download_artifact(path=candidate, path_to=tmp)
                 except Exception:
                     continue
                 if local and Path(local).is_file():
@@ -266,7 +280,27 @@ def read_polyaxon(project: str, client_cls: Any = None, page_size: int = 100) ->
             else:
                 item.error = f"no {RESULTS_FILE} artifact and no 'results' output (run status {run.status})"
         found.append(item)
+    if notes is not None:
+        notes.append(f"polyaxon:{project}: read {len(read)} run(s)" + (f": {', '.join(read)}" if read else ""))
+        if left_out:
+            notes.append(f"polyaxon:{project}: left out {len(left_out)} run(s) that hold no trial: "
+                         + ", ".join(left_out))
     return found
+
+
+class _quiet_polyaxon_client:  # noqa: N801 - used as a context manager
+    """The Polyaxon client logs every failed request as an error ("Request to ... failed with status code
+    404") before it raises; probing for a file that may not be there is not an error."""
+
+    def __enter__(self) -> None:
+        import logging
+
+        self.logger = logging.getLogger("polyaxon.cli")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.setLevel(self.level)
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -473,7 +507,8 @@ def load_all(
     for url in gcs:
         items += _reading(url, read_gcs, url, client=gcs_client)
     for project in polyaxon_projects:
-        items += _reading(f"Polyaxon project {project}", read_polyaxon, project, client_cls=polyaxon_client_cls)
+        items += _reading(f"Polyaxon project {project}", read_polyaxon, project, client_cls=polyaxon_client_cls,
+                          notes=notes)
     return tabulate(items, notes)
 
 

@@ -21,6 +21,7 @@ import typer
 
 from experiments.common.cli_base import new_app
 from experiments.common.errors import InputError
+from experiments.data.docbins import require_prepared_corpus
 
 
 def corpus_strings(corpus_dir: Path) -> List[str]:
@@ -89,9 +90,7 @@ def main(
     only: Optional[List[str]] = typer.Option(None, "--only", help="Only these settings (repeatable)"),
 ) -> None:
     """Build each setting's pipeline with spaCy's init_nlp and print the size nlp.to_disk writes."""
-    for name in ("train.spacy", "dev.spacy"):
-        if not (corpus / name).is_file():
-            raise InputError(corpus / name, "prepared corpus file missing (run `lmao data ...` first)")
+    require_prepared_corpus(corpus)
     for row in design_sizes(design, corpus, only or ()):
         typer.echo(f"{row['setting']:<28} {row['bytes'] / 1e6:6.1f} MB  static vectors: {row['static_vectors']}, "
                    f"width {row['width']}, depth {row['depth']}, embed rows {row['embed_rows']}, "

@@ -26,6 +26,7 @@ import typer
 
 from experiments.common.cli_base import new_app
 from experiments.common.errors import InputError
+from experiments.data.docbins import require_prepared_corpus
 from experiments.storage.fileio import write_json
 
 
@@ -56,9 +57,7 @@ def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "effi
 
     from experiments.training.finetune import evaluate_saved
 
-    for name in ("train.spacy", "dev.spacy"):
-        if not (corpus_dir / name).is_file():
-            raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data imdb` first)")
+    require_prepared_corpus(corpus_dir, "run `lmao data imdb` first")
     text = stock_config(optimize)
     with tempfile.TemporaryDirectory(prefix="stock-check-") as tmp:
         config_path = Path(tmp) / "config.cfg"

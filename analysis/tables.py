@@ -297,6 +297,38 @@ def _footer(trials: pd.DataFrame, top_k: int) -> List[str]:
     return notes
 
 
+def n_pruned(trials: pd.DataFrame, setting: str) -> int:
+    return int(((trials["setting"] == setting) & (trials["status"] == "pruned")).sum())
+
+
+def setting_cells(trials: pd.DataFrame, setting: str, sm: Any, objective: Optional[str]) -> Dict[str, Any]:
+    """The markdown cells every table shows for a setting, by column (textcat) or row (NER) label:
+    its summary ``sm`` (None: no completed trial, so dashes and 0 trials), size, times, pretraining text."""
+    return {
+        "best (%)": pct(sm.best) if sm else DASH,
+        "mean ± std (%)": mean_std(sm) if sm else DASH,
+        "95% CI (%)": ci(sm) if sm else DASH,
+        "sample": sm.basis if sm else DASH,
+        "n trials": sm.n if sm else 0,
+        "pruned": n_pruned(trials, setting),
+        "size (MB)": size_mb(sm.model_size_bytes) if sm else DASH,
+        "fine-tune wall / trial (min)": minutes(finetune_minutes(trials, setting)),
+        "pretraining run (min)": minutes(_mean_run_minutes(trials, setting)) if objective is not None else DASH,
+        "pretraining text": setting_pretraining_text(trials, setting, objective) if sm else DASH,
+    }
+
+
+def setting_csv_counts(trials: pd.DataFrame, setting: str, sm: Any) -> Dict[str, Any]:
+    """The CSV columns every table writes for a setting's trials: counts and the summary's numbers."""
+    return {"n_trials": sm.n if sm else 0, "n_pruned": n_pruned(trials, setting), **summary_cells(sm)}
+
+
+def comparison_csv(comp: Optional[Comparison]) -> Dict[str, Any]:
+    """The CSV columns of a setting's test against the baseline (None: no test)."""
+    return {"test": comp.test if comp else None, "difference": r4(comp.difference) if comp else None,
+            "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None}
+
+
 def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
                   top_k: int = TOP_K) -> Table:
     """Rows = pretraining settings (see module doc)."""
@@ -315,29 +347,20 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
     comparisons = _comparisons(trials, [s for s in settings if summaries.get(s)])
     has_text = any(pretraining_text(r) for _, r in completed(trials).iterrows())
     md_rows, csv_rows = [], []
+    columns = ["best (%)", "mean ± std (%)", "95% CI (%)", "sample", "n trials", "pruned", "size (MB)",
+               "fine-tune wall / trial (min)", "pretraining run (min)"]
     for s, objective, amount, unit in specs:
         sm = summaries[s]
         ref = reference.IMDB.get((objective, amount)) if with_ref else None
-        n_pruned = int(((trials["setting"] == s) & (trials["status"] == "pruned")).sum())
-        text = setting_pretraining_text(trials, s, objective) if sm else DASH
+        cells = setting_cells(trials, s, sm, objective)
+        text = cells["pretraining text"]
         wall = finetune_minutes(trials, s)
         runs = pretraining_runs(trials, s)
-        run_minutes = [r["minutes"] for r in runs if r["minutes"] is not None]
-        pre_min = float(np.mean(run_minutes)) if run_minutes else None
+        pre_min = _mean_run_minutes(trials, s)
         row = {"pretraining": s}
         if has_text:
             row["pretraining text"] = text
-        row.update({
-            "best (%)": pct(sm.best) if sm else DASH,
-            "mean ± std (%)": mean_std(sm) if sm else DASH,
-            "95% CI (%)": ci(sm) if sm else DASH,
-            "sample": sm.basis if sm else DASH,
-            "n trials": sm.n if sm else 0,
-            "pruned": n_pruned,
-            "size (MB)": size_mb(sm.model_size_bytes) if sm else DASH,
-            "fine-tune wall / trial (min)": minutes(wall),
-            "pretraining run (min)": minutes(pre_min) if objective is not None else DASH,
-        })
+        row.update({c: cells[c] for c in columns})
         if with_ref:
             row[reference.IMDB_LABEL] = DASH if ref is None else f"{ref:.1f}"
         md_rows.append(row)
@@ -345,15 +368,13 @@ def textcat_table(trials: pd.DataFrame, name: str, experiment: str, task: str,
         csv_rows.append({
             "setting": s, "objective": objective, "amount": amount,
             "amount_unit": unit, "pretraining_text": text if sm else None,
-            "n_trials": sm.n if sm else 0, "n_pruned": n_pruned,
-            **summary_cells(sm),
+            **setting_csv_counts(trials, s, sm),
             "finetune_wall_seconds_mean": r4(wall, 60) if wall is not None else None,
             "pretraining_runs": len(runs),
             "pretraining_run_seconds_mean": r4(pre_min, 60) if pre_min is not None else None,
             "best_source": sm.best_source if sm else None,
             "original": ref,
-            "test": comp.test if comp else None, "difference": r4(comp.difference) if comp else None,
-            "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None,
+            **comparison_csv(comp),
         })
     metric = _metric(trials)
     lines = [f"### {experiment}: dev {metric} (%) by pretraining setting", "", to_markdown(pd.DataFrame(md_rows)), ""]
@@ -460,21 +481,15 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
     for e in epoch_ids:
         row = {"epoch": str(e), **{s: cells[s].get(e, DASH) for s in settings}}
         md_rows.append({**row, **(ref_cells(str(e)) if with_ref else {})})
-    honesty = [
-        ("best (%)", lambda sm: pct(sm.best)),
-        ("mean ± std (%)", mean_std), ("95% CI (%)", ci), ("sample", lambda sm: sm.basis),
-        ("n trials", lambda sm: str(sm.n)), ("size (MB)", lambda sm: size_mb(sm.model_size_bytes)),
-        ("fine-tune wall / trial (min)", lambda sm: minutes(finetune_minutes(trials, sm.setting))),
-        ("pretraining run (min)", lambda sm: minutes(_mean_run_minutes(trials, sm.setting))),
-    ]
+    honesty = ["best (%)", "mean ± std (%)", "95% CI (%)", "sample", "n trials", "size (MB)",
+               "fine-tune wall / trial (min)", "pretraining run (min)"]
     has_text = any(pretraining_text(r) for _, r in completed(trials).iterrows())
     if has_text:
-        honesty.append(("pretraining text", lambda sm: setting_pretraining_text(
-            trials, sm.setting, _none(trials.loc[trials["setting"] == sm.setting, "objective"].iloc[0]))))
-    for label, fmt in honesty:
-        row = {"epoch": label, **{s: fmt(summaries[s]) if summaries[s] else DASH for s in settings}}
-        if label == "n trials":
-            row.update({s: "0" for s in settings if not summaries[s]})
+        honesty.append("pretraining text")
+    setting_cell = {s: setting_cells(trials, s, summaries[s], _none(trials.loc[trials["setting"] == s, "objective"].iloc[0]))
+                    for s in settings}
+    for label in honesty:
+        row = {"epoch": label, **{s: str(setting_cell[s][label]) for s in settings}}
         refs = ref_cells("best") if label == "best (%)" and with_ref else {c: "" for c in ref_cols}
         md_rows.append({**row, **refs})
     md = pd.DataFrame(md_rows, columns=["epoch", *settings, *ref_cols])
@@ -495,12 +510,8 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
         first = trials[trials["setting"] == s].iloc[0]
         summary_rows.append({
             "setting": s, "objective": _none(first["objective"]), "amount": float(first["amount"]),
-            "amount_unit": first["amount_unit"], "n_trials": sm.n if sm else 0,
-            "n_pruned": int(((trials["setting"] == s) & (trials["status"] == "pruned")).sum()),
-            **summary_cells(sm),
-            "best_source": sm.best_source if sm else None,
-            "test": comp.test if comp else None, "difference": r4(comp.difference) if comp else None,
-            "statistic": sig6(comp.statistic) if comp else None, "p_value": sig6(comp.p_value) if comp else None,
+            "amount_unit": first["amount_unit"], **setting_csv_counts(trials, s, sm),
+            "best_source": sm.best_source if sm else None, **comparison_csv(comp),
         })
     metric = _metric(trials)
     on = f", corpus: {corpus}" if corpus else ", corpus not recorded"

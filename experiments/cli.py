@@ -159,13 +159,12 @@ def data_upload(
 ) -> None:
     """Publish a prepared corpus to GCS as one entry with a manifest (size + sha256 of every file), so
     trials on the cluster can take `-P corpus_dir=gs://...` (downloaded once per node and verified)."""
+    from .data.docbins import require_prepared_corpus
     from .storage.storage import AlreadyPublishedError, StorageError, is_gs_url, upload_tree
 
     if not is_gs_url(url):
         raise InputError(url, "expected gs://bucket/prefix")
-    for name in ("train.spacy", "dev.spacy"):
-        if not (corpus_dir / name).is_file():
-            raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data ...` first)")
+    require_prepared_corpus(corpus_dir)
     try:
         manifest = upload_tree(corpus_dir, url)
     except (AlreadyPublishedError, StorageError) as err:

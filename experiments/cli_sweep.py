@@ -69,14 +69,14 @@ def polyaxonfile(
     concurrency: int = typer.Option(4, "--concurrency", help="Matrix runs at once on the cluster"),
     check: bool = typer.Option(False, "--check", help="Exit 1 if the file on disk differs from the generated one"),
     k8s: bool = typer.Option(False, "--k8s", help="Instead: compile the committed file's cluster operations "
-                             "(experiments/k8s_manifests.py OPERATIONS) into the Kubernetes objects Polyaxon's "
+                             "(experiments/polyaxon/k8s_manifests.py OPERATIONS) into the Kubernetes objects Polyaxon's "
                              "agent submits on GKE, check them against terraform-gke/, write them as YAML"),
     project_id: str = typer.Option("PROJECT_ID", "--project-id", help="With --k8s: the GCP project"),
 ) -> None:
     """Generate a Polyaxon v2 polyaxonfile (operation + matrix) from EXPERIMENT_DIR/sweep.yml."""
     if k8s:
         return k8s_objects(experiment_dir, search, out, project_id)
-    from .polyaxonfile import TUNER_SEARCH, polyaxonfile_path, render_polyaxonfile
+    from .polyaxon import TUNER_SEARCH, polyaxonfile_path, render_polyaxonfile
     from .storage.fileio import write_text
 
     existing_folder(experiment_dir, "an experiment folder")
@@ -98,9 +98,8 @@ def polyaxonfile(
 
 def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_id: str) -> None:
     """``lmao polyaxonfile EXPERIMENT_DIR --k8s``: the cluster's objects for the committed polyaxonfile."""
-    from .k8s_checks import check_all
-    from .k8s_manifests import OPERATIONS, REPO, cluster_settings, compile_operation, manifests_yaml
-    from .polyaxonfile import polyaxonfile_path
+    from .polyaxon import OPERATIONS, REPO, check_all, cluster_settings, compile_operation, manifests_yaml
+    from .polyaxon import polyaxonfile_path
     from .storage.fileio import write_text
 
     existing_folder(experiment_dir, "an experiment folder")
@@ -109,8 +108,12 @@ def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_
     compiled = [compile_operation(name, op, settings) for name, op in OPERATIONS.items()
                 if (REPO / op.polyaxonfile).resolve() == target]
     if not compiled:
-        raise InputError(target, "no cluster operation runs this file (experiments/k8s_manifests.py OPERATIONS)")
-    problems = check_all(compiled)
+        raise InputError(target, "no cluster operation runs this file (experiments/polyaxon/k8s_manifests.py OPERATIONS)")
+    from typer.main import get_command
+
+    from .cli import app  # the commands `python -m experiments` has, for the entry-point check
+
+    problems = check_all(compiled, set(get_command(app).commands))  # type: ignore[attr-defined]
     text = manifests_yaml(compiled)
     if out:
         write_text(out, text)

@@ -559,7 +559,7 @@ resource "kubernetes_annotations" "platform_sa" {
 # (chart label app.kubernetes.io/part-of=polyaxon-core) and, with the HTTPS ingress, Google's load
 # balancers may open connections to them; trial pods (and anything else in the cluster) may not.
 # `kubectl port-forward` goes through the kubelet and is not affected. Dataplane V2 enforces this.
-# The TPE tuner (polyaxonfile.tpe.yml, experiments/polyaxon_tuner.py) is a run whose pod carries the label
+# The TPE tuner (polyaxonfile.tpe.yml, experiments/polyaxon/tuner.py) is a run whose pod carries the label
 # lmao/role=tuner: it may connect, since it launches, follows and stops the trials through the API; the
 # trials it launches carry no such label and stay cut off. Whoever can create runs can set that label, but
 # creating runs already takes the API.

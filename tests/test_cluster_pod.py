@@ -1,6 +1,6 @@
 """The GKE path without GKE: the objects Polyaxon's Kubernetes agent would submit, compiled by Polyaxon
-(experiments/k8s_manifests.py), checked against Kubernetes' schemas and terraform-gke/
-(experiments/k8s_checks.py, each check with a mutation that makes it fail with one line), and the pod
+(experiments/polyaxon/k8s_manifests.py), checked against Kubernetes' schemas and terraform-gke/
+(experiments/polyaxon/k8s_checks.py, each check with a mutation that makes it fail with one line), and the pod
 executed on this machine (tests/pod_node.py: init containers, then the trial beside Polyaxon's sidecar)
 against a gs:// artifacts store on the GCS emulator, including a Spot-style kill and the retry."""
 
@@ -17,14 +17,19 @@ import uuid
 from pathlib import Path
 
 import pytest
+from typer.main import get_command
 
-from experiments import k8s_checks as checks
-from experiments.k8s_manifests import (OPERATIONS, RUNBOOK_PARAMS, Compiled, Operation, cluster_settings,
+from experiments.cli import app as experiments_app
+
+from experiments.polyaxon import k8s_checks as checks
+from experiments.polyaxon.k8s_manifests import (OPERATIONS, RUNBOOK_PARAMS, Compiled, Operation, cluster_settings,
                                        compile_all, compile_operation, manifests_yaml, pod_of)
 from tests.services import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN = checks.MAIN_CONTAINER
+# the subcommands of `python -m experiments`, as `lmao polyaxonfile --k8s` passes them to the checks
+COMMANDS = set(get_command(experiments_app).commands)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +75,7 @@ def test_every_cluster_operation_compiles_into_polyaxons_objects(compiled):
         main = _main(c)
         assert main["image"] == f"{settings.registry}/lmao:TAG"
         if "polyaxonfile.tpe" in OPERATIONS[c.name].polyaxonfile:  # the TPE tuner: CPU pool, may reach the API
-            assert "python -m experiments.polyaxon_tuner run" in main["args"][0]
+            assert "python -m experiments.polyaxon.tuner run" in main["args"][0]
             assert f"-P cache=gs://{settings.bucket}/cache" in main["args"][0].replace("'", "")
             assert spec["nodeSelector"] == {"lmao/pool": "cpu"}
             assert c.resource["batchJobSpec"]["template"]["metadata"]["labels"]["lmao/role"] == "tuner"
@@ -96,7 +101,7 @@ def test_a_plain_operation_compiles_and_passes_the_checks_too(tmp_path, tf):
     c = compile_operation("single", Operation(str(path), "operation", {**RUNBOOK_PARAMS, "pool": "gpu", "gpus": 1}),
                           cluster_settings())
     assert "-P width=96 " in _main(c)["args"][0]  # the input's default (params.py), resolved by Polyaxon
-    assert checks.check_all([c], tf) == []
+    assert checks.check_all([c], COMMANDS, tf) == []
 
 
 def test_lmao_polyaxonfile_k8s_prints_the_objects_and_checks_them(tmp_path):
@@ -115,7 +120,7 @@ def test_lmao_polyaxonfile_k8s_prints_the_objects_and_checks_them(tmp_path):
 
 
 def test_the_compiled_objects_pass_every_check(compiled, tf):
-    assert checks.check_all(compiled, tf) == []
+    assert checks.check_all(compiled, COMMANDS, tf) == []
 
 
 def test_schema_versions_cover_what_the_validator_ships():
@@ -158,20 +163,20 @@ def test_each_check_fails_with_one_line(compiled, tf, mutation):
     c = _mutated(_gpu(compiled), change)
     run = {"scheduling": lambda c: checks.check_scheduling(c, tf), "resources": lambda c: checks.check_resources(c, tf),
            "identity": lambda c: checks.check_identity(c, tf), "images": lambda c: checks.check_images(c, tf),
-           "entrypoint": checks.check_entrypoint}.get(check, check)
+           "entrypoint": lambda c: checks.check_entrypoint(c, COMMANDS)}.get(check, check)
     problems = run(c)
     assert len(problems) == 1 and expected in problems[0] and "\n" not in problems[0], problems
     assert problems[0].startswith(f"{c.name} (pod plx-operation-")
-    assert len(checks.check_all([c], tf)) >= 1
+    assert len(checks.check_all([c], COMMANDS, tf)) >= 1
 
 
 def test_a_tuner_module_that_is_not_in_the_package_fails_with_one_line(compiled):
     tuner = next(c for c in compiled if "polyaxonfile.tpe" in OPERATIONS[c.name].polyaxonfile)
-    assert checks.check_entrypoint(tuner) == []
+    assert checks.check_entrypoint(tuner, COMMANDS) == []
     c = _mutated(tuner, lambda s: s["containers"][0].update({"args": [s["containers"][0]["args"][0].replace(
-        "experiments.polyaxon_tuner", "experiments.polyaxon_tuners")]}))
-    [problem] = checks.check_entrypoint(c)
-    assert "`python -m experiments.polyaxon_tuners`" in problem and "\n" not in problem
+        "experiments.polyaxon.tuner", "experiments.polyaxon.tuners")]}))
+    [problem] = checks.check_entrypoint(c, COMMANDS)
+    assert "`python -m experiments.polyaxon.tuners`" in problem and "\n" not in problem
 
 
 def test_terraform_side_mutations_fail_too(compiled, tf):
@@ -234,7 +239,7 @@ TRIALS_GSA = "lmao-trials@PROJECT_ID.iam.gserviceaccount.com"
 
 def _tiny_polyaxonfile(tmp: Path) -> Path:
     """The IMDB-1k polyaxonfile, generated by the same `lmao polyaxonfile` code from a tiny search space."""
-    from experiments.polyaxonfile import render_polyaxonfile
+    from experiments.polyaxon.polyaxonfile import render_polyaxonfile
 
     exp = tmp / "src" / "lmao-imdb-1k"
     shutil.copytree(REPO / "lmao-imdb-1k", exp, ignore=shutil.ignore_patterns("polyaxonfile.*", "README.md"))
@@ -331,7 +336,7 @@ def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf
     settings = cluster_settings(bucket=bucket.name, store_key_secret=KEY_SECRET)
     assert settings.values["artifactsStore"]["secret"] == {"name": KEY_SECRET, "mountPath": "/plx-secret"}
     c = _compile_tiny(store, settings)
-    assert checks.check_all([c], tf) == []  # the executed pod passes the same checks
+    assert checks.check_all([c], COMMANDS, tf) == []  # the executed pod passes the same checks
     pod = pod_of(c.resource)
     prefix = f"polyaxon/{c.run_uuid}/"
     started = time.monotonic()

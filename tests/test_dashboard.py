@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from experiments.sweeps.sweep import stop_process
-from experiments.tracking import NoTracker, make_tracker, runs_page_url
+from experiments.polyaxon.tracking import NoTracker, make_tracker, runs_page_url
 from tests.corpora import TINY_TRIAL_PARAMS
 from tests.services import free_port, unavailable
 
@@ -177,7 +177,7 @@ def test_no_api_means_no_tracking(tmp_path, monkeypatch, capsys):
 START_ONLY = """
 import sys, time
 from pathlib import Path
-from experiments.tracking import make_tracker
+from experiments.polyaxon.tracking import make_tracker
 tracker = make_tracker("lmao-imdb-1k", {"width": 32}, Path(sys.argv[1]))
 tracker.log_epoch({"epoch": 1, "dev_score": 0.5, "train_loss": 0.7})
 print(type(tracker).__name__, flush=True)
@@ -212,7 +212,7 @@ def test_pruned_trial_run_is_marked_stopped(polyaxon_sandbox, tmp_path):
     # Killed mid-training: the run is left open ("running", or still "created" when the client's async
     # status update had not reached the server before the kill), never in a final state.
     assert before.stdout.strip() in ("STATUS running", "STATUS created"), before.stdout + before.stderr[-2000:]
-    stop = ("import sys; from pathlib import Path; from experiments.tracking import mark_stopped; "
+    stop = ("import sys; from pathlib import Path; from experiments.polyaxon.tracking import mark_stopped; "
             "print('MARKED', mark_stopped(Path(sys.argv[1]), 'pruned', 'pruned after epoch 1'))")
     marked = subprocess.run([sys.executable, "-c", stop, str(out)], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=300)

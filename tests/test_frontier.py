@@ -197,6 +197,46 @@ def test_speeds_come_only_from_the_side_by_side_file(runs, tmp_path):
         frontier_report([runs], tmp_path / "missing", speeds=tmp_path / "nope.csv")
 
 
+STOCK_BOW = {"textcat_arch": "bow", "bow_ngram_size": 1, "bow_rows": 262144, "static_vectors_input": False,
+             "batch_schedule": "words", "batch_start": 100, "batch_stop": 1000, "batch_compound": 1.001,
+             "dropout": 0.1, "learn_rate": 0.001, "L2": 0.01}
+
+
+def write_stock_check(folder: Path, scores) -> None:
+    """``make stock-check``'s files: spacy train's own score of the stock config, per seed."""
+    for seed, score in enumerate(scores):
+        path = folder / f"seed-{seed}" / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"seed": seed, "dev_accuracy": score, "model_size_bytes": 3.45 * MB,
+                                    "what": "spacy train on `spacy init config -p textcat -o efficiency`"}))
+
+
+def test_the_stronger_stock_anchor_is_the_one_every_model_is_measured_against(runs, tmp_path):
+    """spacy train's own run of the stock config and the same config trained by a trial are both anchors
+    in the table; the headline measures against the stronger, and a bad stock file is one clear error."""
+    for seed, score in enumerate((0.770, 0.772, 0.774)):
+        path = write_trial(runs, "stock-bow", seed, score, size=3.5 * MB, pretrain_epochs=0, **STOCK_BOW)
+        data = json.loads(path.read_text())
+        data["config_overrides"] = {"training.optimizer.use_averages": False}
+        path.write_text(json.dumps(data))
+    stock = tmp_path / "stock"
+    write_stock_check(stock, (0.781, 0.779, 0.783))
+    out = tmp_path / "out"
+    frontier_report([runs], out, stock=[stock])
+    table = (out / "frontier.md").read_text(encoding="utf-8")
+    rows = [line for line in table.splitlines() if line.startswith("|") and "anchor:" in line]
+    assert len(rows) == 2 and "`spacy train` itself" in rows[0] and "78.10 ± 0.20" in rows[0]
+    assert "77.20 ± 0.20" in rows[1]
+    assert ("- **Against spaCy's stock textcat at ≤ 10 MB**: +1.43 points over the stock `-o efficiency` config "
+            "trained by `spacy train` itself (78.10 ± 0.20, n=3, 3.5 MB) at 6.2 MB: 79.53 ± 0.55") in table
+    assert "≤ 4 MB" not in table  # no non-anchor model that small
+    bad = tmp_path / "bad"
+    write_stock_check(bad, (0.78,))
+    (bad / "seed-0" / "results.json").write_text(json.dumps({"seed": 0}))
+    with pytest.raises(InputError, match="not a stock-check result"):
+        frontier_report([runs], out, stock=[bad])
+
+
 def makefile_value(name: str) -> str:
     match = re.search(rf"^{name} \?= (.*)$", (REPO / "Makefile").read_text(encoding="utf-8"), re.M)
     assert match, name
@@ -213,7 +253,9 @@ def test_committed_frontier_regenerates_byte_identically(tmp_path, monkeypatch):
     shutil.copy(REPO / "lmao-imdb-1k" / "README.md", table_readme)
     out = tmp_path / "analysis" / "results"
     speeds = REPO / makefile_value("FRONTIER_SPEEDS")
-    frontier_report(runs, out, readme=readme, table_readme=table_readme, speeds=speeds if speeds.is_file() else None)
+    stock = [Path(p) for p in makefile_value("STOCK_CHECKS").split() if (REPO / p).exists()]
+    frontier_report(runs, out, readme=readme, table_readme=table_readme, speeds=speeds if speeds.is_file() else None,
+                    stock=stock)
     for name in ("frontier.md", "frontier.csv", "frontier.png"):
         assert (out / name).read_bytes() == (REPO / "analysis" / "results" / name).read_bytes(), name
     assert readme.read_text(encoding="utf-8") == (REPO / "README.md").read_text(encoding="utf-8")

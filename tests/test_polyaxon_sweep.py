@@ -31,7 +31,7 @@ BUDGET = ["-P", "max_epochs=2", "-P", "patience=0"]
 READ = """
 import json, sys
 from polyaxon.client import RunClient
-from experiments.polyaxon_agent import sweep_children
+from experiments.polyaxon.agent import sweep_children
 project, matrix = sys.argv[1], sys.argv[2]
 out = []
 for run in sweep_children(project, matrix):
@@ -104,7 +104,7 @@ def local_polyaxon(tmp_path_factory):
 
 
 def launch(local, project: str, polyaxonfile: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "experiments.polyaxon_agent", "launch", polyaxonfile, "-p", project,
+    done = subprocess.run([sys.executable, "-m", "experiments.polyaxon.agent", "launch", polyaxonfile, "-p", project,
                            "--out-dir", str(local["data"] / "sweeps"), *args], cwd=REPO, env=local["env"],
                           capture_output=True, text=True, timeout=300)
     if check:
@@ -117,7 +117,7 @@ def matrix_of(done: subprocess.CompletedProcess) -> str:
 
 
 def wait(local, project: str, matrix: str, timeout: int = 280) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "experiments.polyaxon_agent", "wait", matrix, "-p", project,
+    return subprocess.run([sys.executable, "-m", "experiments.polyaxon.agent", "wait", matrix, "-p", project,
                            "--timeout", str(timeout)], cwd=REPO, env=local["env"], capture_output=True, text=True,
                           timeout=timeout + 60)
 
@@ -192,7 +192,11 @@ def test_polyaxon_run_u_runs_the_random_sweep(local_polyaxon, random_sweep, tiny
                              "--out", str(report_dir), "--no-readmes", "--no-plots"], cwd=REPO, env=local["env"],
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stdout + report.stderr[-3000:]
-    assert "report: 2 trials (2 completed), 1 skipped" in report.stdout  # skipped: the matrix run itself
+    # The matrix run holds no trial by design: left out, quietly (no 404 probes, not counted as skipped).
+    assert "report: 2 trials (2 completed), 0 skipped" in report.stdout
+    assert f"polyaxon:default/{sweep['project']}: read 2 run(s): " in report.stdout
+    assert "left out 1 run(s) that hold no trial: matrix " in report.stdout
+    assert "failed with status code" not in report.stdout + report.stderr
     table = (report_dir / "lmao-imdb-1k.md").read_text()
     rows = [line.split("|") for line in table.splitlines() if line.startswith("| ")]
     assert sum(int(cells[7]) for cells in rows if cells[7].strip().isdigit()) == 2, table  # "n trials"
@@ -220,7 +224,7 @@ def VoidAwareGridCells():
 @pytest.mark.slow
 def test_dashboard_lists_the_children_with_their_scores(local_polyaxon, random_sweep, tmp_path):
     """Headless Chromium on the sandbox's runs page of the sweep's project (as tests/test_dashboard.py)."""
-    from experiments.tracking import runs_page_url
+    from experiments.polyaxon.tracking import runs_page_url
     from tests.test_dashboard import chromium_binary, headless
 
     browser = chromium_binary()
@@ -262,7 +266,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     cases.append((["-P", f"corpus_dir={ready}"], "cannot run a bayes matrix"))
     for i, (args, message) in enumerate(cases):
         target = "lmao-imdb-1k/polyaxonfile.bayes.yml" if "bayes" in message else RANDOM
-        done = subprocess.run([sys.executable, "-m", "experiments.polyaxon_agent", "launch", target, "-p", "x",
+        done = subprocess.run([sys.executable, "-m", "experiments.polyaxon.agent", "launch", target, "-p", "x",
                                "--out-dir", str(out), *args], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=120)
         lines = done.stderr.strip().splitlines()
@@ -381,7 +385,7 @@ def test_local_variant_differs_only_in_counts(path):
     matrix's counts and the description: what runs locally is what runs on GKE."""
     import yaml
 
-    from experiments.polyaxonfile import local_variant
+    from experiments.polyaxon.polyaxonfile import local_variant
 
     committed = yaml.safe_load((REPO / path).read_text())
     bayes = committed["matrix"]["kind"] == "bayes"
@@ -403,7 +407,7 @@ def test_agent_survives_an_empty_state_answer():
     from polyaxon._runner.agent.base_agent import BaseAgent
     from polyaxon.schemas import LiveState, V1AgentStateResponse
 
-    from experiments.polyaxon_agent import _agent_classes
+    from experiments.polyaxon.agent import _agent_classes
 
     agent_cls = _agent_classes()
     with pytest.raises(TypeError):

@@ -1,4 +1,4 @@
-"""The TPE tuner on Polyaxon (experiments/polyaxon_tuner.py), for real: `polyaxon run -u` of the generated
+"""The TPE tuner on Polyaxon (experiments/polyaxon/tuner.py), for real: `polyaxon run -u` of the generated
 lmao-imdb-1k/polyaxonfile.tpe.yml on haupt sandbox 2.18.0 with our process agent (tools/polyaxon_sweep.sh,
 as `make sweep-polyaxon PLX_SEARCH=tpe`), trials on a tiny corpus, the study in PostgreSQL (Debian's
 server, tests/services.py) or in SQLite (the default). The tuner reads the sweep settings from a small
@@ -33,7 +33,7 @@ HOPELESS = {"learn_rate": 1e-7, "dropout": 0.1}  # stays at its first epoch's sc
 READ = """
 import json, sys
 from polyaxon.client import RunClient
-from experiments.polyaxon_tuner import tuner_trials
+from experiments.polyaxon.tuner import tuner_trials
 project, tuner = sys.argv[1], sys.argv[2]
 out = []
 for run in tuner_trials(project, tuner):
@@ -72,7 +72,7 @@ def read_sweep(local, project: str, tuner: str) -> dict:
 
 
 def wait_tuner(local, project: str, tuner: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "experiments.polyaxon_tuner", "wait", tuner, "-p", project,
+    return subprocess.run([sys.executable, "-m", "experiments.polyaxon.tuner", "wait", tuner, "-p", project,
                            "--timeout", str(timeout)], cwd=REPO, env=local["env"], capture_output=True, text=True,
                           timeout=timeout + 60)
 
@@ -241,7 +241,7 @@ def test_tuner_bad_input_and_unreachable_server_are_one_line(tmp_path):
     sweep = write_sweep(tmp_path / "space", 2, "none")
     env = {**os.environ, "HOME": str(tmp_path), "POLYAXON_HOST": f"http://127.0.0.1:{free_port()}",
            "POLYAXON_RUN_INSTANCE": f"default.nowhere.runs.{uuid.uuid4().hex}"}
-    base = [sys.executable, "-m", "experiments.polyaxon_tuner", "run", "--outputs", str(tmp_path / "out"),
+    base = [sys.executable, "-m", "experiments.polyaxon.tuner", "run", "--outputs", str(tmp_path / "out"),
             "--n-trials", "2", "--sweep-file", str(sweep), "--trial-file", "lmao-imdb-1k/polyaxonfile.random.yml",
             "--work-dir", str(tmp_path / "work"), "--api-patience", "2"]
     cases = [

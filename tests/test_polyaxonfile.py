@@ -15,14 +15,14 @@ import pytest
 import yaml
 
 from experiments.training.params import coerce
-from experiments.polyaxonfile import MAX_RETRIES, generated_files, render_polyaxonfile
+from experiments.polyaxon.polyaxonfile import MAX_RETRIES, generated_files, render_polyaxonfile
 from experiments.sweeps.search_space import load_search_space
 
 REPO = Path(__file__).resolve().parents[1]
 POLYAXON = Path(sys.executable).parent / "polyaxon"
 FILES = generated_files(REPO)
 IDS = [name for _, _, _, name in FILES]
-# The matrices (random, bayes); polyaxonfile.tpe.yml is a tuner run (experiments/polyaxon_tuner.py).
+# The matrices (random, bayes); polyaxonfile.tpe.yml is a tuner run (experiments/polyaxon/tuner.py).
 MATRIX_FILES = [f for f in FILES if f[1] != "tpe"]
 MATRIX_IDS = [name for _, _, _, name in MATRIX_FILES]
 TUNER_FILES = [f for f in FILES if f[1] == "tpe"]
@@ -158,7 +158,7 @@ def test_tuner_file_renders_the_tuner_command(experiment_dir, search, path, name
     """Compile the tuner run as Polyaxon does: it runs our tuner on the CPU pool with the tuner's label,
     its settings come from sweep.yml, and every input of the trial component it does not search is
     passed on to the trials (-P), with the value given to the tuner."""
-    from experiments.polyaxon_tuner import TUNER_LABEL
+    from experiments.polyaxon.tuner import TUNER_LABEL
 
     space = load_search_space(experiment_dir)
     trial = yaml.safe_load((experiment_dir / "polyaxonfile.random.yml").read_text())["component"]
@@ -171,7 +171,7 @@ def test_tuner_file_renders_the_tuner_command(experiment_dir, search, path, name
     assert compiled.run.environment.labels == TUNER_LABEL  # what the NetworkPolicy lets reach the API
     assert "nvidia.com/gpu" not in container.resources["limits"]
     argv = shlex.split(container.args[0])
-    assert argv[:5] == ["exec", "python", "-m", "experiments.polyaxon_tuner", "run"]
+    assert argv[:5] == ["exec", "python", "-m", "experiments.polyaxon.tuner", "run"]
     options = dict(a.split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     assert options["--n-trials"] == "7" and options["--storage"] == chosen["storage"]
     assert options["--sweep-file"] == f"{experiment_dir.name}/sweep.yml"

@@ -3,11 +3,11 @@
 #   tools/polyaxon_sweep.sh up DATA_DIR PORT     start both (or reuse what runs); prints the host
 #   tools/polyaxon_sweep.sh down DATA_DIR        stop the agent (its running trials end as failed), then
 #                                                the server, by the PIDs in DATA_DIR
-# `make sweep-polyaxon` runs `up`, then launches the sweep (python -m experiments.polyaxon_agent launch).
+# `make sweep-polyaxon` runs `up`, then launches the sweep (python -m experiments.polyaxon.agent launch).
 # The server is tools/dashboard.sh (haupt sandbox 2.18.0, SQLite, UI served offline): DATA_DIR/sandbox holds
 # its runs' artifacts (the agent's artifacts store), DATA_DIR/context the runs' working folders
 # (POLYAXON_CONTEXT_ROOT: haupt compiles {{ globals.run_artifacts_path }} under it; without it, under
-# /plx-context). The agent (experiments/polyaxon_agent.py) keeps its state and its trials' HOME in
+# /plx-context). The agent (experiments/polyaxon/agent.py) keeps its state and its trials' HOME in
 # DATA_DIR/agent, never the user's HOME: a trial must not find the CLI's cached run there.
 # POLYAXON_MAX_CONCURRENCY (haupt 2.18.0 default 50) caps every run in a running state, a running matrix
 # included (haupt/db/managers/agents.py get_queued_runs, queues.py get_num_to_start): at 1 or 2 a matrix
@@ -67,7 +67,7 @@ up)
     else
         echo "agent: starting (log $data/agent.log)"
         mkdir -p "$data/agent"
-        HOME="$data/agent" POLYAXON_HOST="$host" setsid "$python" -m experiments.polyaxon_agent agent \
+        HOME="$data/agent" POLYAXON_HOST="$host" setsid "$python" -m experiments.polyaxon.agent agent \
             --store "$data/sandbox" --state "$data/agent" >>"$data/agent.log" 2>&1 < /dev/null &
         echo $! >"$data/agent.pid"
         sleep 2

@@ -25,6 +25,17 @@ PathLike = Union[str, Path]
 SHARD_DOCS = 5000  # docs per pretraining shard: bounded memory when reading 100k reviews
 
 
+PREPARED_SPLITS = ("train.spacy", "dev.spacy")
+
+
+def require_prepared_corpus(corpus_dir: Path, hint: str = "run `lmao data ...` first") -> None:
+    """Stop with one error when ``corpus_dir`` lacks a split every trial reads (``train.spacy``,
+    ``dev.spacy``): the check every command that takes a prepared corpus makes before it starts."""
+    for name in PREPARED_SPLITS:
+        if not (Path(corpus_dir) / name).exists():
+            raise InputError(Path(corpus_dir) / name, f"prepared corpus file missing ({hint})")
+
+
 def write_docbin(docs: Iterable[Doc], path: PathLike, *, store_user_data: bool = False) -> int:
     """Write docs to one ``.spacy`` file; returns the number of docs."""
     db = DocBin(store_user_data=store_user_data)

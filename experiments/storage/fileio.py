@@ -40,6 +40,25 @@ def file_digest(path: PathLike, algorithm: str = "sha256") -> str:
     return feed_file(hashlib.new(algorithm), path).hexdigest()
 
 
+# Files in a folder that say how it was made (timings, hosts) but not what it holds.
+NOT_CONTENT = frozenset({"vectors-info.json"})
+
+
+def path_fingerprint(path: PathLike) -> str:
+    """sha256 over a file's bytes, or over a folder's files (relative names and bytes, sorted; the
+    ``NOT_CONTENT`` files left out). The one content hash behind every cache key part that names a path
+    (a corpus shard, a vectors folder, a pipeline package's ``vocab/``)."""
+    path = Path(path)
+    if path.is_file():
+        return file_digest(path)
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*")):
+        if file.is_file() and file.name not in NOT_CONTENT:
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+            feed_file(digest, file)
+    return digest.hexdigest()
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)

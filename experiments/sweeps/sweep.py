@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from ..common.errors import InputError
+from ..common.processes import stop_process  # noqa: F401  (also imported from here)
 from ..common.progress import is_terminal, log
 from ..training import results as result_file
 from ..training.params import coerce_all
@@ -137,18 +138,6 @@ def _pdeathsig_prefix() -> List[str]:
     """Run the trial under ``setpriv --pdeathsig KILL`` so it dies with the worker that started it."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
-
-
-def stop_process(proc: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the trial's process group, SIGKILL it after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class Sweep:

@@ -1,6 +1,6 @@
 """The ``lmao trial`` command line, built in one place for everything that starts trials: local sweeps
 (``experiments.sweeps.sweep``), campaigns (``experiments.sweeps.campaign``) and the generated Polyaxon files
-(``experiments.polyaxonfile``, whose values are Polyaxon's ``{{ name }}`` placeholders).
+(``experiments.polyaxon.polyaxonfile``, whose values are Polyaxon's ``{{ name }}`` placeholders).
 """
 
 from __future__ import annotations

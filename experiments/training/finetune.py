@@ -6,15 +6,15 @@ the unit (evaluation, patience, checkpoints), the data are pre-tokenized DocBins
 evaluation runs on up to 4 cores by forking workers that share the current weights copy-on-write; only
 the predictions come back, and the components' own spaCy scorers score them, so each score is the one
 ``nlp.evaluate`` gives on fresh docs (tests/test_scores_oracle.py checks every epoch against it).
+:func:`finetune` says what it shares with ``spacy train``'s loop and what it does differently, and why.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import random
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Sequence
@@ -25,13 +25,14 @@ from spacy.schemas import ConfigSchemaTraining
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
-from spacy.training.loop import subdivide_batch
+from spacy.training.loop import create_before_to_disk_callback, subdivide_batch
 from spacy.util import registry
-from thinc.api import Config, fix_random_seed
+from thinc.api import Config, constant, fix_random_seed, set_gpu_allocator
 
 from . import pretrain  # noqa: F401  (registers the pretraining corpus reader named in configs)
 from ..common.progress import progress
 from ..data.docbins import read_examples
+from ..data.tokenized import available_cores
 from ..storage.fileio import atomic_path
 
 METRICS = {"textcat": "accuracy", "ner": "ents_f"}
@@ -205,6 +206,16 @@ def directory_size(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
+def selection_score(scores: Dict[str, Any], score_weights: Dict[str, Any]) -> float:
+    """The score ``spacy train`` selects by: the ``[training.score_weights]`` sum over the scores, as
+    spaCy's ``create_evaluation_callback`` computes it (weights of None or of absent scores dropped).
+    Recorded with every epoch (``spacy_score``); selection here uses the task's metric instead (see
+    :func:`finetune`)."""
+    scores = {k: v for k, v in scores.items() if v is not None}
+    weights = {k: v for k, v in score_weights.items() if v is not None and k in scores}
+    return float(sum(scores[k] * w for k, w in weights.items() if isinstance(scores[k], (int, float))))
+
+
 def finetune(
     config: Config,
     task: str,
@@ -217,72 +228,125 @@ def finetune(
     """Train for up to ``[training] max_epochs``; keep the best epoch's pipeline in ``out_dir/model-best``.
 
     Every setting comes from the resolved ``[training]`` block, and the updates are the ones
-    ``spacy train`` makes on the same config (same seeding, shuffling, batcher, optimizer schedules,
-    averaged parameters for evaluation and saving). What differs: evaluation happens once per epoch
-    (so ``patience`` counts epochs, not steps) in up to ``eval_processes`` forked workers (default: one per
-    core, at most 4; one on a GPU), and ``model-last`` is the last epoch.
+    ``spacy train`` makes on the same config (``spacy.training.loop.train`` of spaCy 3.8.18, the version
+    pinned here): the same seeding (again after ``init_nlp``), ``gpu_allocator``, shuffling, batcher,
+    dropout (a float or a schedule), ``accumulate_gradient``, ``before_update`` (0-based step and epoch),
+    optimizer schedules, frozen and annotating components, and averaged parameters for evaluation and
+    saving. Saving is spaCy's too: ``before_to_disk`` is applied to what is saved, and ``model-last`` is
+    written when training ends, also when it crashes (then the exception goes on). ``max_steps = N`` makes N + 1
+    updates, as spaCy's loop does (it stops once the 0-based step reaches N). On a tie the later
+    evaluation becomes the best (``model-best``, ``best_epoch``), while ``patience`` counts from the
+    earliest evaluation with the best score, both as in spaCy. tests/test_finetune_fidelity.py runs
+    spaCy's loop beside this one on a trial's saved config.
+
+    What differs, by design:
+
+    - **Epochs are the unit**: evaluation once per epoch, after its last update (spaCy: every
+      ``eval_frequency`` steps, from step 0), so ``patience`` counts epochs, ``eval_frequency`` is
+      ignored, and a run stopped by ``max_steps`` mid-epoch is evaluated at that step. The per-epoch
+      learning curve is what the protocol compares, and an evaluation of the 10000 dev reviews costs as
+      much as an epoch of training.
+    - **Selection by the task's metric** (``METRICS``: textcat ``accuracy``, NER ``ents_f``), not the
+      ``score_weights`` sum: the protocol's metric is dev accuracy, which no spaCy scorer reports (spaCy's
+      textcat default weighs ``cats_score``, macro F). With the NER config's weights (``ents_f`` 1, ``ents_p``
+      and ``ents_r`` 0) the two are the same score. The weighted score is recorded per epoch
+      (``spacy_score``).
+    - **No** ``update_meta``: spaCy writes each evaluation's scores and losses into the saved
+      ``meta.json`` ("performance"); here they are in ``results.json``, and the saved pipeline's bytes
+      stay the pipeline's alone, so ``model_size_bytes`` is what ``analysis.sizes`` predicts before
+      training, byte for byte (tests/test_frontier.py), rather than a number that moves with the length
+      of the scores' decimal digits.
+    - **Evaluation** predicts in up to ``eval_processes`` forked workers (default: one per core this
+      process may use, ``available_cores()``, which honours a cgroup CPU limit, at most 4; one on a GPU)
+      and scores without the tokenization scores (gold-tokenized dev docs: always 100%).
+    - **model-last** is written once, at the end (spaCy rewrites it at every evaluation); ``model-best``
+      is written by its own ``to_disk`` (spaCy copies ``model-last``), the same files.
     """
     nlp = init_pipeline(config, use_gpu=use_gpu)
-    T = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
+    training = nlp.config.interpolate()["training"]
+    if use_gpu >= 0 and training["gpu_allocator"]:
+        set_gpu_allocator(training["gpu_allocator"])  # init_nlp set it already; spaCy's train() does again
+    T = registry.resolve(training, schema=ConfigSchemaTraining)
     fix_random_seed(T["seed"])  # again after init_nlp, as spaCy's train() does
-    optimizer, batcher, dropout = T["optimizer"], T["batcher"], T["dropout"]
+    optimizer, batcher = T["optimizer"], T["batcher"]
+    dropouts = constant(T["dropout"]) if isinstance(T["dropout"], float) else T["dropout"]
+    before_to_disk = create_before_to_disk_callback(T["before_to_disk"])
     train = load_examples(Path(config["paths"]["train"]), nlp)
     dev = load_examples(Path(config["paths"]["dev"]), nlp)
     train_words = sum(len(eg.reference) for eg in train)
-    processes = 1 if use_gpu >= 0 else (eval_processes or min(os.cpu_count() or 1, 4))
+    processes = 1 if use_gpu >= 0 else (eval_processes or min(available_cores(), 4))
     frozen = T["frozen_components"]
+    max_steps = T["max_steps"]
     best_dir = out_dir / "model-best"
     best: Dict[str, Any] = {"epoch": None, "score": None, "words_per_second": None}
+    first_best_epoch = None  # the earliest epoch with the best score: patience counts from it (spaCy's)
     epochs: List[Dict[str, Any]] = []
-    step = 0
-    for epoch in range(1, T["max_epochs"] + 1):
-        start = time.perf_counter()
-        random.shuffle(train)  # spaCy's create_train_batches: global RNG, once per epoch
-        losses: Dict[str, float] = {}
-        for batch in progress(batcher(train), desc=f"epoch {epoch}/{T['max_epochs']}", unit="batch"):
-            if T["before_update"]:
-                T["before_update"](nlp, {"step": step, "epoch": epoch - 1})
-            for subbatch in subdivide_batch(batch, T["accumulate_gradient"]):
-                nlp.update(subbatch, drop=dropout, losses=losses, sgd=False, exclude=frozen,
-                           annotates=T["annotating_components"])
-            for name, proc in nlp.pipeline:
-                if name not in frozen and getattr(proc, "is_trainable", False) and \
-                        proc.model not in (True, False, None):
-                    proc.finish_update(optimizer)
-            optimizer.step_schedules()
-            step += 1
-            if T["max_steps"] and step >= T["max_steps"]:
+    step = 0  # updates made so far
+
+    def averaged():
+        return nlp.use_params(optimizer.averages) if optimizer.averages else nullcontext()
+
+    def save(path: Path) -> None:
+        with atomic_path(path, is_dir=True) as tmp:
+            before_to_disk(nlp).to_disk(tmp)
+
+    try:
+        for epoch in range(1, T["max_epochs"] + 1):
+            start = time.perf_counter()
+            random.shuffle(train)  # spaCy's create_train_batches: global RNG, once per epoch
+            losses: Dict[str, float] = {}
+            for batch in progress(batcher(train), desc=f"epoch {epoch}/{T['max_epochs']}", unit="batch"):
+                if T["before_update"]:
+                    T["before_update"](nlp, {"step": step, "epoch": epoch - 1})
+                dropout = next(dropouts)
+                for subbatch in subdivide_batch(batch, T["accumulate_gradient"]):
+                    nlp.update(subbatch, drop=dropout, losses=losses, sgd=False, exclude=frozen,
+                               annotates=T["annotating_components"])
+                for name, proc in nlp.pipeline:
+                    if name not in frozen and getattr(proc, "is_trainable", False) and \
+                            proc.model not in (True, False, None):
+                        proc.finish_update(optimizer)
+                optimizer.step_schedules()
+                step += 1
+                if max_steps and step > max_steps:  # spaCy: stop once the 0-based step reaches max_steps
+                    break
+            train_seconds = time.perf_counter() - start
+            # Evaluate and save with the averaged parameters when the optimizer keeps them (spaCy does).
+            with averaged():
+                evaluation = evaluate(nlp, dev, task, batch_size=nlp.batch_size, processes=processes)
+                # spaCy's `score == max(results)`: a tie with the best so far is the new best.
+                if best["score"] is None or evaluation.score > best["score"]:
+                    first_best_epoch = epoch
+                if best["score"] is None or evaluation.score >= best["score"]:
+                    best = {"epoch": epoch, "score": evaluation.score,
+                            "words_per_second": evaluation.words_per_second}
+                    save(best_dir)
+            row = {
+                "epoch": epoch,
+                "train_loss": float(sum(v for k, v in losses.items() if k != "tok2vec")),
+                "losses": {k: float(v) for k, v in losses.items()},
+                "dev_score": evaluation.score,
+                "spacy_score": selection_score(evaluation.scores, T["score_weights"]),
+                "steps": step,
+                "seconds": round(train_seconds + evaluation.seconds, 3),
+                "train_seconds": round(train_seconds, 3),
+                "eval_seconds": round(evaluation.seconds, 3),
+                "train_words": train_words,
+                "train_words_per_second": train_words / train_seconds if train_seconds else None,
+                "eval_words_per_second": evaluation.words_per_second,
+                "learn_rate": float(optimizer.learn_rate),
+                "dev_scores": _jsonable(evaluation.scores),
+            }
+            epochs.append(row)
+            on_epoch(row)
+            if (T["patience"] and epoch - first_best_epoch >= T["patience"]) or (max_steps and step > max_steps):
                 break
-        train_seconds = time.perf_counter() - start
-        # Evaluate and save with the averaged parameters when the optimizer keeps them (spaCy does).
-        with nlp.use_params(optimizer.averages) if optimizer.averages else nullcontext():
-            evaluation = evaluate(nlp, dev, task, batch_size=nlp.batch_size, processes=processes)
-            improved = best["score"] is None or evaluation.score > best["score"]
-            if improved:
-                best = {"epoch": epoch, "score": evaluation.score, "words_per_second": evaluation.words_per_second}
-                with atomic_path(best_dir, is_dir=True) as tmp:
-                    nlp.to_disk(tmp)
-        row = {
-            "epoch": epoch,
-            "train_loss": float(sum(v for k, v in losses.items() if k != "tok2vec")),
-            "losses": {k: float(v) for k, v in losses.items()},
-            "dev_score": evaluation.score,
-            "seconds": round(train_seconds + evaluation.seconds, 3),
-            "train_seconds": round(train_seconds, 3),
-            "eval_seconds": round(evaluation.seconds, 3),
-            "train_words": train_words,
-            "train_words_per_second": train_words / train_seconds if train_seconds else None,
-            "eval_words_per_second": evaluation.words_per_second,
-            "learn_rate": float(optimizer.learn_rate),
-            "dev_scores": _jsonable(evaluation.scores),
-        }
-        epochs.append(row)
-        on_epoch(row)
-        if (T["patience"] and epoch - best["epoch"] >= T["patience"]) or (T["max_steps"] and step >= T["max_steps"]):
-            break
-    with nlp.use_params(optimizer.averages) if optimizer.averages else nullcontext():
-        with atomic_path(out_dir / "model-last", is_dir=True) as tmp:
-            nlp.to_disk(tmp)
+    except BaseException:
+        with suppress(Exception), averaged():  # spaCy saves model-last on the way out, then re-raises
+            save(out_dir / "model-last")
+        raise
+    with averaged():
+        save(out_dir / "model-last")
     return {
         "epochs": epochs,
         "best_epoch": best["epoch"],

@@ -11,7 +11,6 @@ A finished run is cached content-addressed: the key hashes exactly the inputs th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -29,7 +28,7 @@ from thinc.api import Config, fix_random_seed
 from . import objectives  # noqa: F401  (registers lmao.PretrainTrigramVectors.v1)
 from ..common.progress import log, progress
 from ..data.docbins import docbin_files, read_docs
-from ..storage.fileio import feed_file, file_digest, write_json
+from ..storage.fileio import path_fingerprint, write_json
 
 LOG_FILE = "log.jsonl"
 INFO_FILE = "pretraining.json"
@@ -206,23 +205,6 @@ def _fingerprint_paths(value: Any) -> Any:
         if Path(value).exists():
             return "sha256:" + path_fingerprint(Path(value))
     return value
-
-
-# Files in a folder that say how it was made (timings, hosts) but not what it holds.
-NOT_CONTENT = {"vectors-info.json"}
-
-
-def path_fingerprint(path: Path) -> str:
-    """sha256 over a file's bytes, or over a folder's files (relative names and bytes, sorted)."""
-    path = Path(path)
-    if path.is_file():
-        return file_digest(path)
-    digest = hashlib.sha256()
-    for file in sorted(path.rglob("*")):
-        if file.is_file() and file.name not in NOT_CONTENT:
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-            feed_file(digest, file)
-    return digest.hexdigest()
 
 
 def library_versions() -> Dict[str, Optional[str]]:

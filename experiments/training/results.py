@@ -31,7 +31,8 @@ Schema (version 1)::
       "epochs": [                               # one row per fine-tuning epoch
         {"epoch": 1, "train_loss": 0.69, "dev_score": 0.81, "seconds": 12.3,
          "train_words": 230000, "train_words_per_second": 17000.0, "eval_seconds": 3.1,
-         "learn_rate": 0.001, "dev_scores": {...all spaCy scores...}}
+         "learn_rate": 0.001, "dev_scores": {...all spaCy scores...},
+         "spacy_score": 0.80, "steps": 63}      # score_weights sum (what `spacy train` selects by); updates so far
       ],
       "prune": {"epoch": 3, "score": 0.61, "median_of_earlier": 0.72, "earlier_trials": 5,   # only when a
                 "pruner": "median", "settings": {...}, "reason": "pruned by the median pruner ..."},  # sweep pruned it

@@ -20,6 +20,7 @@ from ..common.progress import log
 from ..storage.storage import local_corpus
 from . import results as result_file
 from .config import build_config, load_experiment, needs_vectors
+from ..data.docbins import require_prepared_corpus
 from .params import resolve
 
 
@@ -205,9 +206,7 @@ def run_trial(
         raise InputError("-P", f"pretrain_epochs {params['pretrain_epochs']} > pretrain_max_epochs "
                                f"{params['pretrain_max_epochs']} (the pretraining run saves one checkpoint per epoch)")
     corpus_dir = local_corpus(params["corpus_dir"])  # gs://...: a verified local copy
-    for name in ("train.spacy", "dev.spacy"):
-        if not (corpus_dir / name).exists():
-            raise InputError(corpus_dir / name, "prepared corpus file missing (run `lmao data ...` first)")
+    require_prepared_corpus(corpus_dir)
     if final and not (corpus_dir / "test.spacy").exists():
         raise InputError(corpus_dir / "test.spacy", "--final needs the test split, which the corpus lacks")
     pretrain_dir = None  # another corpus's pretraining text (-P pretrain_corpus), a local copy of it

@@ -9,7 +9,6 @@ Vectors are keyed by the exact token text (ORTH), as spaCy's pretraining objecti
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -22,7 +21,7 @@ from spacy.training.initialize import convert_vectors
 from ..common.errors import InputError, check_at_least
 from ..common.progress import log, progress
 from ..data.docbins import read_docs
-from ..storage.fileio import atomic_path, feed_file, write_json
+from ..storage.fileio import atomic_path, path_fingerprint, write_json
 
 PathLike = Union[str, Path]
 ALGORITHMS = ("fasttext", "word2vec")
@@ -203,23 +202,13 @@ def resolve_vectors_source(value: str, what: str = "param 'vectors'") -> Union[P
     return path
 
 
-def folder_fingerprint(path: Path) -> str:
-    """sha256 over a folder's files (relative names and bytes, sorted), ``vectors-info.json`` left out."""
-    digest = hashlib.sha256()
-    for file in sorted(Path(path).rglob("*")):
-        if file.is_file() and file.name != "vectors-info.json":
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-            feed_file(digest, file)
-    return digest.hexdigest()
-
-
 def package_fingerprint(name: str) -> str:
     """An installed pipeline package as a cache key part: ``name==version vocab-sha256:<hash>``, the hash over
     its ``vocab/`` folder (the vectors table, its key map and the strings), so a package rebuilt with other
     vectors under the same version gets another key, and its other components do not count."""
     from spacy.util import get_package_version
 
-    return f"{name}=={get_package_version(name)} vocab-sha256:{folder_fingerprint(package_data_path(name) / 'vocab')}"
+    return f"{name}=={get_package_version(name)} vocab-sha256:{path_fingerprint(package_data_path(name) / 'vocab')}"
 
 
 def load_vectors_pipeline(source: Union[str, Path]):

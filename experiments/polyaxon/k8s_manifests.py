@@ -37,10 +37,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from .boundary import TESTED_POLYAXON
+
+REPO = Path(__file__).resolve().parents[2]
 TF_DIR = REPO / "terraform-gke"
 VALUES_TEMPLATE = TF_DIR / "polyaxon-values.yaml.tftpl"
-POLYAXON_VERSION = "2.18.0"
+POLYAXON_VERSION = TESTED_POLYAXON
 # haupt 2.18.0 SchedulingResolver._pre_persist_state: matrix and DAG children sync every 60 s.
 CHILD_SYNC_INTERVAL = 60
 OWNER = "default"  # Polyaxon CE has one organisation
@@ -58,7 +60,7 @@ class Operation:
 # What a GKE user launches (terraform-gke/README.md step 8), with the -P of its runbook. One line each.
 RUNBOOK_PARAMS = {"image": "{registry}/lmao:TAG", "cache": "gs://{bucket}/cache",
                   "corpus_dir": "gs://{bucket}/corpus/imdb-1k"}
-# The bayes polyaxonfiles are left out: Polyaxon CE 2.18.0 cannot create their tuner runs (polyaxon_agent.py
+# The bayes polyaxonfiles are left out: Polyaxon CE 2.18.0 cannot create their tuner runs (agent.py
 # TUNED_MATRICES), so the cluster never runs their children.
 OPERATIONS: Dict[str, Operation] = {
     "runbook-gpu": Operation("polyaxonfile.yml", "matrix-child", {**RUNBOOK_PARAMS, "pool": "gpu", "gpus": 1}),
@@ -69,7 +71,7 @@ OPERATIONS: Dict[str, Operation] = {
     "ner-random-child-cpu": Operation("ontonotes-ner/polyaxonfile.random.yml", "matrix-child",
                                       {**RUNBOOK_PARAMS, "corpus_dir": "gs://{bucket}/corpus/wnut17", "pool": "cpu",
                                        "cpu": 4, "memory": "8Gi"}),
-    # The TPE tuner run itself (experiments/polyaxon_tuner.py): on the CPU pool, no GPU.
+    # The TPE tuner run itself (experiments/polyaxon/tuner.py): on the CPU pool, no GPU.
     "tpe-tuner-cpu": Operation("lmao-imdb-1k/polyaxonfile.tpe.yml", "operation", RUNBOOK_PARAMS),
 }
 

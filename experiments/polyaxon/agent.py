@@ -6,11 +6,9 @@ Kubernetes agent of the Helm chart. Here it is :class:`ProcessAgent`: polyaxon's
 (``polyaxon._runner.agent.sync_agent.BaseSyncAgent``) and polyaxon's own local-process converter
 (``polyaxon._local_process``, which compiles a run into its init steps and main container: the code
 upload copied into ``<run>/uploads``, the env Polyaxon gives a managed run), with our own executor that
-starts each step as a process. Pinned to polyaxon 2.18.0 (pyproject.toml); the private modules used are
-``polyaxon._runner.agent.sync_agent``, ``polyaxon._runner.agent.client``, ``polyaxon._local_process``,
-``polyaxon._schemas.agent``, ``polyaxon._connections``, ``polyaxon._env_vars.getters``,
-``polyaxon._contexts.paths`` (and ``traceml.logging`` for the log format). The trial side of the same
-sweep (experiments/tracking.py) patches ``polyaxon._fs.watcher`` / ``polyaxon._sidecar.processor``.
+starts each step as a process. Pinned to polyaxon 2.18.0 (pyproject.toml, ``boundary.TESTED_POLYAXON``);
+every private Polyaxon name used here (``polyaxon._runner.agent.sync_agent``, ``polyaxon._local_process``, ...)
+and by the trial side of the same sweep (tracking.py) is listed, with its use, in ``boundary.PRIVATE``.
 
 Why not polyaxon's own process agent (``polyaxon._local_process.executor.Executor``, 2.18.0): its
 ``create`` builds a ``docker run`` command line (``process_types.V1Container.get_cmd_args``) and fails with
@@ -54,18 +52,18 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .storage.fileio import write_json
+from ..storage.fileio import write_json
+from ..common.processes import group_alive, stop_group  # noqa: F401  (group_alive: used by tests)
+from .boundary import TESTED_POLYAXON, check_polyaxon_version
+from .retry import POST_ATTEMPTS, retry_405, status_of  # noqa: F401  (POST_ATTEMPTS: named in messages)
 
-POLYAXON_VERSION = "2.18.0"
+POLYAXON_VERSION = TESTED_POLYAXON
 OWNER = "default"  # Polyaxon CE has a single organisation
 STOP_GRACE_SECONDS = 10.0
 LOG_TAIL_LINES = 20
 CLUSTER_ONLY = ("image", "environment.nodeSelector", "environment.tolerations", "container.resources")
 PR_SET_PDEATHSIG = 1
-# haupt sandbox 2.18.0 (1 uvicorn worker) now and then answers a POST with 405 "Method Not Allowed" (allow:
-# GET, HEAD, OPTIONS) on endpoints that accept POST a second later; its own cron thread logs the same
-# (haupt/cli/runners/cron.py "Waiting for Polyaxon to be ready..."). Nothing was done, so POSTs are retried.
-POST_ATTEMPTS = 5
+# POST_ATTEMPTS (retry.py): how often a POST the sandbox answers with its spurious 405 is tried.
 # Matrices whose next runs a tuner run suggests. haupt 2.18.0 (the server of `haupt sandbox` and of the
 # Polyaxon 2.18.0 Helm chart alike) builds that tuner as an operation with only `hubRef: bayes-tuner`
 # (polyaxon/_operations/tuner.py get_bo_tuner), resolves no hub reference in CE
@@ -83,30 +81,6 @@ def _die_with_parent() -> None:
     """In the child before exec: SIGKILL when the thread that started it dies (a killed agent)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def kill_group(pgid: int, grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM the whole process group, SIGKILL what is left after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not group_alive(pgid):
-                return
-            time.sleep(0.1)
 
 
 def set_agent_config(store_path: Path) -> None:
@@ -152,19 +126,14 @@ class LocalRun:
 
     # ---------------------------------------------------------------- status
     def report(self, status: str, message: Optional[str] = None, reason: str = "LocalProcessAgent") -> None:
-        for attempt in range(POST_ATTEMPTS):
-            try:
-                self.agent.client.log_run_status(run_owner=self.owner, run_project=self.project,
-                                                 run_uuid=self.uuid, status=status, reason=reason, message=message)
-                return
-            except Exception as err:
-                code = getattr(err, "status", None)
-                if code == 405 and attempt + 1 < POST_ATTEMPTS:  # the sandbox's spurious 405 (see above)
-                    time.sleep(1.0)
-                    continue
-                self.agent.say(f"{self.uuid[:8]}: {status} not recorded by the server "
-                               f"({f'HTTP {code}' if code else type(err).__name__})")
-                return
+        try:
+            retry_405(lambda: self.agent.client.log_run_status(
+                run_owner=self.owner, run_project=self.project, run_uuid=self.uuid, status=status, reason=reason,
+                message=message))
+        except Exception as err:  # noqa: BLE001 - any refusal: said once, the agent goes on
+            code = status_of(err)
+            self.agent.say(f"{self.uuid[:8]}: {status} not recorded by the server "
+                           f"({f'HTTP {code}' if code else type(err).__name__})")
 
     # ---------------------------------------------------------------- logs
     def _log(self, container: str, line: str) -> None:
@@ -257,8 +226,55 @@ class LocalRun:
         self.stopping.set()
         proc = self.proc
         if proc is not None:
-            kill_group(proc.pid, grace)
+            stop_group(proc.pid, grace)
         self.thread.join(grace + 30)
+
+
+def cleaner_paths(content: str) -> List[str]:
+    """The folders a batch cleaner operation deletes: its ``polyaxon clean-artifacts ... -sp=PATH`` arguments
+    (polyaxon 2.18.0 ``_auxiliaries/cleaner.py`` ``get_batch_cleaner_container``)."""
+    import shlex
+
+    operation = json.loads(content) if isinstance(content, str) else content
+    container = (((operation or {}).get("component") or {}).get("run") or {}).get("container") or {}
+    words: List[str] = []
+    for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
+        words += shlex.split(str(arg))
+    if "clean-artifacts" not in words:
+        return []
+    paths = []
+    for index, word in enumerate(words):
+        for flag in ("-sp", "--subpath", "--subpaths"):
+            if word.startswith(flag + "="):
+                paths.append(word.split("=", 1)[1])
+            elif word == flag and index + 1 < len(words):
+                paths.append(words[index + 1])
+    return paths
+
+
+def clean_artifacts(content: str, store: Optional[Path] = None, say=print) -> List[Path]:
+    """Do what the batch cleaner job ``content`` asks on this machine: remove each deleted run's folder
+    (``STORE/<run uuid>``) from the local artifacts store (default: the agent config's, set_agent_config).
+    A path that is not a run folder directly in the store is refused, not removed; returns the removed ones."""
+    import re
+    import shutil
+
+    if store is None:
+        from polyaxon import settings
+
+        store = Path(settings.AGENT_CONFIG.artifacts_store.store_path)
+    root = Path(store).resolve()
+    removed: List[Path] = []
+    for raw in cleaner_paths(content):
+        path = Path(raw) if Path(raw).is_absolute() else root / raw
+        path = path.resolve()
+        if path.parent != root or not re.fullmatch(r"[0-9a-f]{32}", path.name):
+            say(f"cleaner: not removing {raw} (not a run folder of the artifacts store {root})")
+            continue
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _agent_classes():
@@ -310,7 +326,7 @@ def _agent_classes():
                     continue
                 found += 1
                 if info.get("pgid"):
-                    kill_group(int(info["pgid"]), grace=2.0)
+                    stop_group(int(info["pgid"]), grace=2.0)
                 if self._is_done(info):  # it ended (the trial reports its own end) before the agent died
                     path.unlink()
                     found -= 1
@@ -402,6 +418,28 @@ def _agent_classes():
         def apply_run(self, run_data):
             self.submit_run(run_data)
 
+        def delete_run(self, run_data):
+            """A deletion the server asks for (haupt 2.18.0 ``get_deleting_runs``). Two kinds come here:
+
+            - a run deleted while it runs (no content): its process group ends, as on a stop (clean_run);
+            - the server's batch cleaner job for deleted runs that are done (content: an operation whose
+              container runs ``polyaxon clean-artifacts KIND -sp=STORE/UUID ...``): their folders are removed
+              from the local artifacts store (:func:`clean_artifacts`).
+
+            polyaxon 2.18.0's own ``BaseSyncAgent.delete_run`` compiles the cleaner job with the local-process
+            converter, which refuses it ("Specification with run kind: cleaner is not supported"), logs that
+            and deletes nothing (and had it compiled, ``ConvertOnlyExecutor.create`` raises NotImplementedError).
+            """
+            from polyaxon._env_vars.getters import get_run_info
+
+            if run_data[3]:  # the batch cleaner operation
+                removed = clean_artifacts(run_data[3], say=self.say)
+                if removed:
+                    self.say(f"cleaner: removed the artifacts of {len(removed)} deleted run(s)")
+                return
+            owner, project, run_uuid = get_run_info(run_instance=run_data[0])
+            self.clean_run(run_uuid=run_uuid, run_kind=run_data[1], namespace=run_data[4])
+
         def clean_run(self, run_uuid: str, run_kind: str, namespace: str = None):
             """A run deleted from the UI/CLI while it runs: end its processes."""
             with self.lock:
@@ -418,7 +456,7 @@ def _agent_classes():
                 self.say(f"{run.uuid[:8]}: agent stopping, ending the trial")
                 run.stopping.set()
                 if run.proc is not None:
-                    kill_group(run.proc.pid, STOP_GRACE_SECONDS)
+                    stop_group(run.proc.pid, STOP_GRACE_SECONDS)
                 run.thread.join(30)
                 run.report("failed", "The local agent was stopped while this trial ran")
 
@@ -427,6 +465,7 @@ def _agent_classes():
 
 def run_agent(store: Path, state_dir: Path, max_interval: int = 4) -> None:
     """Start the agent loop (blocks; Ctrl-C / SIGTERM ends it and fails its running trials)."""
+    check_polyaxon_version()
     from polyaxon import settings
 
     set_agent_config(store)
@@ -458,7 +497,7 @@ def yaml_load(path: Path) -> Dict[str, Any]:
 
 def check_params(polyaxonfile: Path, assigns: List[str]) -> Dict[str, str]:
     """``-P name=value`` against the component's inputs: known name, value of the input's type."""
-    from .common.errors import InputError
+    from ..common.errors import InputError
 
     inputs = component_inputs(polyaxonfile)
     casts = {"int": int, "float": float, "str": str, "bool": None}
@@ -488,7 +527,8 @@ def check_params(polyaxonfile: Path, assigns: List[str]) -> Dict[str, str]:
 
 def check_corpus(corpus_dir: str) -> None:
     """A local corpus must be a prepared one; gs:// corpora are checked by the trial when it downloads."""
-    from .common.errors import InputError
+    from ..data.docbins import require_prepared_corpus
+    from ..common.errors import InputError
 
     if corpus_dir.startswith("gs://"):
         return
@@ -496,14 +536,11 @@ def check_corpus(corpus_dir: str) -> None:
     if not path.is_absolute():
         raise InputError("-P", f"corpus_dir={corpus_dir}: give an absolute path (a trial runs in its own "
                                "copy of the code, not in this folder)")
-    for name in ("train.spacy", "dev.spacy"):
-        if not (path / name).exists():
-            raise InputError(path / name, "prepared corpus file missing (run `lmao data ...` first, or "
-                                          "`make data-imdb-small`)")
+    require_prepared_corpus(path, "run `lmao data ...` first, or `make data-imdb-small`")
 
 
 def check_server(host: str) -> None:
-    from .common.errors import InputError
+    from ..common.errors import InputError
     from .tracking import api_reachable
 
     if not api_reachable(host):
@@ -517,11 +554,11 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     """Check everything first, then ``polyaxon run -u`` the (count-adjusted) polyaxonfile from the repo
     root; returns the matrix run's uuid. Bad input raises :class:`InputError` before anything is written
     or created on the server."""
-    from .common.errors import InputError
-    from .storage.fileio import write_text
+    from ..common.errors import InputError
+    from ..storage.fileio import write_text
     from .polyaxonfile import local_variant
 
-    repo = Path(repo or Path(__file__).resolve().parents[1])
+    repo = Path(repo or Path(__file__).resolve().parents[2])
     polyaxonfile = Path(polyaxonfile)
     if not polyaxonfile.exists():
         raise InputError(polyaxonfile, "polyaxonfile not found")
@@ -533,7 +570,7 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
                                        f"model-based search")
     inputs = component_inputs(polyaxonfile)
     if "matrix" not in yaml_load(polyaxonfile) and "n_trials" in inputs:
-        # A tuner run (polyaxonfile.tpe.yml, experiments.polyaxon_tuner): its counts are inputs, not matrix keys.
+        # A tuner run (polyaxonfile.tpe.yml, experiments.polyaxon.tuner): its counts are inputs, not matrix keys.
         counts = []
         for name, key, value in (("--runs", "n_trials", runs), ("--concurrency", "concurrency", concurrency)):
             if value is not None and value < 1:
@@ -557,13 +594,15 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     argv = [cli, "run", "-u", "-f", str(variant), "-p", project]
     for name, value in params.items():
         argv += ["-P", f"{name}={value}"]
-    for attempt in range(POST_ATTEMPTS):
-        done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True)
+
+    def refused_405(done: subprocess.CompletedProcess) -> bool:
+        # The server's spurious 405 (retry.py) before any run was created: try again.
         output = done.stdout + done.stderr
-        created = "A new run was created" in output
-        if done.returncode == 0 or created or "Status: 405" not in output:
-            break
-        time.sleep(1.0)  # the server's spurious 405 (see POST_ATTEMPTS): no run was created, try again
+        return done.returncode != 0 and "A new run was created" not in output and "Status: 405" in output
+
+    done = retry_405(lambda: subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True),
+                     retry_result=refused_405)
+    output = done.stdout + done.stderr
     print(output.strip())
     import re
 
@@ -584,13 +623,11 @@ def approve(host: str, project: str, run_uuid: str) -> bool:
     from polyaxon.client import RunClient
 
     settings.CLIENT_CONFIG.host = host
-    for attempt in range(POST_ATTEMPTS):
-        try:
-            RunClient(owner=OWNER, project=project, run_uuid=run_uuid).approve()
-            return True
-        except Exception:  # noqa: BLE001 - polyaxon's client_handler wraps the ApiException
-            time.sleep(1.0)
-    return False
+    try:  # any error is retried: polyaxon's client_handler wraps the ApiException (and its status)
+        retry_405(RunClient(owner=OWNER, project=project, run_uuid=run_uuid).approve, retry_error=lambda err: True)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def sweep_children(project: str, matrix_uuid: str) -> List[Any]:
@@ -638,10 +675,10 @@ def wait_sweep(project: str, matrix_uuid: str, timeout: float = 0, poll: float =
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    """``python -m experiments.polyaxon_agent agent|launch ...`` (tools/polyaxon_sweep.sh runs both)."""
+    """``python -m experiments.polyaxon.agent agent|launch ...`` (tools/polyaxon_sweep.sh runs both)."""
     import typer
 
-    from .common.cli_base import new_app
+    from ..common.cli_base import new_app
 
     app = new_app(help="The local Polyaxon process agent and sweep launcher (make sweep-polyaxon).")
 
@@ -652,7 +689,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         max_interval: int = typer.Option(4, "--max-interval", help="Longest wait between polls: 2^(N-3) s"),
     ) -> None:
         """Run the server's queued runs as local processes until Ctrl-C / SIGTERM."""
-        from .common.errors import InputError
+        from ..common.errors import InputError
         from .tracking import configured_host
 
         host = configured_host()
@@ -674,7 +711,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         concurrency: Optional[int] = typer.Option(None, "--concurrency", help="children at once"),
     ) -> None:
         """Check the input, then `polyaxon run -u` the polyaxonfile (with these counts) on the server."""
-        from .common.errors import InputError
+        from ..common.errors import InputError
         from .tracking import configured_host
 
         host = configured_host()
@@ -695,7 +732,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if not counts.get("succeeded"):
             raise typer.Exit(1)
 
-    app(args=argv, prog_name="python -m experiments.polyaxon_agent")
+    app(args=argv, prog_name="python -m experiments.polyaxon.agent")
 
 
 if __name__ == "__main__":

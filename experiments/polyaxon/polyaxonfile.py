@@ -16,7 +16,7 @@ scheduler of haupt 2.18.0 (``haupt/orchestration/scheduler/manager.py``, ``_chec
 returns False for every policy; only absolute metric values and failure percentages stop a matrix. On
 Polyaxon every trial of a matrix therefore runs until its own ``patience`` / ``max_epochs``.
 
-``--search tpe`` writes no matrix but a tuner run (``experiments.polyaxon_tuner``): an Optuna TPE study that
+``--search tpe`` writes no matrix but a tuner run (``experiments.polyaxon.tuner``): an Optuna TPE study that
 launches the random file's trial component in batches and prunes with ``sweep.yml``'s pruner itself.
 """
 
@@ -28,16 +28,16 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from .training.params import PARAMS
-from .sweeps.search_space import POLYAXON_SEARCHES as SEARCHES  # random | bayes (mapping: search_space.SEARCHES)
-from .sweeps.search_space import Dimension, SearchSpace, check_search, load_search_space
-from .sweeps.trial_command import trial_args
+from ..training.params import PARAMS
+from ..sweeps.search_space import POLYAXON_SEARCHES as SEARCHES  # random | bayes (mapping: search_space.SEARCHES)
+from ..sweeps.search_space import Dimension, SearchSpace, check_search, load_search_space
+from ..sweeps.trial_command import trial_args
 
 LOG_GRID_POINTS = 10
 # Model-based search on Polyaxon CE: not a matrix (CE cannot build its bayes tuner) but our own tuner run,
-# experiments/polyaxon_tuner.py, written to polyaxonfile.tpe.yml (Optuna's name for the method it runs).
+# experiments/polyaxon/tuner.py, written to polyaxonfile.tpe.yml (Optuna's name for the method it runs).
 TUNER_SEARCH = "tpe"
-RESULT_METRIC = "best_dev_score"  # the run output the tracker logs (experiments.tracking)
+RESULT_METRIC = "best_dev_score"  # the run output the tracker logs (experiments.polyaxon.tracking)
 DEFAULT_IMAGE = "lmao:latest"
 # A trial whose pod dies (Spot preemption, node upgrade) is run again, up to this many times. Each attempt
 # is a new pod with an empty outputs folder, and `lmao trial` also clears an unfinished attempt's folder
@@ -197,8 +197,8 @@ def render_polyaxonfile(experiment_dir: Path, search: str, target_name: str,
     defaults = experiment_defaults(Path(experiment_dir))
     corpus = corpus_dir if corpus_dir is not None else str(defaults["corpus_dir"])
     budget = {name: defaults[name] for name in BUDGET_INPUTS}
-    if search == TUNER_SEARCH:  # a tuner operation (experiments.polyaxon_tuner) around the random file's component
-        from .polyaxon_tuner import build_tuner_polyaxonfile
+    if search == TUNER_SEARCH:  # a tuner operation (experiments.polyaxon.tuner) around the random file's component
+        from .tuner import build_tuner_polyaxonfile
 
         trial_doc = build_polyaxonfile(space, "random", corpus_dir=corpus, cache=cache, budget=budget)
         name = Path(experiment_dir).resolve().name
@@ -216,8 +216,8 @@ def render_polyaxonfile(experiment_dir: Path, search: str, target_name: str,
 
 def experiment_defaults(experiment_dir: Path) -> Dict[str, Any]:
     """The experiment's params: its ``defaults.yml`` read (and validated) as a trial reads it."""
-    from .training.config import load_experiment
-    from .training.params import resolve
+    from ..training.config import load_experiment
+    from ..training.params import resolve
 
     return resolve(load_experiment(Path(experiment_dir))["params"], {})
 
@@ -259,7 +259,7 @@ def local_variant(source: Path, *, runs: Optional[int] = None, iterations: Optio
     so what runs locally is what runs on GKE. Polyaxon's ``-P`` sets component inputs only, which is why
     the counts need a file of their own.
     """
-    from .common.errors import InputError
+    from ..common.errors import InputError
 
     source = Path(source)
     doc = yaml.safe_load(source.read_text(encoding="utf-8"))

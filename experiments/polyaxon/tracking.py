@@ -28,8 +28,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from .storage.fileio import write_json
-from .training.results import RESULTS_FILE
+from ..storage.fileio import write_json
+from ..training.results import RESULTS_FILE
 
 RUN_FILE = "polyaxon.json"
 RESULT_METRIC = "best_dev_score"
@@ -122,7 +122,7 @@ class PolyaxonTracker:
         self.managed = managed
         self.best: Optional[float] = None
         if managed:
-            # A local process agent (experiments.polyaxon_agent) sets POLYAXON_HAS_PROCESS_SIDECAR: the
+            # A local process agent (experiments.polyaxon.agent) sets POLYAXON_HAS_PROCESS_SIDECAR: the
             # artifacts sidecar is then a thread of this process, which dies on its resources file (see
             # below); on a cluster the sidecar is its own container and resources are collected as usual.
             in_process = bool(os.environ.get("POLYAXON_HAS_PROCESS_SIDECAR"))
@@ -361,11 +361,33 @@ def make_tracker(experiment: str, params: Mapping[str, Any], out_dir: Path):
             _warn(f"Polyaxon API at {host} is not reachable; not tracking (start it with `make dashboard`)")
             return NoTracker()
         os.environ["POLYAXON_HOST"] = host
+    from .boundary import check_polyaxon_version
+
+    check_polyaxon_version()  # before a run is tracked: another Polyaxon may lack the private names we patch
     try:
         return PolyaxonTracker(experiment, params, Path(out_dir), managed)
     except Exception as err:
         _warn(f"could not start a Polyaxon run ({type(err).__name__}: {err}); not tracking")
         return NoTracker()
+
+
+# Runs of a project that hold no trial by design: Polyaxon's pipelines (a matrix, the TPE tuner's batches,
+# a DAG, a schedule; polyaxon 2.18.0 V1RunKind.has_pipeline) and our TPE tuner job (tuner.py, tagged TUNER_TAG).
+PIPELINE_KINDS = ("dag", "matrix", "schedule", "tuner")
+
+
+def not_a_trial(run: Any) -> Optional[str]:
+    """What a listed Polyaxon run (``V1Run``) is when it holds no trial result ("matrix", "tuner", ...); None for
+    a run that may (a trial)."""
+    from .tuner import TUNER_TAG
+
+    kind = getattr(run, "kind", None)
+    kind = str(getattr(kind, "value", kind) or "")
+    if kind in PIPELINE_KINDS:
+        return kind
+    if TUNER_TAG in (getattr(run, "tags", None) or []):
+        return "tuner"
+    return None
 
 
 def mark_stopped(out_dir: Path, status: str, message: str) -> bool:

@@ -1,10 +1,10 @@
 """A TPE tuner that runs as a Polyaxon operation and launches the trials as Polyaxon runs.
 
 Polyaxon CE 2.18.0 cannot run its own bayes/hyperopt/hyperband matrices (its scheduler builds their tuner
-from the component hub, which CE does not resolve: see ``polyaxon_agent.TUNED_MATRICES``). This module is
+from the component hub, which CE does not resolve: see ``agent.TUNED_MATRICES``). This module is
 the tuner instead, in the pattern of Kubeflow Katib's suggestion service: ``polyaxon run -u -f
 EXPERIMENT/polyaxonfile.tpe.yml`` starts one run, the tuner, whose container runs
-``python -m experiments.polyaxon_tuner run``. It
+``python -m experiments.polyaxon.tuner run``. It
 
 - holds an Optuna study (``TPESampler(constant_liar=True, n_startup_trials=...)``, the ``sweep.yml``
   pruner) in an RDB: SQLite by default, PostgreSQL when ``storage`` is given;
@@ -49,13 +49,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from .common.errors import InputError
+from ..common.errors import InputError
+from .retry import is_spurious_405, status_of
 
 OWNER = "default"  # Polyaxon CE has a single organisation
 STUDY_FILE = "optuna.sqlite3"
 BEST_FILE = "best.json"
 RESULT_METRIC = "best_dev_score"
-# The trial's per-epoch metric (experiments.tracking logs every epoch row's numbers as metrics).
+# The trial's per-epoch metric (experiments.polyaxon.tracking logs every epoch row's numbers as metrics).
 EPOCH_METRIC = "dev_score"
 # How long the tuner keeps trying an API that does not answer before it fails with one line.
 API_PATIENCE_SECONDS = 120.0
@@ -65,6 +66,7 @@ TUNER_CPU = "500m"
 TUNER_MEMORY = "1Gi"
 # The NetworkPolicy of terraform-gke lets pods with this label reach Polyaxon's API (trials have none).
 TUNER_LABEL = {"lmao/role": "tuner"}
+TUNER_TAG = "tuner"  # the tuner run's tag (tracking.not_a_trial: the report reads no trial from it)
 
 
 def _now() -> str:
@@ -97,7 +99,7 @@ def build_tuner_polyaxonfile(space: Any, trial_doc: Mapping[str, Any], *, sweep_
         _input("trial_file", "str", trial_file, "polyaxonfile whose component each trial runs"),
     ]
     names = [i["name"] for i in settings + trial_inputs]
-    args = ["exec", "python", "-m", "experiments.polyaxon_tuner", "run",
+    args = ["exec", "python", "-m", "experiments.polyaxon.tuner", "run",
             "--outputs", "{{ globals.run_outputs_path }}"]
     for item in settings:
         args.append(f"--{item['name'].replace('_', '-')}='{{{{ {item['name']} }}}}'")
@@ -110,12 +112,12 @@ def build_tuner_polyaxonfile(space: Any, trial_doc: Mapping[str, Any], *, sweep_
         "name": f"{experiment}-tpe",
         "description": f"TPE search over {experiment}/sweep.yml ({space.n_trials} trials): a tuner run "
                        "that launches the trials as Polyaxon runs",
-        "tags": [experiment, "sweep", "tpe", "tuner"],
+        "tags": [experiment, "sweep", "tpe", TUNER_TAG],
         "component": {
             "kind": "component",
             "name": "lmao-tpe-tuner",
             "description": "Optuna TPE study (ask/tell); each batch of trials is a mapping matrix of lmao-trial",
-            "tags": [experiment, "tuner"],
+            "tags": [experiment, TUNER_TAG],
             "inputs": settings + trial_inputs,
             "outputs": [{"name": RESULT_METRIC, "type": "float", "isOptional": True,
                          "description": "the best trial's best_dev_score"}],
@@ -207,7 +209,7 @@ class Tuner:
     def __init__(self, options: TunerOptions, api_patience: float = API_PATIENCE_SECONDS):
         from polyaxon._env_vars.getters import get_run_info
 
-        from .sweeps.search_space import load_search_space
+        from ..sweeps.search_space import load_search_space
 
         self.options = options
         self.space = load_search_space(options.sweep_file)
@@ -262,10 +264,10 @@ class Tuner:
                 self.last_ok = time.monotonic()
                 return value
             except Exception as err:  # noqa: BLE001 - polyaxon wraps HTTP and connection errors alike
-                code = getattr(err, "status", None)
+                code = status_of(err)
                 # A refusal is an answer: only no answer, a 5xx or the sandbox's spurious 405 (see
-                # polyaxon_agent.POST_ATTEMPTS) is tried again.
-                if code is not None and 400 <= code < 500 and code != 405:
+                # retry.py) is tried again.
+                if code is not None and 400 <= code < 500 and not is_spurious_405(err):
                     raise
                 if time.monotonic() - self.last_ok > self.api_patience:
                     from polyaxon import settings
@@ -327,7 +329,7 @@ class Tuner:
         """A consistent copy of the SQLite study in the outputs (renamed into place) and the store."""
         if self.options.storage:
             return
-        from .storage.fileio import atomic_path
+        from ..storage.fileio import atomic_path
 
         self.outputs.mkdir(parents=True, exist_ok=True)
         target = self.outputs / STUDY_FILE
@@ -663,7 +665,7 @@ class Tuner:
         """The best params (outputs/best.json, the tuner's outputs) and the project's report."""
         from optuna.trial import TrialState
 
-        from .storage.fileio import write_json
+        from ..storage.fileio import write_json
 
         states: Dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
@@ -779,10 +781,10 @@ def wait_tuner(project: str, tuner_uuid: str, timeout: float = 0, poll: float = 
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    """``python -m experiments.polyaxon_tuner run|wait ...``."""
+    """``python -m experiments.polyaxon.tuner run|wait ...``."""
     import typer
 
-    from .common.cli_base import new_app
+    from ..common.cli_base import new_app
 
     app = new_app(help="The TPE tuner that runs as a Polyaxon operation (polyaxonfile.tpe.yml).")
 
@@ -806,7 +808,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                                                 "(default ~/.cache/lmao-tuner/TUNER_UUID)"),
     ) -> None:
         """Run the study: launch the trials as Polyaxon runs, prune, tell, report."""
-        from .common.errors import check_at_least
+        from ..common.errors import check_at_least
+        from .boundary import check_polyaxon_version
 
         check_at_least("--n-trials", n_trials, 1)
         check_at_least("--concurrency", concurrency, 1)
@@ -822,6 +825,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                                concurrency=concurrency, startup_trials=startup_trials, seed=seed_value,
                                storage=storage.strip(), study=study.strip(), inputs=inputs, upload_dir=Path.cwd(),
                                work_dir=work_dir, poll_seconds=poll)
+        check_polyaxon_version()
         Tuner(options, api_patience=api_patience).run()
 
     @app.command("wait")
@@ -838,7 +842,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if not counts.get("tuner_succeeded"):
             raise typer.Exit(1)
 
-    app(args=argv, prog_name="python -m experiments.polyaxon_tuner")
+    app(args=argv, prog_name="python -m experiments.polyaxon.tuner")
 
 
 if __name__ == "__main__":

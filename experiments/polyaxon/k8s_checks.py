@@ -1,4 +1,4 @@
-"""Checks of the compiled cluster objects (experiments.k8s_manifests) against Kubernetes and terraform-gke/.
+"""Checks of the compiled cluster objects (experiments.polyaxon.k8s_manifests) against Kubernetes and terraform-gke/.
 
 Each check takes a compiled Operation and returns problems, one line each, naming the run, the object
 field and the Terraform file and line it contradicts. ``check_all`` runs them all; tests/test_cluster_pod.py
@@ -33,7 +33,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple
 
 from .k8s_manifests import POLYAXON_VERSION, REPO, TF_DIR, job_of, pod_of, terraform_defaults
 
@@ -289,7 +289,7 @@ def check_resources(c: Any, tf: Terraform) -> List[str]:
         return [f"{_who(c)}: {problem}"]
     if pool.machine_type not in MACHINE_TYPES:
         return [f"{_who(c)}: machine type {pool.machine_type} of the {pool.name} pool is not in "
-                f"experiments/k8s_checks.py MACHINE_TYPES: add its vCPUs, memory and GPUs"]
+                f"experiments/polyaxon/k8s_checks.py MACHINE_TYPES: add its vCPUs, memory and GPUs"]
     req = pod_requests(spec)
     main = next(x for x in spec["containers"] if x["name"] == MAIN_CONTAINER)
     limits = (main.get("resources") or {}).get("limits") or {}
@@ -358,7 +358,8 @@ def dockerfile_facts(dockerfile: Path = REPO / "Dockerfile") -> Dict[str, Any]:
             "workdir": (re.findall(r"^WORKDIR (\S+)", text, re.M) or [None])[-1]}
 
 
-def check_entrypoint(c: Any, dockerfile: Path = REPO / "Dockerfile", repo: Path = REPO) -> List[str]:
+def check_entrypoint(c: Any, commands: Collection[str], dockerfile: Path = REPO / "Dockerfile",
+                     repo: Path = REPO) -> List[str]:
     """The trial's command runs in the image: ``python`` from the Dockerfile's venv, this package, a real
     ``lmao`` subcommand."""
     spec = c.resource["batchJobSpec"]["template"]["spec"]
@@ -379,7 +380,7 @@ def check_entrypoint(c: Any, dockerfile: Path = REPO / "Dockerfile", repo: Path 
                         f"does not start with {venv_bin}")
     if not any(i.startswith(".") or i.startswith('".') for i in facts["pip_installs"]) or not facts["copies_repo"]:
         problems.append(f"{_who(c)}: {where} does not install this package (`pip install .` after `COPY . .`)")
-    if module != "experiments":  # a module run as a script (the TPE tuner: experiments.polyaxon_tuner)
+    if module != "experiments":  # a module run as a script (the TPE tuner: experiments.polyaxon.tuner)
         source = Path(repo, *module.split(".")).with_suffix(".py")
         if not source.is_file() or 'if __name__ == "__main__"' not in source.read_text(encoding="utf-8"):
             problems.append(f"{_who(c)}: `python -m {module}`: {source.relative_to(repo)} is not a module of this "
@@ -388,17 +389,14 @@ def check_entrypoint(c: Any, dockerfile: Path = REPO / "Dockerfile", repo: Path 
     if not (Path(repo) / "experiments" / "__main__.py").exists():
         problems.append(f"{_who(c)}: experiments/__main__.py missing: `python -m experiments` has no entry point")
     sub = words[3] if len(words) > 3 else ""
-    from typer.main import get_command
-
-    from .cli import app
-
-    commands = set(get_command(app).commands)  # type: ignore[attr-defined]
     if sub not in commands:
         problems.append(f"{_who(c)}: `lmao {sub}` is not a command of this package ({', '.join(sorted(commands))})")
     return problems
 
 
-def check_all(compiled: List[Any], tf: Optional[Terraform] = None) -> List[str]:
+def check_all(compiled: List[Any], commands: Collection[str], tf: Optional[Terraform] = None) -> List[str]:
+    """Every check on every compiled operation; ``commands``: the subcommands of ``python -m experiments``
+    (its CLI passes them, so this package never imports the CLI)."""
     tf = tf or read_terraform()
     problems: List[str] = []
     for c in compiled:
@@ -407,7 +405,7 @@ def check_all(compiled: List[Any], tf: Optional[Terraform] = None) -> List[str]:
         problems += check_resources(c, tf)
         problems += check_identity(c, tf)
         problems += check_images(c, tf)
-        problems += check_entrypoint(c)
+        problems += check_entrypoint(c, commands)
     return problems
 
 
