@@ -132,7 +132,7 @@ def trial(
     """Run one pretrain-then-finetune trial. Extra `--section.key value` options override the spaCy config."""
     from spacy.cli._util import parse_config_overrides
 
-    from .tracking import make_tracker
+    from .polyaxon import make_tracker
     from .training.params import parse_assignments
     from .training.trial import run_trial
 

@@ -35,7 +35,7 @@ def sweep(
     """
     from .sweeps.search_space import load_search_space
     from .sweeps.sweep import SweepOptions, run_sweep
-    from .tracking import mark_stopped
+    from .polyaxon import mark_stopped
     from .training.params import parse_assignments
 
     # Every option and file is checked before the study or the runs folder is created.

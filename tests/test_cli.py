@@ -81,7 +81,7 @@ def test_trial_and_sweep_commands_pass_the_polyaxon_hooks(tmp_path, monkeypatch)
     """Training and sweeps never import the tracker: `lmao trial` passes make_tracker, `lmao sweep` mark_stopped."""
     import experiments.sweeps.sweep
     import experiments.training.trial
-    from experiments.tracking import make_tracker, mark_stopped
+    from experiments.polyaxon.tracking import make_tracker, mark_stopped
 
     seen = {}
 

@@ -78,7 +78,7 @@ class SweepOptions:
     kill_grace: float = 10.0
     trial_args: List[str] = field(default_factory=list)
     # Called as on_pruned(result_dir, "pruned", message) once a pruned trial's process is stopped: the
-    # `lmao sweep` command passes experiments.tracking.mark_stopped (its Polyaxon run is marked stopped).
+    # `lmao sweep` command passes experiments.polyaxon.mark_stopped (its Polyaxon run is marked stopped).
     on_pruned: Optional[Callable[[Path, str, str], Any]] = None
 
 

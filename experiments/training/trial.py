@@ -152,7 +152,7 @@ def pretraining_setup(experiment_dir: Path, params: Mapping[str, Any], corpus_di
 
 # Makes a trial's experiment tracker from (experiment name, params, out_dir); the tracker gets
 # ``log_epoch(row)`` after every epoch and ``finish(results)`` at the end. Training never imports a tracker:
-# the ``lmao trial`` command passes experiments.tracking.make_tracker (a Polyaxon run when an API is there).
+# the ``lmao trial`` command passes experiments.polyaxon.make_tracker (a Polyaxon run when an API is there).
 TrackerFactory = Callable[[str, Mapping[str, Any], Path], Any]
 
 
@@ -190,7 +190,7 @@ def run_trial(
 
     ``meta`` is free-form provenance recorded as is (a sweep passes its study, search and trial number).
     ``tracker_factory`` makes the trial's tracker (:data:`TrackerFactory`; default: none); the ``lmao trial``
-    command passes :func:`experiments.tracking.make_tracker`.
+    command passes :func:`experiments.polyaxon.make_tracker`.
     """
     from .finetune import METRICS, evaluate_saved, finetune
 
