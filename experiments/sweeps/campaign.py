@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
+from ..common.processes import die_with_parent
 from ..common.errors import InputError, read_user_yaml
 from ..common.progress import log
 from ..training.params import coerce
@@ -167,7 +168,8 @@ def run_campaign(design: Design, *, only: Sequence[str] = (), seeds: Sequence[in
             break
         log(f"campaign: {trial.setting.name} seed {trial.seed} -> {trial.out}")
         start = time.perf_counter()
-        code = subprocess.call(trial_command(design, trial, cache=cache, extra=extra))
+        # the trial dies with this process: killing a campaign leaves no trial running on its own
+        code = subprocess.call([*die_with_parent(), *trial_command(design, trial, cache=cache, extra=extra)])
         counts["completed" if code == 0 else "failed"] += 1
         log(f"campaign: {trial.setting.name} seed {trial.seed} {'done' if code == 0 else 'FAILED'} "
             f"in {time.perf_counter() - start:.0f}s")

@@ -19,7 +19,6 @@ import collections
 import contextlib
 import os
 import statistics
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from ..common.errors import InputError
-from ..common.processes import stop_process  # noqa: F401  (also imported from here)
+from ..common.processes import die_with_parent, stop_process  # noqa: F401  (stop_process: also imported from here)
 from ..common.progress import is_terminal, log
 from ..training import results as result_file
 from ..training.params import coerce_all
@@ -134,12 +133,6 @@ def stale_callback(study_dir: Path):
     return on_stale
 
 
-def _pdeathsig_prefix() -> List[str]:
-    """Run the trial under ``setpriv --pdeathsig KILL`` so it dies with the worker that started it."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
-
-
 class Sweep:
     """One worker of a study: runs trials until the study has its budget of finished trials."""
 
@@ -239,7 +232,7 @@ class Sweep:
     def trial_command(self, params: Mapping[str, Any], result_dir: Path, trial_number: int) -> List[str]:
         # Provenance in results.json itself, so a report from the files alone knows the study and method.
         meta = {"study": self.study_name, "search": self.options.search, "trial_number": trial_number}
-        return [*_pdeathsig_prefix(), sys.executable, "-m", "experiments",
+        return [*die_with_parent(), sys.executable, "-m", "experiments",
                 *trial_args(self.experiment_dir, result_dir, params=params, cache=self.trial_cache(result_dir),
                             meta=meta, extra=self.options.trial_args)]
 
