@@ -645,9 +645,12 @@ def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] =
     measured = read_speeds(Path(speeds)) if speeds is not None else None
     if speeds is not None and measured is None:
         raise InputError(speeds, "speed file not found (make frontier-speed writes it)")
+    # spacy train's run of a stock config is the same model as the trial-trained anchor: the same speed
+    same_model = {c.anchor: c.model for c in items if c.anchor and c.model != STOCK_CHECK_MODEL}
     for cell in items:  # the file is a CPU measurement: GPU cells get no speed from it
-        if measured and cell.model in measured and cell.device == "cpu":
-            median, low, high = measured[cell.model]
+        key = same_model.get(cell.anchor, cell.model) if cell.model == STOCK_CHECK_MODEL else cell.model
+        if measured and key in measured and cell.device == "cpu":
+            median, low, high = measured[key]
             cell.speeds, cell.speed_range = [median], (low, high)
         else:
             cell.speeds = []
