@@ -16,7 +16,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 # CuPy's compiled kernels (CUPY_CACHE_DIR, CuPy's default folder for this user, named so it is stated once)
 # are not baked in: the build has no GPU and the binaries are compiled for the GPU's architecture. A trial
 # with --cache gs://... restores them from <cache>/cupy-kernels/ and uploads new ones
-# (experiments/kernel_cache.py), so only the first pod ever compiles them.
+# (experiments/storage/kernel_cache.py), so only the first pod ever compiles them.
 
 # Ubuntu 24.04 images ship a user "ubuntu" with UID 1000, which `useradd --uid 1000` would collide with
 # ("UID 1000 is not unique"): it is removed first.
@@ -34,10 +34,10 @@ WORKDIR /app
 # Dependencies first (cached while only the code changes): install the package from its metadata
 # with stub modules, then the real code without dependencies.
 COPY pyproject.toml README.md ./
-RUN mkdir -p experiments analysis \
-    && touch experiments/__init__.py analysis/__init__.py \
+RUN mkdir -p experiments analysis lmao \
+    && touch experiments/__init__.py analysis/__init__.py lmao/__init__.py \
     && pip install ".[polyaxon]" "spacy[cuda12x]>=3.8,<3.9" \
-    && rm -rf experiments analysis
+    && rm -rf experiments analysis lmao
 
 COPY . .
 RUN pip install --no-deps . \

@@ -6,7 +6,11 @@ plots; ``analysis.report`` writes everything (plus a manifest of the raw files b
 ``analysis/results/`` and the experiment folders' READMEs. Entry points: ``lmao report``,
 ``python -m analysis`` and ``make report``. ``analysis.frontier`` (``lmao frontier``) answers "the best
 accuracy at each model size, and what LMAO pretraining buys there" from IMDB-style campaigns;
-``analysis.sizes`` estimates a campaign design's model sizes before training.
+``analysis.sizes`` estimates a campaign design's model sizes before training; ``analysis.campaign`` is
+``lmao campaign --summary``'s table. ``analysis`` reads what ``experiments`` writes and is never imported by it.
+
+May import: ``experiments.common``, ``experiments.storage``, ``experiments.data``, ``experiments.training``,
+``experiments.sweeps``, ``experiments.polyaxon`` (which Polyaxon runs hold no trial, to read Polyaxon runs).
 """
 
 from typing import Any

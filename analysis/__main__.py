@@ -1,6 +1,6 @@
 """``python -m analysis ARGS`` is ``lmao report ARGS`` (the same command, without the rest of ``lmao``)."""
 
-from experiments.cli_base import Command, new_app
+from experiments.common.cli_base import Command, new_app
 
 from .cli import report
 

@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Sequence
 
 import typer
 
-from experiments.errors import InputError
+from experiments.common.errors import InputError
 
 DEFAULT_RUNS = "runs"
 
@@ -78,7 +78,7 @@ def report(
     no_plots: bool = typer.Option(False, "--no-plots", help="Tables only (faster; plots from earlier runs are removed)"),
 ) -> None:
     """Comparison tables and plots from raw trial results, into analysis/results/ and the experiment READMEs."""
-    from experiments.storage import parse_gs_url
+    from experiments.storage.storage import parse_gs_url
 
     from .report import REPO_ROOT
 

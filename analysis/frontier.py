@@ -263,7 +263,7 @@ def stock_check_cells(folders: Sequence[Path]) -> List[Cell]:
     """spaCy's own ``spacy train`` on its stock config (``analysis.stock_check``'s ``seed-N/results.json``),
     one anchor cell per folder: the baseline exactly as a spaCy user gets it, beside the same model trained
     by ``lmao trial`` (which scores dev once an epoch, so it picks its best among fewer checkpoints)."""
-    from experiments.errors import InputError
+    from experiments.common.errors import InputError
 
     out = []
     for folder in map(Path, folders):
@@ -600,6 +600,20 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
 # ------------------------------------------------------------------------------------------------- report
 
 
+def read_speeds(path: Path) -> Optional[Dict[str, Tuple[float, float, float]]]:
+    """Model label -> side-by-side (median, slowest, fastest round) words/s from ``path``, or None when
+    the file is absent. A file without the spread columns gives the median for all three."""
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    speeds = {}
+    for r in frame.to_dict("records"):
+        median = float(r["words_per_second"])
+        speeds[str(r["model"])] = (median, float(r.get("min_words_per_second", median)),
+                                   float(r.get("max_words_per_second", median)))
+    return speeds
+
+
 def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] = None, block: str = OUTPUT,
                     table_readme: Optional[Path] = None, table_block: str = OUTPUT,
                     speeds: Optional[Path] = None, stock: Sequence[Path] = ()) -> List[str]:
@@ -608,8 +622,8 @@ def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] =
     model timed side by side in one run), never from the speeds trials recorded under whatever load
     their machine had; without it the speed column and axis stay empty. ``stock``: ``make stock-check``
     folders, added as anchors (``stock_check_cells``)."""
-    from experiments.errors import InputError
-    from experiments.fileio import write_text
+    from experiments.common.errors import InputError
+    from experiments.storage.fileio import write_text
 
     from .load import load_all
     from .report import relpath, update_readme, write_csv
@@ -627,14 +641,16 @@ def frontier_report(runs: Sequence[Path], out: Path, *, readme: Optional[Path] =
             at = next((i for i, c in enumerate(items) if (c.device, c.size_mb) > (anchor.device, anchor.size_mb)),
                       len(items))
         items.insert(at, anchor)
-    from .speeds import read_speeds
 
     measured = read_speeds(Path(speeds)) if speeds is not None else None
     if speeds is not None and measured is None:
         raise InputError(speeds, "speed file not found (make frontier-speed writes it)")
+    # spacy train's run of a stock config is the same model as the trial-trained anchor: the same speed
+    same_model = {c.anchor: c.model for c in items if c.anchor and c.model != STOCK_CHECK_MODEL}
     for cell in items:  # the file is a CPU measurement: GPU cells get no speed from it
-        if measured and cell.model in measured and cell.device == "cpu":
-            median, low, high = measured[cell.model]
+        key = same_model.get(cell.anchor, cell.model) if cell.model == STOCK_CHECK_MODEL else cell.model
+        if measured and key in measured and cell.device == "cpu":
+            median, low, high = measured[key]
             cell.speeds, cell.speed_range = [median], (low, high)
         else:
             cell.speeds = []

@@ -24,10 +24,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
-from experiments.errors import InputError
-from experiments.params import ADDED_LATER
-from experiments.results import RESULTS_FILE, problem
-from experiments import storage as store  # the GCS layout and client (the name `storage` is an Optuna URL here)
+from experiments.common.errors import InputError
+from experiments.training.params import ADDED_LATER
+from experiments.training.results import RESULTS_FILE, problem
+from experiments.storage import storage as store  # the GCS layout and client (the name `storage` is an Optuna URL here)
 
 OBJECTIVE_ORDER = {"vectors": 0, "trigram": 1, "characters": 2}
 TOP_LEVEL = (
@@ -129,7 +129,7 @@ def read_local(roots: Iterable[Path]) -> Tuple[List[RawResult], List[str]]:
 def read_gcs(url: str, client: Any = None) -> List[RawResult]:
     """Every ``*/results.json`` under a ``gs://bucket/prefix`` (honours ``STORAGE_EMULATOR_HOST``).
 
-    Trials published by ``lmao trial --artifacts`` are found in their entries (``experiments.storage``
+    Trials published by ``lmao trial --artifacts`` are found in their entries (``experiments.storage.storage``
     owns that layout): the entry folder names the trial, and an entry without its marker is partial."""
     gs = store.parse_gs_url(url)
     found: List[RawResult] = []

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
-from experiments.fileio import write_text
+from experiments.storage.fileio import write_text
 
 from .load import Loaded
 from .stats import TOP_K

@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Sequence
 
 import typer
 
-from experiments.cli_base import new_app
+from experiments.common.cli_base import new_app
+from experiments.common.errors import InputError
 from experiments.data.docbins import require_prepared_corpus
 
 
@@ -43,9 +44,9 @@ def estimate_size(experiment_dir: Path, params: Dict, corpus_dir: Path, strings:
     estimates)."""
     from spacy.training.initialize import init_nlp
 
-    from experiments.config import build_config
-    from experiments.finetune import directory_size
-    from experiments.trial import resolve_vectors
+    from experiments.training.config import build_config
+    from experiments.training.finetune import directory_size
+    from experiments.training.trial import resolve_vectors
 
     vectors = resolve_vectors(params, corpus_dir)
     config = build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors, overrides=overrides)
@@ -60,9 +61,9 @@ def estimate_size(experiment_dir: Path, params: Dict, corpus_dir: Path, strings:
 def design_sizes(design_path: Path, corpus_dir: Path, only: Sequence[str] = ()) -> List[Dict]:
     """One row per setting: name, params that set the size, estimated bytes (``corpus_dir`` replaces the
     design's corpus for the train/dev docs; the vectors are the setting's own)."""
-    from experiments.campaign import load_design
-    from experiments.config import load_experiment
-    from experiments.params import resolve
+    from experiments.sweeps.campaign import load_design
+    from experiments.training.config import load_experiment
+    from experiments.training.params import resolve
 
     design = load_design(design_path)
     defaults = load_experiment(design.experiment_dir)["params"]

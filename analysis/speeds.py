@@ -20,24 +20,24 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 import typer
 
-from experiments.cli_base import new_app
-from experiments.errors import InputError
-from experiments.results import cpu_model
+from experiments.common.cli_base import new_app
+from experiments.common.errors import InputError
+from experiments.training.results import cpu_model
 
 SPEED_FILE = "frontier-speed.csv"
 
 
 def design_models(designs: Sequence[Path], corpus_dir: Path) -> Dict[str, Dict]:
     """Model label (as the frontier names it) -> resolved params of its first setting, over ``designs``."""
-    from experiments.campaign import load_design
-    from experiments.config import load_experiment
-    from experiments.params import resolve
+    from experiments.sweeps.campaign import load_design
+    from experiments.training.config import load_experiment
+    from experiments.training.params import resolve
 
     from .frontier import model_label
 
@@ -62,8 +62,8 @@ def build_pipeline(experiment_dir: Path, params: Dict, corpus_dir: Path, overrid
     (untrained weights of the trained shapes)."""
     from spacy.training.initialize import init_nlp
 
-    from experiments.config import build_config
-    from experiments.trial import resolve_vectors
+    from experiments.training.config import build_config
+    from experiments.training.trial import resolve_vectors
 
     vectors = resolve_vectors(params, corpus_dir)
     config = build_config(experiment_dir, params, corpus_dir=corpus_dir, vectors=vectors, overrides=overrides)
@@ -72,8 +72,8 @@ def build_pipeline(experiment_dir: Path, params: Dict, corpus_dir: Path, overrid
 
 def measure(designs: Sequence[Path], corpus_dir: Path, *, n_docs: int, rounds: int) -> pd.DataFrame:
     """One row per model: median words/s over ``rounds`` round-robin passes over the same ``n_docs``."""
-    from experiments.finetune import load_examples
-    from experiments.trial import use_cpu_ops
+    from experiments.training.finetune import load_examples
+    from experiments.training.trial import use_cpu_ops
 
     use_cpu_ops("numpy")
     models = design_models(designs, corpus_dir)
@@ -100,20 +100,6 @@ def measure(designs: Sequence[Path], corpus_dir: Path, *, n_docs: int, rounds: i
     return pd.DataFrame(rows)
 
 
-def read_speeds(path: Path) -> Optional[Dict[str, Tuple[float, float, float]]]:
-    """Model label -> side-by-side (median, slowest, fastest round) words/s from ``path``, or None when
-    the file is absent. A file without the spread columns gives the median for all three."""
-    if not path.is_file():
-        return None
-    frame = pd.read_csv(path)
-    speeds = {}
-    for r in frame.to_dict("records"):
-        median = float(r["words_per_second"])
-        speeds[str(r["model"])] = (median, float(r.get("min_words_per_second", median)),
-                                   float(r.get("max_words_per_second", median)))
-    return speeds
-
-
 app = new_app(help="Inference speed of each frontier model, side by side in one run.")
 
 
@@ -126,7 +112,7 @@ def main(
     rounds: int = typer.Option(5, "--rounds", min=1, help="Round-robin passes over every model"),
 ) -> None:
     """Build every model of the designs and time them against each other on the same docs."""
-    from experiments.fileio import write_text
+    from experiments.storage.fileio import write_text
 
     if not (corpus / "dev.spacy").is_file():
         raise InputError(corpus / "dev.spacy", "prepared corpus file missing (run `lmao data imdb` first)")

@@ -24,9 +24,10 @@ from typing import Any, Dict, List, Sequence
 
 import typer
 
-from experiments.cli_base import new_app
+from experiments.common.cli_base import new_app
+from experiments.common.errors import InputError
 from experiments.data.docbins import require_prepared_corpus
-from experiments.fileio import write_json
+from experiments.storage.fileio import write_json
 
 
 def stock_config(optimize: str) -> str:
@@ -54,7 +55,7 @@ def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "effi
     them to train a few hundred steps)."""
     import spacy
 
-    from experiments.finetune import evaluate_saved
+    from experiments.training.finetune import evaluate_saved
 
     require_prepared_corpus(corpus_dir, "run `lmao data imdb` first")
     text = stock_config(optimize)

@@ -13,7 +13,7 @@ from pathlib import Path
 import spacy
 from spacy.training import Corpus
 
-from experiments.finetune import evaluate, load_examples
+from experiments.training.finetune import evaluate, load_examples
 
 
 def main(model_dir: str, dev: str) -> None:

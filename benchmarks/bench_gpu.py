@@ -5,7 +5,7 @@ other on this machine:
 
 1. the protocol trial (IMDB-1k baseline: 1000 train / 10000 dev reviews, width 96, depth 4, static vectors,
    dev evaluated every epoch, ``--epochs`` epochs) on the GPU with an empty CuPy kernel cache (what a fresh
-   pod pays), again with the cache the first run filled (what experiments/kernel_cache.py gives a pod),
+   pod pays), again with the cache the first run filled (what experiments/storage/kernel_cache.py gives a pod),
    and on the CPU;
 2. pretraining words/s, GPU and CPU, for ``--pretrain-docs`` reviews at each ``--pretrain-batch`` size
    (words per batch; 3000 is the default);

@@ -70,8 +70,8 @@ def spacy_cmd(*args) -> list:
 
 def trial_config(corpus: Path, epochs: int):
     """The config `lmao trial` builds for the benchmark's params (pretraining sections included)."""
-    from experiments.config import build_config, load_experiment
-    from experiments.params import resolve
+    from experiments.training.config import build_config, load_experiment
+    from experiments.training.params import resolve
 
     experiment = load_experiment(EXPERIMENT)
     params = resolve(experiment["params"], {"corpus_dir": str(corpus), "max_epochs": epochs, "patience": 0,
@@ -153,7 +153,7 @@ def main() -> None:
         best = spacy.load(out / "model-best")
         from spacy.training import Corpus
 
-        from experiments.finetune import evaluate, load_examples
+        from experiments.training.finetune import evaluate, load_examples
 
         accuracy = evaluate(best, load_examples(corpus / "dev.spacy", best), "textcat", batch_size=128,
                             processes=2).score  # same score as nlp.evaluate (tests/test_trial.py)

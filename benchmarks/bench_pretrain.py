@@ -47,8 +47,8 @@ def timed(cmd: List[str], **kwargs) -> Tuple[float, float, subprocess.CompletedP
 
 
 def pretraining_config(corpus: Path, epochs: int, overrides: Dict[str, object]):
-    from experiments.config import build_config, load_experiment
-    from experiments.params import resolve
+    from experiments.training.config import build_config, load_experiment
+    from experiments.training.params import resolve
 
     experiment = load_experiment(EXPERIMENT)
     params = resolve(experiment["params"], {"pretrain_max_epochs": epochs, **overrides},
@@ -58,8 +58,8 @@ def pretraining_config(corpus: Path, epochs: int, overrides: Dict[str, object]):
 
 def child_ours(corpus: Path, out: Path, workers: int, epochs: int, every: int, objective: str,
                gemm: str = "blis", seed: int = 0) -> None:
-    from experiments.pretrain import pretrain
-    from experiments.trial import use_cpu_ops
+    from experiments.training.pretrain import pretrain
+    from experiments.training.trial import use_cpu_ops
 
     use_cpu_ops(gemm)  # as `lmao trial -P cpu_gemm=...` does before it builds any model
     config = pretraining_config(corpus, epochs, {"objective": objective, "seed": seed})

@@ -6,9 +6,9 @@ alternating, ``--repeats`` times each. Phases, with wall and CPU seconds:
 - ``init``: the pipeline built and initialised from the trial's config (static vectors loaded, labels
   and layer shapes from the training corpus). Before: spaCy's ``init_nlp``, whose ``spacy.Corpus``
   re-tokenizes and aligns every training doc on each of ``initialize``'s 4 passes. Now:
-  ``experiments.finetune.init_pipeline`` (the pre-tokenized examples, read once).
+  ``experiments.training.finetune.init_pipeline`` (the pre-tokenized examples, read once).
 - ``train`` / ``dev``: the gold examples with their unannotated copies. Before: ``DocBin.get_docs`` and
-  a copy built from a loop over each gold doc's tokens. Now: ``experiments.finetune.load_examples``.
+  a copy built from a loop over each gold doc's tokens. Now: ``experiments.training.finetune.load_examples``.
 
 Both sides build the same pipeline and examples (tests/test_setup_speed.py). The corpus is the one
 ``bench_imdb_trial.py`` builds (1000 train / 10000 dev reviews, 100-d vectors); pass ``--corpus`` to
@@ -54,10 +54,10 @@ def one_side(side: str, corpus: Path, width: int) -> dict:
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     from spacy.training.initialize import init_nlp
 
-    from experiments import finetune
-    from experiments.config import build_config, load_experiment
-    from experiments.params import resolve
-    from experiments.trial import select_device
+    from experiments.training import finetune
+    from experiments.training.config import build_config, load_experiment
+    from experiments.training.params import resolve
+    from experiments.training.trial import select_device
 
     params = resolve(load_experiment(EXPERIMENT)["params"],
                      {"corpus_dir": str(corpus), "pretrain_epochs": 0, "max_epochs": 1, "width": width},

@@ -13,7 +13,7 @@ import os
 from importlib import metadata
 from typing import Any, Dict, List
 
-from experiments.results import cpu_model
+from experiments.training.results import cpu_model
 
 
 def cpu_isa() -> str:

@@ -1,13 +1,15 @@
-"""LMAO pretrain-then-finetune experiments built on spaCy.
+"""LMAO pretrain-then-finetune experiments built on spaCy, one package per concern (lowest first; each may
+import only the ones before it, see its ``__init__``; ``tests/test_imports.py`` checks the graph):
 
-One obvious place per stage:
+- ``experiments.common``: ``InputError``, progress lines, the CLI style.
+- ``experiments.storage``: local files, ``gs://`` trees, the pretraining and kernel caches.
 - ``experiments.data``: corpora in, tokenized DocBins out (IMDB, CoNLL/IOB, CoNLL-2012, .spacy, Prodigy).
-- ``experiments.vectors``: static word vectors for the LMAO objective (gensim -> spaCy vectors).
-- ``experiments.objectives``: registered pretraining objectives (the trigram objective lives here).
-- ``experiments.pretrain``: the pretraining loop (spaCy's pretraining model + per-epoch checkpoints).
-- ``experiments.finetune``: the fine-tuning loop (textcat / NER), evaluated once per epoch.
-- ``experiments.trial``: one trial = the above, ending in ``results.json``.
-- ``experiments.cli``: the ``lmao`` command line.
+- ``experiments.training``: one trial: params, config, objectives, pretraining, vectors, fine-tuning, results.
+- ``experiments.sweeps``: many trials: search spaces, the Optuna sweep, campaigns.
+- The Polyaxon/Kubernetes modules (``polyaxon_agent``, ``polyaxon_tuner``, ``polyaxonfile``, ``tracking``,
+  ``k8s_checks``, ``k8s_manifests``): may import all of the above.
+- ``experiments.cli`` (with ``cli_sweep``): the experiments' commands (``python -m experiments``); the full
+  ``lmao`` command line is ``lmao.cli``. Nothing in ``experiments`` imports ``analysis`` or ``lmao``.
 """
 
 __version__ = "0.1.0"

@@ -1,7 +1,9 @@
-"""The ``lmao`` command line (also ``python -m experiments``), in spaCy's CLI style: typer commands,
-``--section.key value`` config overrides, clear one-line errors for bad input.
+"""The experiments' commands of the ``lmao`` command line (``python -m experiments`` runs just these), in
+spaCy's CLI style: typer commands, ``--section.key value`` config overrides, clear one-line errors for bad
+input. The full ``lmao`` app (these plus ``campaign``, ``report`` and ``frontier``, which need
+``analysis``) is assembled in :mod:`lmao.cli`; nothing here imports ``analysis``.
 
-Bad input anywhere raises :class:`~experiments.errors.InputError`; ``experiments.cli_base`` prints it as
+Bad input anywhere raises :class:`~experiments.common.errors.InputError`; ``experiments.common.cli_base`` prints it as
 one ``error: FILE:LINE: problem`` line (other exceptions keep their traceback). Heavy imports happen
 inside the commands so ``lmao --help`` stays fast.
 """
@@ -13,11 +15,10 @@ from typing import List, Optional
 
 import typer
 
-from analysis.cli import frontier, report
 from . import cli_sweep
-from .cli_base import OVERRIDES, existing_folder, new_app
-from .errors import InputError, check_at_least
-from .params import params_help
+from .common.cli_base import OVERRIDES, existing_folder, new_app
+from .common.errors import InputError
+from .training.params import params_help
 
 app = new_app(name="lmao", help="LMAO pretrain-then-finetune experiments with spaCy.", no_args_is_help=True)
 data_app = new_app(help="Prepare corpora as tokenized spaCy DocBins.", no_args_is_help=True)
@@ -82,7 +83,7 @@ def vectors_train(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train static vectors with gensim and save them with spaCy's vectors machinery."""
-    from .vectors import train_vectors
+    from .training.vectors import train_vectors
 
     info = train_vectors(corpus, out, algorithm=algorithm, dims=dims, min_count=min_count, epochs=epochs,
                          window=window, seed=seed)
@@ -95,7 +96,7 @@ def vectors_import(
     out: Path = typer.Argument(..., help="Output folder"),
 ) -> None:
     """Import existing vectors as a spaCy vectors folder."""
-    from .vectors import import_vectors
+    from .training.vectors import import_vectors
 
     info = import_vectors(source, out)
     typer.echo(f"{out}: {info['rows']} vectors x {info['dims']} dims")
@@ -109,7 +110,7 @@ def vectors_prune(
     dims: int = typer.Option(0, "--dims", help="Project onto the top D principal axes (PCA; 0 = all dimensions)"),
 ) -> None:
     """A smaller vectors table: fewer rows as `spacy init vectors --prune N` makes it, and/or fewer dimensions."""
-    from .vectors import prune_vectors
+    from .training.vectors import prune_vectors
 
     info = prune_vectors(source, out, rows=rows, dims=dims)
     typer.echo(f"{out}: {info['rows']} vectors x {info['dims']} dims, {info['keys']} words")
@@ -131,8 +132,9 @@ def trial(
     """Run one pretrain-then-finetune trial. Extra `--section.key value` options override the spaCy config."""
     from spacy.cli._util import parse_config_overrides
 
-    from .params import parse_assignments
-    from .trial import run_trial
+    from .polyaxon import make_tracker
+    from .training.params import parse_assignments
+    from .training.trial import run_trial
 
     existing_folder(experiment_dir, "an experiment folder")
     overrides = parse_assignments(param)
@@ -143,7 +145,7 @@ def trial(
         raise InputError(" ".join(ctx.args), "unexpected arguments: config overrides are --section.key value") from None
     results = run_trial(experiment_dir, out, overrides, config_overrides=config_overrides, cache=cache,
                         artifacts=artifacts, final=final, gpu=gpu, eval_processes=eval_processes,
-                        meta=meta_values)
+                        meta=meta_values, tracker_factory=make_tracker)  # a Polyaxon run when an API is configured
     line = f"{out}: best dev {results['metric']} {results['best_dev_score']:.4f} at epoch {results['best_epoch']}"
     if final:
         line += f"; TEST {results['metric']} {results['test_score']:.4f}"
@@ -158,7 +160,7 @@ def data_upload(
     """Publish a prepared corpus to GCS as one entry with a manifest (size + sha256 of every file), so
     trials on the cluster can take `-P corpus_dir=gs://...` (downloaded once per node and verified)."""
     from .data.docbins import require_prepared_corpus
-    from .storage import AlreadyPublishedError, StorageError, is_gs_url, upload_tree
+    from .storage.storage import AlreadyPublishedError, StorageError, is_gs_url, upload_tree
 
     if not is_gs_url(url):
         raise InputError(url, "expected gs://bucket/prefix")
@@ -196,49 +198,4 @@ def data_merge_annotations(
     typer.echo(format_summary(summary, out))
 
 
-@app.command("campaign", context_settings=OVERRIDES)
-def campaign(
-    ctx: typer.Context,
-    design: Path = typer.Argument(..., help="Campaign design (YAML): experiment, runs folder, seeds, settings"),
-    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these settings (repeatable)"),
-    seed: Optional[List[int]] = typer.Option(None, "--seed", help="Run only these seeds (repeatable)"),
-    cache: Optional[str] = typer.Option(None, "--cache", help="Pretraining cache: folder or gs:// (default: RUNS/cache)"),
-    max_trials: int = typer.Option(0, "--max-trials", help="Stop after running this many trials (0 = all)"),
-    summary_only: bool = typer.Option(False, "--summary", help="Only print the summary of the finished trials"),
-    as_markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a markdown table"),
-    also: Optional[List[Path]] = typer.Option(
-        None, "--also", help="With --summary: add these designs' rows after DESIGN's (repeatable; --only filters all)"),
-    readme: Optional[Path] = typer.Option(
-        None, "--readme", help="Also write the markdown summary into this README, between the --block markers"),
-    block: str = typer.Option("campaign", "--block", help="README block: <!-- BLOCK:start --> ... <!-- BLOCK:end -->"),
-) -> None:
-    """Run a fixed design of trials (settings x seeds), skipping finished ones; extra options go to each trial."""
-    from analysis.report import update_readme
-
-    from .campaign import load_design, markdown, run_campaign, summary
-
-    check_at_least("--max-trials", max_trials, 0, "0 = all")
-    plan = load_design(design)
-    if also and not summary_only:
-        raise InputError("--also", "only goes with --summary (a campaign runs one design)")
-    counts = {"failed": 0}
-    if not summary_only:
-        counts = run_campaign(plan, only=only or (), seeds=seed or (), cache=cache, extra=ctx.args, max_trials=max_trials)
-        typer.echo(f"campaign {design}: {counts['completed']} run, {counts['skipped']} already done, "
-                   f"{counts['failed']} failed")
-    table = summary(plan, *map(load_design, also or ()), only=only or ())
-    typer.echo("no finished trials yet" if table.empty else markdown(table) if as_markdown else table.to_string())
-    if readme is not None:
-        if table.empty:
-            raise InputError(design, f"no finished trials to write into {readme}")
-        message = update_readme(readme, markdown(table), block=block)
-        if message.startswith("skipped"):
-            raise InputError(readme, message.split(": ", 1)[1])
-        typer.echo(message)
-    if counts["failed"]:
-        raise typer.Exit(1)
-
-
-app.command("report")(report)  # defined in analysis.cli (also `python -m analysis`)
-app.command("frontier")(frontier)  # analysis.cli: the size-accuracy frontier of IMDB-style campaigns
 cli_sweep.register(app)  # `lmao sweep` and `lmao polyaxonfile`

@@ -8,9 +8,9 @@ from typing import List, Optional
 
 import typer
 
-from .cli_base import OVERRIDES, existing_folder
-from .errors import InputError, check_at_least
-from .search_space import OPTUNA_SEARCHES, POLYAXON_SEARCHES
+from .common.cli_base import OVERRIDES, existing_folder
+from .common.errors import InputError, check_at_least
+from .sweeps.search_space import OPTUNA_SEARCHES, POLYAXON_SEARCHES
 
 
 def sweep(
@@ -33,9 +33,10 @@ def sweep(
 
     Extra options after `--` go to every `lmao trial` (e.g. `-- --gpu -1 --eval-processes 1`).
     """
-    from .params import parse_assignments
-    from .search_space import load_search_space
-    from .sweep import SweepOptions, run_sweep
+    from .sweeps.search_space import load_search_space
+    from .sweeps.sweep import SweepOptions, run_sweep
+    from .polyaxon import mark_stopped
+    from .training.params import parse_assignments
 
     # Every option and file is checked before the study or the runs folder is created.
     existing_folder(experiment_dir, "an experiment folder")
@@ -51,6 +52,7 @@ def sweep(
         experiment_dir=experiment_dir, search=search, n_trials=n_trials, workers=workers, storage=storage,
         study=study, fixed=parse_assignments(param), runs=runs, cache=cache, seed=seed,
         startup_trials=startup_trials, heartbeat=heartbeat, kill_grace=kill_grace, trial_args=list(ctx.args),
+        on_pruned=mark_stopped,  # the pruned trial's Polyaxon run, when it has one, is marked stopped
     )
     summary = run_sweep(options)
     states = ", ".join(f"{n} {s}" for s, n in sorted(summary["states"].items()))
@@ -74,8 +76,8 @@ def polyaxonfile(
     """Generate a Polyaxon v2 polyaxonfile (operation + matrix) from EXPERIMENT_DIR/sweep.yml."""
     if k8s:
         return k8s_objects(experiment_dir, search, out, project_id)
-    from .fileio import write_text
     from .polyaxon import TUNER_SEARCH, polyaxonfile_path, render_polyaxonfile
+    from .storage.fileio import write_text
 
     existing_folder(experiment_dir, "an experiment folder")
     check_at_least("--concurrency", concurrency, 1)
@@ -96,10 +98,9 @@ def polyaxonfile(
 
 def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_id: str) -> None:
     """``lmao polyaxonfile EXPERIMENT_DIR --k8s``: the cluster's objects for the committed polyaxonfile."""
-    from .fileio import write_text
-    from .polyaxon import check_all
-    from .polyaxon import OPERATIONS, REPO, cluster_settings, compile_operation, manifests_yaml
+    from .polyaxon import OPERATIONS, REPO, check_all, cluster_settings, compile_operation, manifests_yaml
     from .polyaxon import polyaxonfile_path
+    from .storage.fileio import write_text
 
     existing_folder(experiment_dir, "an experiment folder")
     target = polyaxonfile_path(experiment_dir, search).resolve()
@@ -108,7 +109,11 @@ def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_
                 if (REPO / op.polyaxonfile).resolve() == target]
     if not compiled:
         raise InputError(target, "no cluster operation runs this file (experiments/polyaxon/k8s_manifests.py OPERATIONS)")
-    problems = check_all(compiled)
+    from typer.main import get_command
+
+    from .cli import app  # the commands `python -m experiments` has, for the entry-point check
+
+    problems = check_all(compiled, set(get_command(app).commands))  # type: ignore[attr-defined]
     text = manifests_yaml(compiled)
     if out:
         write_text(out, text)

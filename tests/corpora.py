@@ -31,7 +31,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def imdb_corpus(shared_data: Path, tmp_path_factory) -> Path:
     from experiments.data.imdb import prepare_imdb
-    from experiments.vectors import train_vectors
+    from experiments.training.vectors import train_vectors
 
     out = tmp_path_factory.mktemp("imdb") / "imdb-small"
     prepare_imdb(shared_data / "imdb" / "imdb.jsonl.gz", out, n_train=300, n_dev=200, n_test=100,
@@ -43,7 +43,7 @@ def imdb_corpus(shared_data: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def wnut_corpus(shared_data: Path, tmp_path_factory) -> Path:
     from experiments.data.ner import prepare_ner
-    from experiments.vectors import train_vectors
+    from experiments.training.vectors import train_vectors
 
     wnut = shared_data / "ner" / "wnut17"
     out = tmp_path_factory.mktemp("wnut") / "wnut-small"

@@ -1,4 +1,4 @@
-"""experiments.cache: one builder per key, no half entries, stale-lock recovery; local and GCS. And the
+"""experiments.storage.cache: one builder per key, no half entries, stale-lock recovery; local and GCS. And the
 pretraining cache key: what changes the pretrained weights changes it, fine-tuning settings do not."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments import storage
-from experiments.cache import ArtifactCache, CacheResult, CacheTimeoutError, cache_key
-from experiments.storage import MARKER
+from experiments.storage import storage
+from experiments.storage.cache import ArtifactCache, CacheResult, CacheTimeoutError, cache_key
+from experiments.storage.storage import MARKER
 
 FAST = dict(poll_s=0.05, heartbeat_s=0.1, stale_after_s=1.0)
 
@@ -217,7 +217,7 @@ def test_gcs_failed_build_releases_lock(gcs_emulator, tmp_path):
 def test_gcs_lock_created_by_our_own_retried_request_is_ours(gcs_emulator):
     """The client retries a conditional create whose response was lost: the 412 it then gets is
     for our own lock, which must count as acquired (else we would wait for ourselves)."""
-    from experiments.cache import _GcsLock
+    from experiments.storage.cache import _GcsLock
 
     bucket = gcs_emulator.new_bucket()
     mine, theirs = _GcsLock(bucket.blob("k/_LOCK"), 60), _GcsLock(bucket.blob("k/_LOCK"), 60)
@@ -260,10 +260,10 @@ def default_key(key_corpus) -> str:
 
 
 def pretraining_key(corpus: Path, params=None, config_overrides=None, experiment: Path = IMDB) -> str:
-    from experiments.config import load_experiment
-    from experiments.params import resolve
-    from experiments.pretrain import pretraining_inputs
-    from experiments.trial import pretraining_setup, resolve_vectors
+    from experiments.training.config import load_experiment
+    from experiments.training.params import resolve
+    from experiments.training.pretrain import pretraining_inputs
+    from experiments.training.trial import pretraining_setup, resolve_vectors
 
     defaults = load_experiment(experiment)["params"]
     resolved = resolve(defaults, {"corpus_dir": str(corpus), **(params or {})}, defaults_source="defaults.yml")
@@ -361,7 +361,7 @@ def test_pretrain_corpus_pretrains_on_that_corpus_text(key_corpus, default_key, 
     import spacy
 
     from experiments.data.docbins import write_pretraining_corpus
-    from experiments.trial import pretraining_setup
+    from experiments.training.trial import pretraining_setup
 
     same = tmp_path / "same"
     shutil.copytree(key_corpus / "pretrain", same / "pretrain")
@@ -369,8 +369,8 @@ def test_pretrain_corpus_pretrains_on_that_corpus_text(key_corpus, default_key, 
     write_pretraining_corpus((spacy.blank("en")(t) for t in ["Mary lives in Paris."]), other / "pretrain")
     assert pretraining_key(key_corpus, {"pretrain_corpus": str(same)}) == default_key
     assert pretraining_key(key_corpus, {"pretrain_corpus": str(other)}) != default_key
-    from experiments.config import load_experiment
-    from experiments.params import resolve
+    from experiments.training.config import load_experiment
+    from experiments.training.params import resolve
 
     params = resolve(load_experiment(IMDB)["params"], {"corpus_dir": str(key_corpus), "pretrain_corpus": str(other)},
                      defaults_source="defaults.yml")
@@ -428,10 +428,10 @@ def test_key_follows_file_contents_not_paths(key_corpus, default_key, tmp_path):
 
 
 def test_key_inputs_name_versions_arithmetic_and_the_filled_config(key_corpus):
-    from experiments.config import load_experiment
-    from experiments.params import resolve
-    from experiments.pretrain import pretraining_inputs
-    from experiments.trial import pretraining_setup
+    from experiments.training.config import load_experiment
+    from experiments.training.params import resolve
+    from experiments.training.pretrain import pretraining_inputs
+    from experiments.training.trial import pretraining_setup
 
     params = resolve(load_experiment(IMDB)["params"], {"corpus_dir": str(key_corpus)})
     pre_params, config = pretraining_setup(IMDB, params, key_corpus, key_corpus / "vectors")
@@ -463,7 +463,7 @@ def test_ner_experiment_key(key_corpus):
 @pytest.mark.slow
 def test_trials_differing_only_in_a_pretraining_override_do_not_share_weights(imdb_corpus, tiny_trial_params,
                                                                                tmp_path):
-    from experiments.trial import run_trial
+    from experiments.training.trial import run_trial
 
     params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "pretrain_epochs": 1, "max_epochs": 1}
     cache = str(tmp_path / "cache")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments.campaign import load_design, run_campaign, summary
-from experiments.errors import InputError
-from experiments.results import load_results
+from analysis.campaign import summary
+from experiments.sweeps.campaign import load_design, run_campaign
+from experiments.common.errors import InputError
+from experiments.training.results import load_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,7 +84,7 @@ def test_campaign_summary_of_two_designs_into_a_readme_block(tmp_path):
     fake_finished(tmp_path / "b" / "runs", "recipe", 0, [0.8, 0.85, 0.88, 0.9], wall_seconds=120)  # rising
     readme = tmp_path / "README.md"
     readme.write_text("# E\n\nkept\n<!-- ba:start -->\nstale\n<!-- ba:end -->\nkept too\n")
-    cli = subprocess.run([sys.executable, "-m", "experiments", "campaign", str(before), "--summary", "--markdown",
+    cli = subprocess.run([sys.executable, "-m", "lmao", "campaign", str(before), "--summary", "--markdown",
                           "--also", str(after), "--only", "old", "--only", "recipe", "--readme", str(readme),
                           "--block", "ba"], capture_output=True, text=True, cwd=REPO)
     assert cli.returncode == 0, cli.stderr
@@ -97,7 +98,7 @@ def test_campaign_summary_of_two_designs_into_a_readme_block(tmp_path):
     # A README without the block's markers is left untouched, with one error line.
     plain = tmp_path / "PLAIN.md"
     plain.write_text("# no markers\n")
-    cli = subprocess.run([sys.executable, "-m", "experiments", "campaign", str(before), "--summary", "--markdown",
+    cli = subprocess.run([sys.executable, "-m", "lmao", "campaign", str(before), "--summary", "--markdown",
                           "--readme", str(plain), "--block", "ba"], capture_output=True, text=True, cwd=REPO)
     assert cli.returncode == 1 and plain.read_text() == "# no markers\n"
     assert cli.stderr.strip() == f"error: {plain}: missing or malformed <!-- ba:start --> / <!-- ba:end --> markers (left untouched)"
@@ -106,7 +107,7 @@ def test_campaign_summary_of_two_designs_into_a_readme_block(tmp_path):
 def test_campaign_cli_reports_failures_and_exits_nonzero(imdb_corpus, tmp_path):
     path = write_design(tmp_path, imdb_corpus, seeds=[0],
                         settings=[{"name": "broken", "params": {"corpus_dir": str(tmp_path / "missing")}}])
-    cli = subprocess.run([sys.executable, "-m", "experiments", "campaign", str(path)], capture_output=True,
+    cli = subprocess.run([sys.executable, "-m", "lmao", "campaign", str(path)], capture_output=True,
                          text=True, cwd=REPO)
     assert cli.returncode == 1
     assert "0 run, 0 already done, 1 failed" in cli.stdout
@@ -131,8 +132,8 @@ def test_bad_design_is_one_clear_error(tmp_path, change, message):
 
 def test_a_finished_trial_from_another_recipe_is_not_counted(tmp_path):
     """Resuming after the experiment's defaults (or the design) changed must not mix two recipes."""
-    from experiments.config import load_experiment
-    from experiments.params import resolve
+    from experiments.training.config import load_experiment
+    from experiments.training.params import resolve
 
     design = load_design(write_design(tmp_path, tmp_path / "corpus"))
     trial = next(design.trials())

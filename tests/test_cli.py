@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from experiments.cli import app
-from experiments.params import PARAMS
+from lmao.cli import app
+from experiments.training.params import PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"
@@ -46,12 +46,12 @@ def test_bad_value_in_defaults_yml_names_the_file(tmp_path):
 
 
 def test_unexpected_exceptions_keep_their_traceback(tmp_path, monkeypatch):
-    import experiments.trial
+    import experiments.training.trial
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug, not bad input")
 
-    monkeypatch.setattr(experiments.trial, "run_trial", broken)
+    monkeypatch.setattr(experiments.training.trial, "run_trial", broken)
     res = CliRunner().invoke(app, ["trial", str(IMDB), "--out", str(tmp_path / "t")])
     assert res.exit_code == 1 and isinstance(res.exception, RuntimeError)
     assert "error:" not in res.output
@@ -75,3 +75,27 @@ def test_no_import_cycle_and_python_m_analysis_does_not_load_the_lmao_cli():
     assert done.stdout.split() == ["False", "False"]
     help_ = subprocess.run([sys.executable, "-m", "analysis", "--help"], capture_output=True, text=True, cwd=REPO)
     assert help_.returncode == 0 and "Usage: python -m analysis" in help_.stdout and "--no-plots" in help_.stdout
+
+
+def test_trial_and_sweep_commands_pass_the_polyaxon_hooks(tmp_path, monkeypatch):
+    """Training and sweeps never import the tracker: `lmao trial` passes make_tracker, `lmao sweep` mark_stopped."""
+    import experiments.sweeps.sweep
+    import experiments.training.trial
+    from experiments.polyaxon.tracking import make_tracker, mark_stopped
+
+    seen = {}
+
+    def fake_trial(*args, **kwargs):
+        seen["trial"] = kwargs
+        raise RuntimeError("stop here")
+
+    def fake_sweep(options):
+        seen["sweep"] = options
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(experiments.training.trial, "run_trial", fake_trial)
+    monkeypatch.setattr(experiments.sweeps.sweep, "run_sweep", fake_sweep)
+    CliRunner().invoke(app, ["trial", str(IMDB), "--out", str(tmp_path / "t")])
+    CliRunner().invoke(app, ["sweep", str(IMDB), "--runs", str(tmp_path / "runs")])
+    assert seen["trial"]["tracker_factory"] is make_tracker
+    assert seen["sweep"].on_pruned is mark_stopped

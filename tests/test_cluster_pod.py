@@ -17,6 +17,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from typer.main import get_command
+
+from experiments.cli import app as experiments_app
 
 from experiments.polyaxon import k8s_checks as checks
 from experiments.polyaxon.k8s_manifests import (OPERATIONS, RUNBOOK_PARAMS, Compiled, Operation, cluster_settings,
@@ -25,6 +28,8 @@ from tests.services import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN = checks.MAIN_CONTAINER
+# the subcommands of `python -m experiments`, as `lmao polyaxonfile --k8s` passes them to the checks
+COMMANDS = set(get_command(experiments_app).commands)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +101,7 @@ def test_a_plain_operation_compiles_and_passes_the_checks_too(tmp_path, tf):
     c = compile_operation("single", Operation(str(path), "operation", {**RUNBOOK_PARAMS, "pool": "gpu", "gpus": 1}),
                           cluster_settings())
     assert "-P width=96 " in _main(c)["args"][0]  # the input's default (params.py), resolved by Polyaxon
-    assert checks.check_all([c], tf) == []
+    assert checks.check_all([c], COMMANDS, tf) == []
 
 
 def test_lmao_polyaxonfile_k8s_prints_the_objects_and_checks_them(tmp_path):
@@ -115,7 +120,7 @@ def test_lmao_polyaxonfile_k8s_prints_the_objects_and_checks_them(tmp_path):
 
 
 def test_the_compiled_objects_pass_every_check(compiled, tf):
-    assert checks.check_all(compiled, tf) == []
+    assert checks.check_all(compiled, COMMANDS, tf) == []
 
 
 def test_schema_versions_cover_what_the_validator_ships():
@@ -158,19 +163,19 @@ def test_each_check_fails_with_one_line(compiled, tf, mutation):
     c = _mutated(_gpu(compiled), change)
     run = {"scheduling": lambda c: checks.check_scheduling(c, tf), "resources": lambda c: checks.check_resources(c, tf),
            "identity": lambda c: checks.check_identity(c, tf), "images": lambda c: checks.check_images(c, tf),
-           "entrypoint": checks.check_entrypoint}.get(check, check)
+           "entrypoint": lambda c: checks.check_entrypoint(c, COMMANDS)}.get(check, check)
     problems = run(c)
     assert len(problems) == 1 and expected in problems[0] and "\n" not in problems[0], problems
     assert problems[0].startswith(f"{c.name} (pod plx-operation-")
-    assert len(checks.check_all([c], tf)) >= 1
+    assert len(checks.check_all([c], COMMANDS, tf)) >= 1
 
 
 def test_a_tuner_module_that_is_not_in_the_package_fails_with_one_line(compiled):
     tuner = next(c for c in compiled if "polyaxonfile.tpe" in OPERATIONS[c.name].polyaxonfile)
-    assert checks.check_entrypoint(tuner) == []
+    assert checks.check_entrypoint(tuner, COMMANDS) == []
     c = _mutated(tuner, lambda s: s["containers"][0].update({"args": [s["containers"][0]["args"][0].replace(
         "experiments.polyaxon.tuner", "experiments.polyaxon.tuners")]}))
-    [problem] = checks.check_entrypoint(c)
+    [problem] = checks.check_entrypoint(c, COMMANDS)
     assert "`python -m experiments.polyaxon.tuners`" in problem and "\n" not in problem
 
 
@@ -262,7 +267,7 @@ def _identity(tf):
 @pytest.fixture(scope="module")
 def store(gcs_emulator, imdb_corpus, tmp_path_factory):
     """A bucket laid out as after runbook steps 4-8: the corpus published, the code uploaded for a matrix."""
-    from experiments.storage import upload_tree
+    from experiments.storage.storage import upload_tree
 
     bucket = gcs_emulator.new_bucket()
     upload_tree(imdb_corpus, f"gs://{bucket.name}/corpus/imdb-small")
@@ -331,7 +336,7 @@ def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf
     settings = cluster_settings(bucket=bucket.name, store_key_secret=KEY_SECRET)
     assert settings.values["artifactsStore"]["secret"] == {"name": KEY_SECRET, "mountPath": "/plx-secret"}
     c = _compile_tiny(store, settings)
-    assert checks.check_all([c], tf) == []  # the executed pod passes the same checks
+    assert checks.check_all([c], COMMANDS, tf) == []  # the executed pod passes the same checks
     pod = pod_of(c.resource)
     prefix = f"polyaxon/{c.run_uuid}/"
     started = time.monotonic()
@@ -389,7 +394,7 @@ def test_pod_runs_is_killed_and_its_retry_finishes_clean(store, gcs_emulator, tf
     assert attempt1 - set(blobs) <= {k for k in attempt1 if k.startswith(("outputs/", "events/"))}
 
     report = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "experiments", "report", "--gcs", f"gs://{bucket.name}/polyaxon",
+    done = subprocess.run([sys.executable, "-m", "lmao", "report", "--gcs", f"gs://{bucket.name}/polyaxon",
                            "--out", str(report), "--no-readmes"], cwd=REPO, capture_output=True, text=True,
                           timeout=300, env={**__import__("os").environ, "LMAO_TRACKING": "0"})
     assert done.returncode == 0, done.stderr[-2000:]

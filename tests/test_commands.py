@@ -22,10 +22,10 @@ VOCAB = spacy.blank("en").vocab
 
 
 def lmao(*args, env=None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -m experiments ARGS`` in its own process, as a user runs it."""
+    """``python -m lmao ARGS`` in its own process, as a user runs it."""
     environ = {**os.environ, "LMAO_TRACKING": "0", **(env or {})}
     environ.pop("POLYAXON_HOST", None)
-    return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)], cwd=REPO, env=environ,
+    return subprocess.run([sys.executable, "-m", "lmao", *map(str, args)], cwd=REPO, env=environ,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -34,7 +34,7 @@ def lmao_here(*args) -> SimpleNamespace:
     each subprocess would spend seconds importing spaCy."""
     from typer.testing import CliRunner
 
-    from experiments.cli import app
+    from lmao.cli import app
 
     res = CliRunner().invoke(app, [str(a) for a in args])
     return SimpleNamespace(returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr)
@@ -128,7 +128,7 @@ def test_polyaxonfile_check_command(tmp_path):
 def test_trial_artifacts_command(gcs_emulator, imdb_corpus, tmp_path):
     """`lmao trial --artifacts gs://...`: the finished trial is published under the prefix (results and
     model-best), and `lmao report --gcs` reads it back."""
-    from experiments.storage import download_tree, is_complete
+    from experiments.storage.storage import download_tree, is_complete
 
     bucket = gcs_emulator.new_bucket()
     prefix = f"gs://{bucket.name}/runs/cli-study"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.sweep import stop_process
+from experiments.sweeps.sweep import stop_process
 from experiments.polyaxon.tracking import NoTracker, make_tracker, runs_page_url
 from tests.corpora import TINY_TRIAL_PARAMS
 from tests.services import free_port, unavailable

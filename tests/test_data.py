@@ -17,7 +17,7 @@ import spacy
 from experiments.data.docbins import read_docs, write_docbin
 from experiments.data.imdb import prepare_imdb, read_reviews, split_imdb_1k
 from experiments.data.ner import prepare_ner, read_ner_docs
-from experiments.errors import InputError
+from experiments.common.errors import InputError
 from tests.imdb_oracle import reference_prepare_imdb
 
 REPO = Path(__file__).resolve().parents[1]

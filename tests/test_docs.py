@@ -23,7 +23,7 @@ DOC_GLOBS = ["README.md", "docs/*.md", "lmao-imdb-1k/*.md", "ontonotes-ner/*.md"
 
 def cli_app():
     """The `lmao` typer app (the one place to change if the CLI entry moves)."""
-    from experiments.cli import app
+    from lmao.cli import app
 
     return app
 

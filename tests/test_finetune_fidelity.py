@@ -15,7 +15,7 @@ from typing import Any, Dict, List
 import pytest
 from thinc.api import Config
 
-from experiments.trial import run_trial
+from experiments.training.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"
@@ -26,7 +26,7 @@ def spacy_loop(config_path: Path, out: Path, monkeypatch, overrides: Dict[str, A
     import spacy.training.loop as loop
     from spacy.training.initialize import init_nlp
 
-    import experiments.pretrain  # noqa: F401  (the config names our pretraining reader)
+    import experiments.training.pretrain  # noqa: F401  (the config names our pretraining reader)
 
     steps: List[Dict[str, Any]] = []
     original = loop.train_while_improving
@@ -89,7 +89,7 @@ def test_a_tie_keeps_the_later_evaluation_and_patience_counts_from_the_earliest(
 @pytest.mark.slow
 def test_a_crash_still_writes_model_last(one_batch_params, tmp_path, monkeypatch):
     """spaCy's train() saves model-last on its way out of a crash, then re-raises; so does finetune."""
-    import experiments.finetune as finetune
+    import experiments.training.finetune as finetune
 
     def crash(*args, **kwargs):
         raise RuntimeError("evaluation crashed")

@@ -14,7 +14,7 @@ from scipy import stats
 
 from analysis.frontier import cells, frontier_report, headline
 from analysis.load import load_all
-from experiments.errors import InputError
+from experiments.common.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "analysis" / "imdb-1k-campaign" / "baseline" / "seed-0" / "results.json"
@@ -263,8 +263,8 @@ def test_committed_frontier_regenerates_byte_identically(tmp_path, monkeypatch):
 
 
 def test_frontier_design_pairs_every_pretrained_setting_and_its_tables_are_built_by_make():
-    from experiments.campaign import load_design
-    from experiments.params import PARAMS
+    from experiments.sweeps.campaign import load_design
+    from experiments.training.params import PARAMS
 
     design = load_design(REPO / "lmao-imdb-1k" / "frontier.yml", repo_root=REPO)
     assert design.seeds == [0, 1, 2]
@@ -294,9 +294,9 @@ def test_size_estimate_matches_the_trained_model(imdb_corpus, tiny_trial_params,
     """analysis.sizes builds the pipeline a trial trains (spaCy's init_nlp, the corpus' strings): its
     bytes on disk are the trained model-best's, byte for byte (the weights are the same shapes)."""
     from analysis.sizes import estimate_size
-    from experiments.config import load_experiment
-    from experiments.params import resolve
-    from experiments.trial import run_trial
+    from experiments.training.config import load_experiment
+    from experiments.training.params import resolve
+    from experiments.training.trial import run_trial
 
     experiment = REPO / "lmao-imdb-1k"
     overrides = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "pretrain_epochs": 0, "max_epochs": 1}
@@ -326,7 +326,7 @@ def test_frontier_cli_errors_in_one_line(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "experiments", "frontier", str(tmp_path / "missing"), "--out",
+    done = subprocess.run([sys.executable, "-m", "lmao", "frontier", str(tmp_path / "missing"), "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 1
     assert done.stderr.strip() == f"error: {tmp_path / 'missing'}: runs folder not found"

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(MISSING), reason=f"no GP
 
 
 def test_trial_on_the_gpu_scores_as_its_model_on_the_cpu(imdb_corpus, tiny_trial_params, tmp_path):
-    from experiments.finetune import evaluate, load_examples
+    from experiments.training.finetune import evaluate, load_examples
 
     params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "pretrain_epochs": 0, "max_epochs": 3}
     out = tmp_path / "trial"
@@ -62,9 +62,9 @@ def test_init_pipeline_is_init_nlp_on_the_gpu(imdb_corpus, tiny_trial_params):
     import spacy
     from spacy.training.initialize import init_nlp
 
-    from experiments import finetune
-    from experiments.config import build_config, load_experiment
-    from experiments.params import resolve
+    from experiments.training import finetune
+    from experiments.training.config import build_config, load_experiment
+    from experiments.training.params import resolve
 
     experiment = REPO / "lmao-imdb-1k"
     params = resolve(load_experiment(experiment)["params"], {**tiny_trial_params, "corpus_dir": str(imdb_corpus)},

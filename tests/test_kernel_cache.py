@@ -1,4 +1,4 @@
-"""CuPy's kernel cache kept in the bucket (experiments/kernel_cache.py), against the local GCS server.
+"""CuPy's kernel cache kept in the bucket (experiments/storage/kernel_cache.py), against the local GCS server.
 
 The sync works on files, so it runs here without a GPU: the files are in CuPy's on-disk format (the
 SHA-1 of the binary in hex, then the binary). tests/test_gpu.py checks a real GPU trial fills it.
@@ -10,7 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from experiments import kernel_cache
+from experiments.storage import kernel_cache
 
 
 def kernel(folder: Path, name: str, payload: bytes) -> bytes:

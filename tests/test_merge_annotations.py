@@ -12,10 +12,10 @@ import spacy
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from lmao.cli import app
 from experiments.data.merge_annotations import merge_annotations
 from experiments.data.prodigy import iter_tasks, read_prodigy_ner, text_hash
-from experiments.errors import InputError
+from experiments.common.errors import InputError
 
 TEXT = "Anna met Bob in New York."
 OTHER = "Carl likes Rome."

@@ -8,7 +8,7 @@ import spacy
 from spacy.util import registry
 from thinc.api import Adam, fix_random_seed
 
-from experiments.objectives import get_trigram_loss, trigram_targets
+from experiments.training.objectives import get_trigram_loss, trigram_targets
 
 WORDS = ["the", "film", "was", "good", "bad", "plot", "actor"]
 DIMS = 4

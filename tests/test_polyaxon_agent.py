@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 
 from experiments.polyaxon.agent import LocalRun, _agent_classes, cleaner_paths, set_agent_config
-from experiments.processes import group_alive
+from experiments.common.processes import group_alive
 
 
 class FakeClient:

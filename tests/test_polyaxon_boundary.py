@@ -113,7 +113,7 @@ def test_the_agent_and_a_tracked_trial_check_the_version_before_they_start(monke
 def test_importing_the_package_imports_no_polyaxon():
     import subprocess
 
-    code = ("import sys, experiments.polyaxon, experiments.polyaxon.boundary, experiments.trial; "
+    code = ("import sys, experiments.polyaxon, experiments.polyaxon.boundary, experiments.training.trial; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('polyaxon', 'haupt', 'traceml')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

@@ -49,7 +49,7 @@ print("RUNS", json.dumps(out, default=str))
 def tiny_corpus(shared_data, tmp_path_factory) -> Path:
     """Smaller than tests/corpora.py's slices: a sweep trains several trials at once on 2 cores."""
     from experiments.data.imdb import prepare_imdb
-    from experiments.vectors import train_vectors
+    from experiments.training.vectors import train_vectors
 
     out = tmp_path_factory.mktemp("plx-corpus") / "imdb-tiny"
     prepare_imdb(shared_data / "imdb" / "imdb.jsonl.gz", out, n_train=100, n_dev=60, n_test=20,

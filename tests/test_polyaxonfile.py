@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments.params import coerce
+from experiments.training.params import coerce
 from experiments.polyaxon.polyaxonfile import MAX_RETRIES, generated_files, render_polyaxonfile
-from experiments.search_space import load_search_space
+from experiments.sweeps.search_space import load_search_space
 
 REPO = Path(__file__).resolve().parents[1]
 POLYAXON = Path(sys.executable).parent / "polyaxon"
@@ -193,7 +193,7 @@ print("FILES", json.dumps(sorted(IgnoreConfigManager.get_unignored_filepaths(
 
 def test_polyaxonignore_uploads_code_not_venvs_runs_or_providers(tmp_path):
     """Polyaxon's own matcher, run from a tree shaped like the repo root with this repo's .polyaxonignore."""
-    keep = ["experiments/trial.py", "lmao-imdb-1k/sweep.yml", "lmao-imdb-1k/polyaxonfile.random.yml",
+    keep = ["experiments/training/trial.py", "lmao-imdb-1k/sweep.yml", "lmao-imdb-1k/polyaxonfile.random.yml",
             "polyaxonfile.yml", "pyproject.toml", "terraform-gke/main.tf", "analysis/imdb-1k-campaign/baseline/seed-0/results.json",
             "tests/test_trial.py"]
     drop = [".venv/bin/python", ".venv-dashboard/bin/haupt", ".venv-checkov/x", ".git/HEAD",

@@ -1,4 +1,4 @@
-"""Our pretraining loop (experiments/pretrain.py) against ``spacy pretrain`` on the same text, config and seed,
+"""Our pretraining loop (experiments/training/pretrain.py) against ``spacy pretrain`` on the same text, config and seed,
 and its word-based checkpoints and stop (``pretrain_save_every_words``, ``pretrain_max_words``)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import spacy
 
-from experiments.trial import run_trial
+from experiments.training.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"
@@ -25,11 +25,11 @@ def test_loop_reproduces_spacy_pretrain(imdb_corpus, tiny_trial_params, tmp_path
     read the prepared shards, so this also checks the shards hold the same docs in the same order."""
     from thinc.api import get_current_ops, set_current_ops
 
-    from experiments.config import build_config, load_experiment
+    from experiments.training.config import build_config, load_experiment
     from experiments.data.docbins import read_docs
-    from experiments.params import resolve
-    from experiments.pretrain import pretrain
-    from experiments.trial import use_cpu_ops
+    from experiments.training.params import resolve
+    from experiments.training.pretrain import pretrain
+    from experiments.training.trial import use_cpu_ops
 
     overrides = {**tiny_trial_params, "objective": "vectors", "pretrain_max_epochs": 2, "seed": 3,
                  "cpu_gemm": "blis"}

@@ -9,10 +9,10 @@ import numpy
 import pytest
 import srsly
 
-from experiments.config import build_config, load_experiment
-from experiments.params import resolve
-from experiments.parallel import loss_weighting, split_batch
-from experiments.pretrain import pretrain, pretraining_inputs
+from experiments.training.config import build_config, load_experiment
+from experiments.training.params import resolve
+from experiments.training.parallel import loss_weighting, split_batch
+from experiments.training.pretrain import pretrain, pretraining_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"
@@ -109,7 +109,7 @@ def test_per_feature_dropout_masks_are_the_same_on_every_rank():
     """HashEmbed/StaticVectors drop whole columns with one mask per batch: all ranks must share it."""
     from thinc.api import NumpyOps
 
-    from experiments.parallel import _BatchMasks
+    from experiments.training.parallel import _BatchMasks
 
     a, b = _BatchMasks(NumpyOps(), seed=3), _BatchMasks(NumpyOps(), seed=3)
     a.start_step(7)

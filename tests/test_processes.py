@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from experiments.processes import group_alive, stop_group, stop_process
+from experiments.common.processes import group_alive, stop_group, stop_process
 
 # A leader that ignores SIGTERM, with a child in its group that does too.
 STUBBORN = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -50,3 +50,36 @@ def test_a_leader_that_ends_on_sigterm_is_not_killed():
     proc = _start("import time; print('up', flush=True); time.sleep(120)")
     stop_process(proc, grace=10)
     assert proc.returncode == -15
+
+
+def test_a_child_started_with_die_with_parent_dies_when_its_parent_is_killed():
+    """What `lmao campaign` and a sweep worker do with each trial: kill them and no trial runs on alone."""
+    import os
+    import signal
+
+    from experiments.common.processes import die_with_parent
+
+    if not die_with_parent():
+        import pytest
+
+        pytest.skip("no setpriv here")
+    child = "import os, time; print(os.getpid(), flush=True); time.sleep(120)"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; "
+         f"subprocess.call({die_with_parent()!r} + [sys.executable, '-c', {child!r}])"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGTERM)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the child outlived its killed parent")

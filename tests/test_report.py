@@ -496,7 +496,7 @@ def test_deterministic_and_stale_outputs_removed(report, tmp_path):
 def test_missing_or_empty_folder_fails_with_one_line(tmp_path):
     from typer.testing import CliRunner
 
-    from experiments.cli import app
+    from lmao.cli import app
 
     (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
@@ -526,7 +526,7 @@ def test_missing_or_empty_folder_fails_with_one_line(tmp_path):
 def test_cli_writes_report(tmp_path):
     from typer.testing import CliRunner
 
-    from experiments.cli import app
+    from lmao.cli import app
 
     for seed, score in enumerate(BASE):
         small = {**result(curve=[score], seed=seed), "data": {"train_docs": 300, "dev_docs": 200}}
@@ -550,7 +550,7 @@ def test_unreadable_source_is_one_clear_error(gcs_emulator, tmp_path):
     from typer.testing import CliRunner
 
     import analysis.load
-    from experiments.cli import app
+    from lmao.cli import app
 
     url = f"gs://missing-{uuid.uuid4().hex[:12]}/p"  # a bucket nobody created
     with pytest.raises(analysis.load.SourceError, match=rf"^cannot read {url}: NotFound: 404 "):

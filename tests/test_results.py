@@ -1,12 +1,12 @@
-"""The result file's one owner (experiments.results): create, update per epoch, mark, read, validate."""
+"""The result file's one owner (experiments.training.results): create, update per epoch, mark, read, validate."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from experiments import results
-from experiments.results import RESULTS_FILE, SCHEMA_VERSION
+from experiments.training import results
+from experiments.training.results import RESULTS_FILE, SCHEMA_VERSION
 
 
 def started(tmp_path):

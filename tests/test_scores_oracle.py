@@ -15,8 +15,8 @@ import pytest
 import spacy
 from spacy.training import Corpus
 
-from experiments import finetune
-from experiments.trial import run_trial
+from experiments.training import finetune
+from experiments.training.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {"textcat": REPO / "lmao-imdb-1k", "ner": REPO / "ontonotes-ner"}

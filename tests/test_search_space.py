@@ -7,9 +7,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from experiments.errors import InputError
-from experiments.params import PARAMS
-from experiments.search_space import load_search_space
+from experiments.common.errors import InputError
+from experiments.training.params import PARAMS
+from experiments.sweeps.search_space import load_search_space
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = """

@@ -20,11 +20,11 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
 
-from experiments import finetune
-from experiments.config import build_config, load_experiment
+from experiments.training import finetune
+from experiments.training.config import build_config, load_experiment
 from experiments.data.docbins import docbin_files, docs_from_docbin, read_doc_pairs
-from experiments.params import resolve
-from experiments.trial import run_trial
+from experiments.training.params import resolve
+from experiments.training.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {"textcat": REPO / "lmao-imdb-1k", "ner": REPO / "ontonotes-ner"}

@@ -1,4 +1,4 @@
-"""experiments.storage against a real local GCS server (tests/gcs_emulator.py) and local folders."""
+"""experiments.storage.storage against a real local GCS server (tests/gcs_emulator.py) and local folders."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from google.api_core import exceptions
 
-from experiments import storage
-from experiments.storage import AlreadyPublishedError, IncompleteEntryError, MARKER
+from experiments.storage import storage
+from experiments.storage.storage import AlreadyPublishedError, IncompleteEntryError, MARKER
 
 
 def make_tree(root: Path, tag: str = "a") -> Path:

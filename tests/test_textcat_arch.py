@@ -11,10 +11,10 @@ import spacy
 from spacy.cli.init_config import init_config
 from spacy.util import load_model_from_config
 
-from experiments.config import build_config
-from experiments.errors import InputError
-from experiments.params import resolve
-from experiments.trial import run_trial
+from experiments.training.config import build_config
+from experiments.common.errors import InputError
+from experiments.training.params import resolve
+from experiments.training.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"

@@ -13,7 +13,7 @@ import spacy
 from experiments.data.imdb import read_jsonl as read_imdb_jsonl
 from experiments.data.ner import read_conll2012, read_iob, read_raw_texts
 from experiments.data.prodigy import iter_tasks
-from experiments.errors import InputError
+from experiments.common.errors import InputError
 
 IMDB_ROWS = [{"text": f"review {i}", "label": "pos", "split": "train"} for i in range(400)]
 PRODIGY_ROWS = [{"text": f"text {i}", "answer": "accept", "spans": []} for i in range(400)]

@@ -15,10 +15,10 @@ import pytest
 import spacy
 from thinc.api import Config
 
-from experiments.config import build_config
+from experiments.training.config import build_config
 from experiments.data.docbins import read_docs
-from experiments.params import resolve
-from experiments.trial import run_trial
+from experiments.training.params import resolve
+from experiments.training.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"
@@ -125,7 +125,7 @@ def test_cpu_gemm_changes_only_float_rounding(imdb_corpus, tiny_trial_params, tm
     Every run records which one it used."""
     from thinc.api import NumpyOps, get_current_ops
 
-    from experiments.trial import use_cpu_ops
+    from experiments.training.trial import use_cpu_ops
 
     params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 2, "patience": 0}
     for name, gemm in (("blis", "blis"), ("numpy", "numpy"), ("numpy-again", "numpy")):

@@ -15,10 +15,10 @@ import spacy
 from spacy.language import Language
 
 from experiments.data.docbins import read_docs
-from experiments.errors import InputError
-from experiments.finetune import evaluate, load_examples
-from experiments.results import RESULTS_FILE, load_results
-from experiments.trial import run_trial
+from experiments.common.errors import InputError
+from experiments.training.finetune import evaluate, load_examples
+from experiments.training.results import RESULTS_FILE, load_results
+from experiments.training.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"
@@ -236,7 +236,7 @@ def test_evaluation_keeps_no_tok2vec_output(processes, tmp_path, monkeypatch):
 
     from spacy.training import Example
 
-    from experiments import finetune
+    from experiments.training import finetune
 
     nlp = spacy.blank("en")
     nlp.add_pipe("tok2vec")  # a shared tok2vec, as in the experiments: it writes doc.tensor
@@ -262,7 +262,7 @@ def test_evaluation_keeps_no_tok2vec_output(processes, tmp_path, monkeypatch):
                                 "tensor_floats": sum(d.tensor.size for d in docs)}) + "\n")
         return predictions
 
-    # pool.map pickles the function by name: the wrapper must be found as experiments.finetune._predict_chunk
+    # pool.map pickles the function by name: the wrapper must be found as experiments.training.finetune._predict_chunk
     reporting_chunk.__module__, reporting_chunk.__qualname__ = chunk.__module__, chunk.__qualname__
     monkeypatch.setattr(finetune, "_predict_chunk", reporting_chunk)
     PIPED_DOCS.clear()

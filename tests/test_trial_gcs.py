@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from analysis.load import read_gcs
-from experiments.storage import download_tree, is_complete
-from experiments.trial import run_trial
+from experiments.storage.storage import download_tree, is_complete
+from experiments.training.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # trains a (tiny) model
@@ -61,8 +61,8 @@ def test_trial_reads_a_published_corpus_from_gcs(gcs_emulator, imdb_corpus, tiny
 
     import pytest
 
-    from experiments.errors import InputError
-    from experiments.storage import StorageError, local_corpus, parse_gs_url
+    from experiments.common.errors import InputError
+    from experiments.storage.storage import StorageError, local_corpus, parse_gs_url
 
     bucket = gcs_emulator.new_bucket()
     url = f"gs://{bucket.name}/corpus/imdb-small"
@@ -92,7 +92,7 @@ def test_trial_reads_a_published_corpus_from_gcs(gcs_emulator, imdb_corpus, tiny
         assert (copies[0] / name).read_bytes() == (imdb_corpus / name).read_bytes()
     assert local_corpus(url) == copies[0]  # reused, not downloaded again
     # A finished trial's folder is never cleared by a re-run's start.
-    from experiments.results import clear_unfinished
+    from experiments.training.results import clear_unfinished
     assert clear_unfinished(out) is False and (out / "model-best" / "config.cfg").exists()
 
     # A corrupted object in the bucket is caught on download (size/sha256 against the manifest).

@@ -20,7 +20,7 @@ from typing import Callable, List, Optional
 import pytest
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from lmao.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO / "lmao-imdb-1k"

@@ -12,8 +12,8 @@ import pytest
 import spacy
 
 from experiments.data.docbins import write_shards
-from experiments.errors import InputError
-from experiments.vectors import import_vectors, prune_vectors, train_vectors
+from experiments.common.errors import InputError
+from experiments.training.vectors import import_vectors, prune_vectors, train_vectors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -184,7 +184,7 @@ def package(table, tmp_path, monkeypatch):
 
 
 def test_installed_pipeline_package_works_like_a_folder(package, table, tmp_path):
-    from experiments.vectors import package_fingerprint, pipeline_package, resolve_vectors_source
+    from experiments.training.vectors import package_fingerprint, pipeline_package, resolve_vectors_source
 
     assert pipeline_package("en_tiny_table") == "en_tiny_table"
     assert pipeline_package("numpy") is None  # installed, but no spaCy pipeline
@@ -197,9 +197,9 @@ def test_installed_pipeline_package_works_like_a_folder(package, table, tmp_path
     first = package_fingerprint("en_tiny_table")
     assert first.startswith("en_tiny_table==0.0.1 vocab-sha256:") and first == package_fingerprint("en_tiny_table")
     # the pretraining cache key hashes the filled config with that fingerprint for [initialize] vectors
-    from experiments.config import build_config, load_experiment
-    from experiments.params import resolve
-    from experiments.pretrain import weights_config
+    from experiments.training.config import build_config, load_experiment
+    from experiments.training.params import resolve
+    from experiments.training.pretrain import weights_config
 
     experiment = REPO / "lmao-imdb-1k"
     params = resolve(load_experiment(experiment)["params"], {"vectors": "en_tiny_table", "pretrain_epochs": 1})

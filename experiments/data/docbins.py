@@ -19,7 +19,7 @@ from spacy.training import Example
 from spacy.util import registry
 from spacy.vocab import Vocab
 
-from ..errors import InputError
+from ..common.errors import InputError
 
 PathLike = Union[str, Path]
 SHARD_DOCS = 5000  # docs per pretraining shard: bounded memory when reading 100k reviews
@@ -166,7 +166,7 @@ def read_examples(path: PathLike, vocab: Vocab, limit: int = 0) -> List[Example]
 def docbin_examples(path: str) -> Callable[..., Iterator[Example]]:
     """A corpus reader over pre-tokenized DocBins (a file or a folder of shards): the same Examples
     fine-tuning trains on, with no re-tokenizing and no alignment. Fine-tuning gives it to spaCy's
-    ``init_nlp`` for initialisation only (experiments/finetune.py ``init_pipeline``); the examples are
+    ``init_nlp`` for initialisation only (experiments/training/finetune.py ``init_pipeline``); the examples are
     read once and kept for initialize's further passes."""
     kept: dict = {}
 

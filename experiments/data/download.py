@@ -8,7 +8,7 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from ..fileio import atomic_path, file_digest, local_cache_dir
+from ..storage.fileio import atomic_path, file_digest, local_cache_dir
 
 
 def download(url: str, *, checksum: Optional[str] = None, cache_dir: Optional[Path] = None) -> Path:

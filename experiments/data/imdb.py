@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Union
 
-from ..errors import InputError, check_at_least
-from ..fileio import atomic_path, write_json
+from ..common.errors import InputError, check_at_least
+from ..storage.fileio import atomic_path, write_json
 from . import docbins
 from .textfiles import read_jsonl as read_jsonl_rows
 from .tokenized import DocBinJob, TokenizedTexts

@@ -43,8 +43,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Text
 import srsly
 from spacy.tokens import Span
 
-from ..errors import InputError
-from ..fileio import atomic_path
+from ..common.errors import InputError
+from ..storage.fileio import atomic_path
 from .prodigy import Token, iter_tasks, make_doc, text_digest
 
 PathLike = Union[str, Path]

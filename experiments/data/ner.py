@@ -22,8 +22,8 @@ from spacy.tokens import Doc
 from spacy.training import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 
-from ..errors import InputError, check_at_least
-from ..fileio import atomic_path, write_json
+from ..common.errors import InputError, check_at_least
+from ..storage.fileio import atomic_path, write_json
 from .docbins import read_docs, write_docbin, write_pretraining_corpus
 from .textfiles import read_jsonl, read_lines
 

@@ -21,7 +21,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
-from ..errors import InputError
+from ..common.errors import InputError
 from .textfiles import read_jsonl
 
 PathLike = Union[str, Path]

@@ -14,7 +14,7 @@ from typing import IO, Iterator, Tuple, Union
 
 import srsly
 
-from ..errors import InputError
+from ..common.errors import InputError
 
 PathLike = Union[str, Path]
 GZIP_MAGIC = b"\x1f\x8b"

@@ -31,7 +31,7 @@ from spacy.attrs import DEP, ENT_ID, ENT_KB_ID, ENT_TYPE, LEMMA, MORPH, NORM, OR
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from ..progress import progress
+from ..common.progress import progress
 
 CHUNK_TEXTS = 256  # texts per task sent to a worker
 

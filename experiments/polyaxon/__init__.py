@@ -14,11 +14,12 @@ What it owns:
   Polyaxon name (``polyaxon._...``) the package subclasses, patches or calls (tests/test_polyaxon_boundary.py
   keeps that table complete and true for the installed Polyaxon).
 
-What it may import: Polyaxon (``polyaxon``, ``traceml``, ``hypertune``, ``kubernetes``), and the rest of
-``experiments`` (the training, storage and sweep code: errors, fileio, results, params, search_space,
-trial_command, config, cli_base, processes, ...). The rest of ``experiments`` and ``analysis`` import nothing
-of Polyaxon's internals, and no module of this package, except through the names below; they are loaded on
-first use (:func:`__getattr__`), so importing this package costs nothing and imports no Polyaxon.
+Nothing else imports Polyaxon's internals, and other packages import this one only through the names
+below, loaded on first use (:func:`__getattr__`), so importing this package costs nothing and imports no
+Polyaxon. Besides Polyaxon itself (``polyaxon``, ``traceml``, ``hypertune``, ``kubernetes``):
+
+May import: ``experiments.common``, ``experiments.storage``, ``experiments.data``, ``experiments.training``,
+``experiments.sweeps``.
 """
 
 from __future__ import annotations

@@ -52,8 +52,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..fileio import write_json
-from ..processes import group_alive, stop_group  # noqa: F401  (group_alive: used by tests)
+from ..storage.fileio import write_json
+from ..common.processes import group_alive, stop_group  # noqa: F401  (group_alive: used by tests)
 from .boundary import TESTED_POLYAXON, check_polyaxon_version
 from .retry import POST_ATTEMPTS, retry_405, status_of  # noqa: F401  (POST_ATTEMPTS: named in messages)
 
@@ -497,7 +497,7 @@ def yaml_load(path: Path) -> Dict[str, Any]:
 
 def check_params(polyaxonfile: Path, assigns: List[str]) -> Dict[str, str]:
     """``-P name=value`` against the component's inputs: known name, value of the input's type."""
-    from ..errors import InputError
+    from ..common.errors import InputError
 
     inputs = component_inputs(polyaxonfile)
     casts = {"int": int, "float": float, "str": str, "bool": None}
@@ -528,7 +528,7 @@ def check_params(polyaxonfile: Path, assigns: List[str]) -> Dict[str, str]:
 def check_corpus(corpus_dir: str) -> None:
     """A local corpus must be a prepared one; gs:// corpora are checked by the trial when it downloads."""
     from ..data.docbins import require_prepared_corpus
-    from ..errors import InputError
+    from ..common.errors import InputError
 
     if corpus_dir.startswith("gs://"):
         return
@@ -540,7 +540,7 @@ def check_corpus(corpus_dir: str) -> None:
 
 
 def check_server(host: str) -> None:
-    from ..errors import InputError
+    from ..common.errors import InputError
     from .tracking import api_reachable
 
     if not api_reachable(host):
@@ -554,8 +554,8 @@ def launch(polyaxonfile: Path, *, project: str, host: str, out_dir: Path, assign
     """Check everything first, then ``polyaxon run -u`` the (count-adjusted) polyaxonfile from the repo
     root; returns the matrix run's uuid. Bad input raises :class:`InputError` before anything is written
     or created on the server."""
-    from ..errors import InputError
-    from ..fileio import write_text
+    from ..common.errors import InputError
+    from ..storage.fileio import write_text
     from .polyaxonfile import local_variant
 
     repo = Path(repo or Path(__file__).resolve().parents[2])
@@ -678,7 +678,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     """``python -m experiments.polyaxon.agent agent|launch ...`` (tools/polyaxon_sweep.sh runs both)."""
     import typer
 
-    from ..cli_base import new_app
+    from ..common.cli_base import new_app
 
     app = new_app(help="The local Polyaxon process agent and sweep launcher (make sweep-polyaxon).")
 
@@ -689,7 +689,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         max_interval: int = typer.Option(4, "--max-interval", help="Longest wait between polls: 2^(N-3) s"),
     ) -> None:
         """Run the server's queued runs as local processes until Ctrl-C / SIGTERM."""
-        from ..errors import InputError
+        from ..common.errors import InputError
         from .tracking import configured_host
 
         host = configured_host()
@@ -711,7 +711,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         concurrency: Optional[int] = typer.Option(None, "--concurrency", help="children at once"),
     ) -> None:
         """Check the input, then `polyaxon run -u` the polyaxonfile (with these counts) on the server."""
-        from ..errors import InputError
+        from ..common.errors import InputError
         from .tracking import configured_host
 
         host = configured_host()

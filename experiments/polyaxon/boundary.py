@@ -24,7 +24,7 @@ import importlib
 import inspect
 from typing import Callable, List, NamedTuple, Optional
 
-from ..errors import InputError
+from ..common.errors import InputError
 
 TESTED_POLYAXON = "2.18.0"
 DISTRIBUTION = "polyaxon"

@@ -33,7 +33,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple
 
 from .k8s_manifests import POLYAXON_VERSION, REPO, TF_DIR, job_of, pod_of, terraform_defaults
 
@@ -358,7 +358,8 @@ def dockerfile_facts(dockerfile: Path = REPO / "Dockerfile") -> Dict[str, Any]:
             "workdir": (re.findall(r"^WORKDIR (\S+)", text, re.M) or [None])[-1]}
 
 
-def check_entrypoint(c: Any, dockerfile: Path = REPO / "Dockerfile", repo: Path = REPO) -> List[str]:
+def check_entrypoint(c: Any, commands: Collection[str], dockerfile: Path = REPO / "Dockerfile",
+                     repo: Path = REPO) -> List[str]:
     """The trial's command runs in the image: ``python`` from the Dockerfile's venv, this package, a real
     ``lmao`` subcommand."""
     spec = c.resource["batchJobSpec"]["template"]["spec"]
@@ -388,17 +389,14 @@ def check_entrypoint(c: Any, dockerfile: Path = REPO / "Dockerfile", repo: Path 
     if not (Path(repo) / "experiments" / "__main__.py").exists():
         problems.append(f"{_who(c)}: experiments/__main__.py missing: `python -m experiments` has no entry point")
     sub = words[3] if len(words) > 3 else ""
-    from typer.main import get_command
-
-    from ..cli import app
-
-    commands = set(get_command(app).commands)  # type: ignore[attr-defined]
     if sub not in commands:
         problems.append(f"{_who(c)}: `lmao {sub}` is not a command of this package ({', '.join(sorted(commands))})")
     return problems
 
 
-def check_all(compiled: List[Any], tf: Optional[Terraform] = None) -> List[str]:
+def check_all(compiled: List[Any], commands: Collection[str], tf: Optional[Terraform] = None) -> List[str]:
+    """Every check on every compiled operation; ``commands``: the subcommands of ``python -m experiments``
+    (its CLI passes them, so this package never imports the CLI)."""
     tf = tf or read_terraform()
     problems: List[str] = []
     for c in compiled:
@@ -407,7 +405,7 @@ def check_all(compiled: List[Any], tf: Optional[Terraform] = None) -> List[str]:
         problems += check_resources(c, tf)
         problems += check_identity(c, tf)
         problems += check_images(c, tf)
-        problems += check_entrypoint(c)
+        problems += check_entrypoint(c, commands)
     return problems
 
 

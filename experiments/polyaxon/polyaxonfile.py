@@ -28,10 +28,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from ..params import PARAMS
-from ..search_space import POLYAXON_SEARCHES as SEARCHES  # random | bayes (mapping: search_space.SEARCHES)
-from ..search_space import Dimension, SearchSpace, check_search, load_search_space
-from ..trial_command import trial_args
+from ..training.params import PARAMS
+from ..sweeps.search_space import POLYAXON_SEARCHES as SEARCHES  # random | bayes (mapping: search_space.SEARCHES)
+from ..sweeps.search_space import Dimension, SearchSpace, check_search, load_search_space
+from ..sweeps.trial_command import trial_args
 
 LOG_GRID_POINTS = 10
 # Model-based search on Polyaxon CE: not a matrix (CE cannot build its bayes tuner) but our own tuner run,
@@ -41,7 +41,7 @@ RESULT_METRIC = "best_dev_score"  # the run output the tracker logs (experiments
 DEFAULT_IMAGE = "lmao:latest"
 # A trial whose pod dies (Spot preemption, node upgrade) is run again, up to this many times. Each attempt
 # is a new pod with an empty outputs folder, and `lmao trial` also clears an unfinished attempt's folder
-# (experiments.results.clear_unfinished), so a retried trial starts clean: it never mixes epochs, models
+# (experiments.training.results.clear_unfinished), so a retried trial starts clean: it never mixes epochs, models
 # or metrics of two attempts. The pretraining cache (--cache gs://...) keeps finished pretraining runs, so
 # a retry re-pays only the fine-tuning.
 MAX_RETRIES = 3
@@ -216,8 +216,8 @@ def render_polyaxonfile(experiment_dir: Path, search: str, target_name: str,
 
 def experiment_defaults(experiment_dir: Path) -> Dict[str, Any]:
     """The experiment's params: its ``defaults.yml`` read (and validated) as a trial reads it."""
-    from ..config import load_experiment
-    from ..params import resolve
+    from ..training.config import load_experiment
+    from ..training.params import resolve
 
     return resolve(load_experiment(Path(experiment_dir))["params"], {})
 
@@ -259,7 +259,7 @@ def local_variant(source: Path, *, runs: Optional[int] = None, iterations: Optio
     so what runs locally is what runs on GKE. Polyaxon's ``-P`` sets component inputs only, which is why
     the counts need a file of their own.
     """
-    from ..errors import InputError
+    from ..common.errors import InputError
 
     source = Path(source)
     doc = yaml.safe_load(source.read_text(encoding="utf-8"))

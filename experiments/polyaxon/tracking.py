@@ -28,8 +28,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from ..fileio import write_json
-from ..results import RESULTS_FILE
+from ..storage.fileio import write_json
+from ..training.results import RESULTS_FILE
 
 RUN_FILE = "polyaxon.json"
 RESULT_METRIC = "best_dev_score"
@@ -212,7 +212,7 @@ def _closable_sidecar(run: Any, timeout: float = 60.0) -> None:
 # The artifacts watcher race. polyaxon 2.18.0's artifacts sync walks the run folder, then stats each file it
 # listed (polyaxon/_fs/watcher.py, FSWatcher.sync -> _sync_path -> clipped path_last_modified -> os.stat),
 # uploads new/changed files and deletes from the store the files that disappeared. Our atomic writes
-# (experiments.fileio.atomic_path: `.results.json.XXXX.tmp` renamed onto results.json, `.model-best.XXXX.tmp`
+# (experiments.storage.fileio.atomic_path: `.results.json.XXXX.tmp` renamed onto results.json, `.model-best.XXXX.tmp`
 # folders renamed onto model-best) create and remove such temporary entries inside the watched outputs
 # folder all the time. A temporary file renamed between the walk and the stat raises FileNotFoundError; one
 # that was uploaded and then renamed away is deleted from the store, which the sandbox's streams API
@@ -233,7 +233,7 @@ def _closable_sidecar(run: Any, timeout: float = 60.0) -> None:
 
 
 def is_temporary(relpath: str) -> bool:
-    """An entry of experiments.fileio.atomic_path in progress (``.NAME.XXXX.tmp``) or inside one."""
+    """An entry of experiments.storage.fileio.atomic_path in progress (``.NAME.XXXX.tmp``) or inside one."""
     return any(part.startswith(".") and part.endswith(".tmp") for part in Path(relpath).parts)
 
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..errors import InputError
+from ..common.errors import InputError
 from .retry import is_spurious_405, status_of
 
 OWNER = "default"  # Polyaxon CE has a single organisation
@@ -209,7 +209,7 @@ class Tuner:
     def __init__(self, options: TunerOptions, api_patience: float = API_PATIENCE_SECONDS):
         from polyaxon._env_vars.getters import get_run_info
 
-        from ..search_space import load_search_space
+        from ..sweeps.search_space import load_search_space
 
         self.options = options
         self.space = load_search_space(options.sweep_file)
@@ -329,7 +329,7 @@ class Tuner:
         """A consistent copy of the SQLite study in the outputs (renamed into place) and the store."""
         if self.options.storage:
             return
-        from ..fileio import atomic_path
+        from ..storage.fileio import atomic_path
 
         self.outputs.mkdir(parents=True, exist_ok=True)
         target = self.outputs / STUDY_FILE
@@ -665,7 +665,7 @@ class Tuner:
         """The best params (outputs/best.json, the tuner's outputs) and the project's report."""
         from optuna.trial import TrialState
 
-        from ..fileio import write_json
+        from ..storage.fileio import write_json
 
         states: Dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
@@ -784,7 +784,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     """``python -m experiments.polyaxon.tuner run|wait ...``."""
     import typer
 
-    from ..cli_base import new_app
+    from ..common.cli_base import new_app
 
     app = new_app(help="The TPE tuner that runs as a Polyaxon operation (polyaxonfile.tpe.yml).")
 
@@ -808,7 +808,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                                                 "(default ~/.cache/lmao-tuner/TUNER_UUID)"),
     ) -> None:
         """Run the study: launch the trials as Polyaxon runs, prune, tell, report."""
-        from ..errors import check_at_least
+        from ..common.errors import check_at_least
         from .boundary import check_polyaxon_version
 
         check_at_least("--n-trials", n_trials, 1)

@@ -14,7 +14,7 @@ Guarantees, for local and GCS roots alike:
   (released by the OS if the process dies); a GCS root uses a lock object created with
   ``if_generation_match=0``. Everyone else waits, then reuses the entry.
 - **No half entries.** ``build`` writes into a temporary folder; a local entry appears by rename, a
-  GCS entry by its ``_COMPLETE`` marker (see :mod:`experiments.storage`). A failed build leaves no
+  GCS entry by its ``_COMPLETE`` marker (see :mod:`experiments.storage.storage`). A failed build leaves no
   entry and releases the lock.
 - **A crashed builder does not block forever (GCS).** The builder refreshes its lock object every
   ``heartbeat_s``; a waiter that sees the lock unchanged for ``stale_after_s`` (or last refreshed that
@@ -22,7 +22,7 @@ Guarantees, for local and GCS roots alike:
   again. If a slow builder was wrongly presumed dead, both may build, but only the first publish wins
   and both callers use that entry.
 - GCS entries are mirrored to a local folder (``mirror_dir``, default the local cache folder
-  ``$LMAO_CACHE_DIR`` or ``~/.cache/lmao`` (:func:`experiments.fileio.local_cache_dir`), under
+  ``$LMAO_CACHE_DIR`` or ``~/.cache/lmao`` (:func:`experiments.storage.fileio.local_cache_dir`), under
   ``gcs/<bucket>/<prefix>/<key>``), downloaded once per machine.
 
 Keys are what :func:`cache_key` returns: the sha256 of the canonical JSON of exactly the inputs given,

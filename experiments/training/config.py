@@ -13,7 +13,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from spacy.util import load_config
 from thinc.api import Config
 
-from .errors import InputError, read_user_yaml
+from ..common.errors import InputError, read_user_yaml
 
 TOK2VEC = "components.tok2vec.model"
 

@@ -12,7 +12,7 @@ Schema (version 1)::
       "task": "textcat" | "ner",
       "status": "running" | "completed" | "pruned" | "failed",
       "error": null | "message",
-      "params": {...},                          # every resolved param, flat (see experiments.params)
+      "params": {...},                          # every resolved param, flat (see experiments.training.params)
       "seed": 0,
       "meta": {"study": ..., "search": ..., "trial_number": ...},   # provenance (`lmao trial --meta k=v`)
       "corpus": {"dir": "corpus/imdb-1k", "manifest": {...}},     # what `lmao data` wrote for this corpus
@@ -65,7 +65,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from .fileio import write_json
+from ..storage.fileio import write_json
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -101,7 +101,7 @@ def library_versions() -> Dict[str, str]:
     import spacy
     import thinc
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "python": platform.python_version(),

@@ -1,5 +1,5 @@
 """The ``lmao trial`` command line, built in one place for everything that starts trials: local sweeps
-(``experiments.sweep``), campaigns (``experiments.campaign``) and the generated Polyaxon files
+(``experiments.sweeps.sweep``), campaigns (``experiments.sweeps.campaign``) and the generated Polyaxon files
 (``experiments.polyaxon.polyaxonfile``, whose values are Polyaxon's ``{{ name }}`` placeholders).
 """
 

@@ -19,7 +19,6 @@ import collections
 import contextlib
 import os
 import statistics
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,13 +28,13 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from . import results as result_file
-from .errors import InputError
-from .params import coerce_all
-from .processes import stop_process  # noqa: F401  (also imported from here)
-from .progress import is_terminal, log
+from ..common.errors import InputError
+from ..common.processes import die_with_parent, stop_process  # noqa: F401  (stop_process: also imported from here)
+from ..common.progress import is_terminal, log
+from ..training import results as result_file
+from ..training.params import coerce_all
 from .search_space import SearchSpace, check_search, load_search_space
 from .trial_command import trial_args
 
@@ -77,6 +76,9 @@ class SweepOptions:
     poll_seconds: float = 0.5
     kill_grace: float = 10.0
     trial_args: List[str] = field(default_factory=list)
+    # Called as on_pruned(result_dir, "pruned", message) once a pruned trial's process is stopped: the
+    # `lmao sweep` command passes experiments.polyaxon.mark_stopped (its Polyaxon run is marked stopped).
+    on_pruned: Optional[Callable[[Path, str, str], Any]] = None
 
 
 def trial_dir(study_dir: Path, number: int) -> Path:
@@ -129,12 +131,6 @@ def stale_callback(study_dir: Path):
         retry(study, frozen)
 
     return on_stale
-
-
-def _pdeathsig_prefix() -> List[str]:
-    """Run the trial under ``setpriv --pdeathsig KILL`` so it dies with the worker that started it."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
 
 
 class Sweep:
@@ -236,7 +232,7 @@ class Sweep:
     def trial_command(self, params: Mapping[str, Any], result_dir: Path, trial_number: int) -> List[str]:
         # Provenance in results.json itself, so a report from the files alone knows the study and method.
         meta = {"study": self.study_name, "search": self.options.search, "trial_number": trial_number}
-        return [*_pdeathsig_prefix(), sys.executable, "-m", "experiments",
+        return [*die_with_parent(), sys.executable, "-m", "experiments",
                 *trial_args(self.experiment_dir, result_dir, params=params, cache=self.trial_cache(result_dir),
                             meta=meta, extra=self.options.trial_args)]
 
@@ -269,9 +265,8 @@ class Sweep:
             prune = self.prune_reason(trial, pruned_at)
             message = prune["reason"]
             result_file.mark(result_dir, "pruned", None, prune=prune)
-            from .polyaxon import mark_stopped
-
-            mark_stopped(result_dir, "pruned", message)
+            if self.options.on_pruned is not None:
+                self.options.on_pruned(result_dir, "pruned", message)
             raise optuna.TrialPruned(message)
         return self._outcome(trial, proc.returncode, result_dir)
 

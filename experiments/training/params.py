@@ -5,10 +5,10 @@ Where a value comes from, last one wins: the built-in default here, the experime
 ``lmao trial -P name=value``; unknown names are an error (a typo must not silently run the default).
 
 This table owns every param's default, and ``defaults.yml`` lists only what an experiment changes from
-it. A param that sets spaCy config values (``experiments.config.PARAM_PATHS``) always overwrites them, so
+it. A param that sets spaCy config values (``experiments.training.config.PARAM_PATHS``) always overwrites them, so
 the numbers at those keys of an experiment's ``config.cfg`` (e.g. the tok2vec ``width = 96``) matter only
 to ``spacy train`` run on that file alone. The metric is not a param: the task sets it
-(``experiments.finetune.METRICS``).
+(``experiments.training.finetune.METRICS``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from .errors import InputError
+from ..common.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,17 @@ import json
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from thinc.api import Config
 
+from ..common.errors import InputError
+from ..common.progress import log
+from ..storage.storage import local_corpus
 from . import results as result_file
 from .config import build_config, load_experiment, needs_vectors
-from .data.docbins import require_prepared_corpus
-from .errors import InputError
+from ..data.docbins import require_prepared_corpus
 from .params import resolve
-from .progress import log
-from .storage import local_corpus
-from .polyaxon import make_tracker
 
 
 def resolve_vectors(params: Mapping[str, Any], corpus_dir: Path) -> Optional[Path]:
@@ -91,7 +90,7 @@ def check_configs(experiment_dir: Path, params: Mapping[str, Any], corpus_dir: P
     from spacy.schemas import ConfigSchemaPretrain, ConfigSchemaTraining
     from spacy.util import load_model_from_config, registry
 
-    from .errors import read_user_text
+    from ..common.errors import read_user_text
 
     config_path = Path(experiment_dir) / "config.cfg"
     read_user_text(config_path)  # not UTF-8: the line
@@ -151,6 +150,28 @@ def pretraining_setup(experiment_dir: Path, params: Mapping[str, Any], corpus_di
     return pre_params, config
 
 
+# Makes a trial's experiment tracker from (experiment name, params, out_dir); the tracker gets
+# ``log_epoch(row)`` after every epoch and ``finish(results)`` at the end. Training never imports a tracker:
+# the ``lmao trial`` command passes experiments.polyaxon.make_tracker (a Polyaxon run when an API is there).
+TrackerFactory = Callable[[str, Mapping[str, Any], Path], Any]
+
+
+class NoTracking:
+    """No tracker (what :func:`run_trial` uses without a ``tracker_factory``): every call is a no-op."""
+
+    enabled = False
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        pass
+
+    def finish(self, results: Mapping[str, Any]) -> None:
+        pass
+
+
+def no_tracking(experiment: str, params: Mapping[str, Any], out_dir: Path) -> NoTracking:
+    return NoTracking()
+
+
 def run_trial(
     experiment_dir: Path,
     out_dir: Path,
@@ -163,10 +184,13 @@ def run_trial(
     gpu: str = "auto",
     eval_processes: int = 0,
     meta: Optional[Mapping[str, str]] = None,
+    tracker_factory: Optional[TrackerFactory] = None,
 ) -> Dict[str, Any]:
     """Run one trial and return its results (also written to ``out_dir/results.json``).
 
     ``meta`` is free-form provenance recorded as is (a sweep passes its study, search and trial number).
+    ``tracker_factory`` makes the trial's tracker (:data:`TrackerFactory`; default: none); the ``lmao trial``
+    command passes :func:`experiments.polyaxon.make_tracker`.
     """
     from .finetune import METRICS, evaluate_saved, finetune
 
@@ -205,7 +229,7 @@ def run_trial(
         result_file.save(out_dir, results)
 
     save()
-    tracker = make_tracker(experiment["name"], params, out_dir)  # Polyaxon run when an API is configured
+    tracker = (tracker_factory or no_tracking)(experiment["name"], params, out_dir)
     kernels = None
     try:
         use_gpu = select_device(gpu, params["cpu_gemm"])
@@ -262,8 +286,8 @@ def run_trial(
 
 def sync_kernels(action: str, cache: str, known: Optional[Set[str]] = None) -> Optional[Set[str]]:
     """Restore CuPy's kernel cache from, or save it to, ``CACHE/cupy-kernels/`` (``gs://`` caches only;
-    experiments/kernel_cache.py). A failure costs only compile time, so it is logged, never raised."""
-    from . import kernel_cache
+    experiments/storage/kernel_cache.py). A failure costs only compile time, so it is logged, never raised."""
+    from ..storage import kernel_cache
 
     try:
         if action == "restore":
@@ -280,7 +304,7 @@ def publish_trial(out_dir: Path, artifacts: str, results: Dict[str, Any], save) 
     A re-run of the same trial (a retried job after a spot preemption) must not overwrite the first
     publication: it goes to ``<trial name>-retry-<UTC time>`` instead, and results.json says where.
     """
-    from .storage import AlreadyPublishedError, upload_tree
+    from ..storage.storage import AlreadyPublishedError, upload_tree
 
     base = artifacts.rstrip("/") + "/" + out_dir.name
     for url in (base, f"{base}-retry-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%f')}"):

@@ -18,10 +18,10 @@ import numpy
 import spacy
 from spacy.training.initialize import convert_vectors
 
-from .data.docbins import read_docs
-from .errors import InputError, check_at_least
-from .fileio import atomic_path, path_fingerprint, write_json
-from .progress import log, progress
+from ..common.errors import InputError, check_at_least
+from ..common.progress import log, progress
+from ..data.docbins import read_docs
+from ..storage.fileio import atomic_path, path_fingerprint, write_json
 
 PathLike = Union[str, Path]
 ALGORITHMS = ("fasttext", "word2vec")
@@ -111,7 +111,7 @@ def check_vectors_text(path: Path) -> None:
     an optional ``rows dims`` header, then ``word v1 ... vD`` split from the right) and raise an
     :class:`InputError` naming the line of the first problem: not UTF-8, a truncated gzip, a line with
     the wrong number of values, more or fewer rows than the header says, an empty file."""
-    from .data.textfiles import read_lines
+    from ..data.textfiles import read_lines
 
     rows = dims = None
     n = 0

@@ -1,7 +1,7 @@
 """An experiment's search space: ``EXPERIMENT_DIR/sweep.yml``, validated before anything runs.
 
 One file serves both searches: ``lmao sweep`` samples it with Optuna, ``lmao polyaxonfile`` turns it into
-a Polyaxon ``matrix``. Every key under ``params`` is a trial param (``experiments.params.PARAMS``) with
+a Polyaxon ``matrix``. Every key under ``params`` is a trial param (``experiments.training.params.PARAMS``) with
 exactly one range kind::
 
     metric: accuracy            # optional: the experiment's task sets it (textcat: accuracy, ner: ents_f)
@@ -15,7 +15,7 @@ exactly one range kind::
       dropout: {uniform: [0.0, 0.4]}
       learn_rate: {loguniform: [1.0e-4, 1.0e-2]}
 
-A bad file fails with one :class:`~experiments.errors.InputError` naming the file and the key.
+A bad file fails with one :class:`~experiments.common.errors.InputError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from .errors import InputError, read_user_yaml
-from .params import PARAMS, coerce, coerce_all, unknown_param
+from ..common.errors import InputError, read_user_yaml
+from ..training.params import PARAMS, coerce, coerce_all, unknown_param
 
 SWEEP_FILE = "sweep.yml"
 # The search methods, one vocabulary per backend. A local sweep (``lmao sweep --search``) uses Optuna's
@@ -170,15 +170,15 @@ def parse_search_space(data: Any, path: Path) -> SearchSpace:
 
 
 def _metric(given: Any, path: Path) -> str:
-    """What the trials' ``dev_score`` is: set by the experiment's task (``experiments.finetune.METRICS``,
+    """What the trials' ``dev_score`` is: set by the experiment's task (``experiments.training.finetune.METRICS``,
     the one place that names it), read from the ``defaults.yml`` beside ``path``. ``metric`` in the file
     is optional and must agree; without a ``defaults.yml`` it is only a label (default ``dev_score``)."""
     if given is not None and (not isinstance(given, str) or not given):
         raise InputError(path, f"metric: expected a metric name, got {given!r}")
     if not (path.parent / "defaults.yml").is_file():
         return given or "dev_score"
-    from .config import load_experiment
-    from .finetune import METRICS
+    from ..training.config import load_experiment
+    from ..training.finetune import METRICS
 
     task = load_experiment(path.parent)["task"]
     if given is not None and given != METRICS[task]:

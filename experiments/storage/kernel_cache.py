@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional, Set
 
-from .progress import log
+from ..common.progress import log
 from .storage import gcs_client, is_gs_url, parse_gs_url
 
 FOLDER = "cupy-kernels"

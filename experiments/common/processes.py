@@ -3,17 +3,28 @@
 A trial runs in its own process group (``start_new_session=True``), so stopping it reaches its worker
 processes too. The local sweep (experiments/sweep.py) stops the trials it started; the Polyaxon process
 agent (experiments/polyaxon/agent.py) stops the runs it started, and the process groups a killed agent left.
+A trial started by the sweep or a campaign dies with the process that started it (``die_with_parent``),
+so killing ``lmao campaign`` or a sweep worker leaves no trial running on its own.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
-from typing import Optional
+from typing import List, Optional
 
 KILL_WAIT_SECONDS = 5.0  # after SIGKILL, how long to wait for the group (or its leader) to be gone
+
+
+def die_with_parent() -> List[str]:
+    """The prefix that runs a command under ``setpriv --pdeathsig KILL`` (util-linux), so it is killed when
+    the process that started it dies; empty where there is no ``setpriv`` (not Linux)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
 
 
 def group_alive(pgid: int) -> bool:

@@ -30,10 +30,10 @@ from spacy.util import registry
 from thinc.api import Config, constant, fix_random_seed, set_gpu_allocator
 
 from . import pretrain  # noqa: F401  (registers the pretraining corpus reader named in configs)
-from .data.docbins import read_examples
-from .data.tokenized import available_cores
-from .fileio import atomic_path
-from .progress import progress
+from ..common.progress import progress
+from ..data.docbins import read_examples
+from ..data.tokenized import available_cores
+from ..storage.fileio import atomic_path
 
 METRICS = {"textcat": "accuracy", "ner": "ents_f"}
 INIT_CORPUS = "lmao_init_train"  # the corpora section init_pipeline reads for initialisation

@@ -17,6 +17,8 @@ Each (setting, seed) trial is ``RUNS/<setting>/seed-<n>/``. A trial whose ``resu
 ``completed`` is skipped, so the campaign can stop at any point (a session's time limit, a preempted
 machine) and be continued later, or split across machines (or processes) by ``--only`` and ``--seed``. A trial that failed or was
 interrupted is run again from scratch (``lmao trial`` empties an unfinished trial folder first).
+
+The summary of a design's finished trials (``lmao campaign --summary``) is :mod:`analysis.campaign`.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from .errors import InputError, read_user_yaml
-from .params import coerce
-from .progress import log
-from .results import load_results, read
+from ..common.processes import die_with_parent
+from ..common.errors import InputError, read_user_yaml
+from ..common.progress import log
+from ..training.params import coerce
+from ..training.results import read
 from .trial_command import trial_args
 
 
@@ -121,8 +124,8 @@ def check_same_trial(design: Design, trial: PlannedTrial) -> None:
     """A finished trial counts only if it ran what the design asks for now: the same resolved params
     (design + experiment defaults, which may have changed since) and config overrides. Otherwise a
     resumed campaign would silently mix two recipes in one table."""
-    from .config import load_experiment
-    from .params import resolve
+    from ..training.config import load_experiment
+    from ..training.params import resolve
 
     done = read(trial.out) or {}
     planned = resolve(load_experiment(design.experiment_dir)["params"], {**trial.setting.params, "seed": trial.seed})
@@ -165,63 +168,9 @@ def run_campaign(design: Design, *, only: Sequence[str] = (), seeds: Sequence[in
             break
         log(f"campaign: {trial.setting.name} seed {trial.seed} -> {trial.out}")
         start = time.perf_counter()
-        code = subprocess.call(trial_command(design, trial, cache=cache, extra=extra))
+        # the trial dies with this process: killing a campaign leaves no trial running on its own
+        code = subprocess.call([*die_with_parent(), *trial_command(design, trial, cache=cache, extra=extra)])
         counts["completed" if code == 0 else "failed"] += 1
         log(f"campaign: {trial.setting.name} seed {trial.seed} {'done' if code == 0 else 'FAILED'} "
             f"in {time.perf_counter() - start:.0f}s")
     return counts
-
-
-def summary(*designs: Design, only: Sequence[str] = ()) -> "Any":
-    """One row per setting of each design, in design order (``only``: these setting names): n, best-epoch
-    dev score mean/std/min/max, the largest drop after epoch 3, minutes per trial, the mean curve."""
-    import pandas as pd
-
-    tables = [_summary(design, only) for design in designs]
-    tables = [table for table in tables if not table.empty]
-    return pd.concat(tables) if tables else pd.DataFrame()
-
-
-def _summary(design: Design, only: Sequence[str]) -> "Any":
-    import pandas as pd
-
-    rows = []
-    for trial in design.trials():
-        if not trial.is_complete() or (only and trial.setting.name not in only):
-            continue
-        result = load_results(trial.out)
-        scores = [row["dev_score"] for row in result["epochs"]]
-        drops = [max(0.0, max(scores[:i]) - scores[i]) for i in range(3, len(scores))]  # rising: no drop
-        rows.append({"setting": trial.setting.name, "seed": trial.seed, "scores": scores, "best": 100 * max(scores),
-                     "best_epoch": result["best_epoch"], "max_drop_after_3": 100 * max(drops, default=0.0),
-                     "wall_min": (result.get("wall_seconds") or 0) / 60})
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    order = {s.name: i for i, s in enumerate(design.settings)}
-    table = frame.groupby("setting").agg(
-        n=("best", "size"), best_mean=("best", "mean"), best_std=("best", "std"), best_min=("best", "min"),
-        best_max=("best", "max"), best_epoch=("best_epoch", "mean"), max_drop_after_3=("max_drop_after_3", "max"),
-        wall_min=("wall_min", "mean"))
-    curves = frame.groupby("setting")["scores"].apply(mean_curve)
-    table["dev_by_epoch"] = curves
-    return table.sort_index(key=lambda idx: idx.map(order)).round(2)
-
-
-def mean_curve(curves: "Any") -> str:
-    """Mean dev score (%) per epoch over seeds, as far as every seed got (patience can stop one early)."""
-    curves = list(curves)
-    length = min(len(c) for c in curves)
-    return " ".join(f"{100 * sum(c[i] for c in curves) / len(curves):.1f}" for i in range(length))
-
-
-def markdown(table: "Any") -> str:
-    """The summary as a markdown table (for READMEs), without pandas' optional tabulate dependency."""
-    header = ["setting", "n", "best (%)", "std", "best epoch", "largest drop after epoch 3 (points)",
-              "minutes / trial", "dev (%) by epoch, mean over seeds"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, row in table.iterrows():
-        std = "" if row["best_std"] != row["best_std"] else f"{row['best_std']:.2f}"  # NaN for n = 1
-        lines.append(f"| {name} | {int(row['n'])} | {row['best_mean']:.2f} | {std} | {row['best_epoch']:.1f} | "
-                     f"{row['max_drop_after_3']:.2f} | {row['wall_min']:.1f} | {row['dev_by_epoch']} |")
-    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """What every ``lmao`` command module shares: the app factory and the one error idiom.
 
-Bad input raises :class:`~experiments.errors.InputError` anywhere below a command; the command classes
+Bad input raises :class:`~experiments.common.errors.InputError` anywhere below a command; the command classes
 here print it as one line, ``error: FILE:LINE: problem``, and exit with status 1. So do click's own
 usage errors (a value of the wrong type, a missing argument: ``error: --n-train: 'x' is not a valid
 integer``) and a missing or unwritable path the user gave (``error: PATH: No such file or directory``).

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, Iterator, List, Optional, Union
 
-from .errors import InputError
+from ..common.errors import InputError
 from .fileio import atomic_path, file_digest, local_cache_dir
 
 PathLike = Union[str, Path]
@@ -406,7 +406,7 @@ def local_corpus(corpus_dir: PathLike, mirror_root: Optional[PathLike] = None) -
     try:
         manifest = read_manifest(str(gs))
     except IncompleteEntryError as err:
-        from .errors import InputError
+        from ..common.errors import InputError
 
         raise InputError(f"{gs}/{MARKER}", f"not a published corpus (marker missing); publish the prepared "
                                           f"folder with `lmao data upload CORPUS_DIR {gs}`") from err

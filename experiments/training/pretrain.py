@@ -26,9 +26,9 @@ from spacy.util import dot_to_object, get_package_version, is_package, load_mode
 from thinc.api import Config, fix_random_seed
 
 from . import objectives  # noqa: F401  (registers lmao.PretrainTrigramVectors.v1)
-from .data.docbins import docbin_files, read_docs
-from .fileio import path_fingerprint, write_json
-from .progress import log, progress
+from ..common.progress import log, progress
+from ..data.docbins import docbin_files, read_docs
+from ..storage.fileio import path_fingerprint, write_json
 
 LOG_FILE = "log.jsonl"
 INFO_FILE = "pretraining.json"
@@ -61,7 +61,7 @@ def pretrain(config: Config, output_dir: Path, *, max_words: int = 0, save_every
     """Run pretraining as ``config[pretraining]`` says; write checkpoints + ``log.jsonl`` + info.
 
     ``n_workers`` > 1 splits every batch between that many processes (data-parallel, one optimizer
-    step per batch: see :mod:`experiments.parallel`). The weights then depend on the worker count (each
+    step per batch: see :mod:`experiments.training.parallel`). The weights then depend on the worker count (each
     worker draws its own dropout masks), so it is part of the cache key; 1 is spaCy's own update step.
     """
     output_dir = Path(output_dir)
@@ -237,7 +237,7 @@ def arithmetic(params: Mapping[str, Any], gpu_id: int) -> Dict[str, Any]:
 
 def pretrain_workers(params: Mapping[str, Any]) -> int:
     """The processes a pretraining run uses: ``pretrain_workers``, 0 meaning every core of this machine."""
-    from .data.tokenized import available_cores
+    from ..data.tokenized import available_cores
 
     n = params.get("pretrain_workers", 1)
     return n if n > 0 else available_cores()
@@ -276,7 +276,7 @@ class Pretrained:
     checkpoint: Path
 
     def to_results(self) -> Dict[str, Any]:
-        """The ``pretraining`` block of ``results.json`` (see :mod:`experiments.results`)."""
+        """The ``pretraining`` block of ``results.json`` (see :mod:`experiments.training.results`)."""
         return {"objective": self.objective, "loss": self.loss, "epochs": self.epochs,
                 "words_seen": self.words_seen, "seconds": self.seconds, "run_seconds": self.run_seconds,
                 "words_per_second": self.words_per_second, "cached": self.cached, "cache_key": self.cache_key,
@@ -303,8 +303,8 @@ def pretrained_checkpoint(config: Config, params: Mapping[str, Any], cache_root:
     """Reuse the cached pretraining run this config needs, or run it (``config``: the trial's pretraining
     config, ``gpu_id``: the device it runs on, -1 for CPU), and return the checkpoint for
     ``params["pretrain_epochs"]``."""
-    from .cache import ArtifactCache, cache_key
-    from .errors import InputError
+    from ..common.errors import InputError
+    from ..storage.cache import ArtifactCache, cache_key
 
     epochs = params["pretrain_epochs"]
     if epochs > params["pretrain_max_epochs"]:
