@@ -35,6 +35,7 @@ from .stats import is_pretraining_param, paired_t_test
 
 BUDGETS_MB: Tuple[Optional[float], ...] = (10.0, 35.0, None)
 FULL_SEEDS = 3
+NOISE_P = 0.05  # a paired gain with p at or above this is reported as within seed noise
 COMPUTE_PARAMS = ("cpu_gemm", "eval_batch_size", "pretrain_workers", "corpus_dir", "seed")
 SPLIT_COLUMNS = ("corpus.kind", "corpus.n_train", "corpus.n_dev", "corpus.seed")
 OUTPUT = "frontier"
@@ -465,8 +466,12 @@ def _effect_at(items: Sequence[Cell], best: Cell) -> str:
             return "No seed-matched trial without pretraining yet."
         # Name the twin: the budget's best model without pretraining may be another model.
         twin = next(c for c in items if not c.pretrained and (c.device, c.model_key) == (best.device, best.model_key))
+        paired = f"paired by seed, n={best.paired_n}, p = {p_text(best.paired_p)}"
+        if not best.paired_p < NOISE_P:  # say so plainly (NaN too): the best mean may rest on one lucky seed
+            return (f"Pretraining's {_f(best.paired_diff, 2, sign=True)} points on this model, against "
+                    f"{score_text(twin)} without it, are within seed noise ({paired}, not below {NOISE_P}).")
         return (f"Pretraining buys {_f(best.paired_diff, 2, sign=True)} points on this model, against "
-                f"{score_text(twin)} without it (paired by seed, n={best.paired_n}, p = {p_text(best.paired_p)}).")
+                f"{score_text(twin)} without it ({paired}).")
     same = [c for c in items if c.pretrained and c.device == best.device and c.model_key == best.model_key and c.paired_n]
     lmao = _best(same)
     if lmao is None:

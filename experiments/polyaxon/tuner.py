@@ -704,7 +704,7 @@ class Tuner:
     def report(self) -> None:
         """``lmao report --polyaxon-project`` of the project into the tuner's outputs (and its log)."""
         out = self.outputs / "report"
-        done = subprocess.run([sys.executable, "-m", "experiments", "report", "--polyaxon-project",
+        done = subprocess.run([sys.executable, "-m", "lmao", "report", "--polyaxon-project",
                                f"{self.owner}/{self.project}", "--out", str(out), "--no-readmes", "--no-plots"],
                               capture_output=True, text=True)
         print(done.stdout.strip(), flush=True)
