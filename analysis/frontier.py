@@ -516,12 +516,12 @@ def reference_points(ax: Any) -> None:
     for i, (label, size_mb, score) in enumerate(SIZE_REFERENCES):
         if score is None:
             ax.axvline(size_mb, color="#999999", linestyle="--", linewidth=0.8)
-            ax.annotate(label, (size_mb, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
+            ax.annotate(label, (size_mb, 0.3), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,  # above the legend
                         color="#777777", xytext=(-9, 0), textcoords="offset points", va="bottom")
         else:
             ax.plot([size_mb], [score], marker="*", color="#999999", markersize=9, linestyle="none")
-            ax.annotate(label, (size_mb, score), textcoords="offset points", xytext=(-6, 5 - 12 * i), fontsize=6,
-                        color="#777777", ha="right")
+            ax.annotate(label, (size_mb, score), textcoords="offset points", xytext=(-8, 0), fontsize=6,
+                        color="#777777", ha="right", va="center")  # beside its own star, level with it
 
 
 def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
@@ -582,11 +582,14 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
             ax.set_xscale("log")
             ax.set_xlim(1.0, max(SIZE_AXIS_MB, 1.2 * max(c.size_mb for c in own)))
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(size_tick))
+        if attr == "words_per_second" and any(np.isfinite(c.words_per_second) for c in own):
+            ax.set_xscale("log")  # a bag of words runs ~50x a CNN: on a linear axis every CNN is one column
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda k, _pos: f"{k:g}k"))
         if attr == "words_per_second" and not any(np.isfinite(c.words_per_second) for c in own):
             ax.text(0.5, 0.5, "no side-by-side speed measurement\n(make frontier-speed)", ha="center",
                     va="center", transform=ax.transAxes, color="grey")
         elif attr == "words_per_second":
-            label = ("inference speed (k words per CPU-second, all models side by side: frontier-speed.csv;\n"
+            label = ("inference speed (words per CPU-second, log scale, all models side by side: frontier-speed.csv;\n"
                      "median, bars: slowest to fastest round)")
         ax.set_xlabel(label)
         ax.set_ylabel("best dev accuracy (%), mean ± std over seeds")

@@ -45,5 +45,5 @@ SIZE_REFERENCES: List[Tuple[str, float, Optional[float]]] = [
     ("original, no pretraining: best of 50 runs, 1.1M x 300-d GloVe table, 5000 dev reviews", 1.1e6 * 300 * 4 / 1e6,
      86.8),
     ("original, LMAO 1 epoch: best of 50 runs, same table", 1.1e6 * 300 * 4 / 1e6, 87.5),
-    ("DistilBERT classifier: 66M parameters (float32), not run here", 66e6 * 4 / 1e6, None),
+    ("DistilBERT, 66M float32 parameters: not run here", 66e6 * 4 / 1e6, None),
 ]
