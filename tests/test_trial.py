@@ -198,6 +198,16 @@ def test_static_vectors_as_input_and_characters_objective(imdb_corpus, tiny_tria
     assert nlp.vocab.vectors.shape[1] == 16  # the corpus fixture's vectors ship inside the model
     assert spacy.load(tmp_path / "plain" / "model-best").vocab.vectors.shape[1] == 0
     assert with_vectors["model_size_bytes"] > without["model_size_bytes"]
+    # The record names the table's content, not only its path: the pretraining cache key's hash, and how it
+    # was made; a trial that reads no vectors records none.
+    from experiments.storage.fileio import path_fingerprint
+
+    table = imdb_corpus / "vectors"
+    recorded = load_results(tmp_path / "vec")["vectors"]
+    assert recorded == {"source": str(table), "fingerprint": "sha256:" + path_fingerprint(table),
+                        "info": json.loads((table / "vectors-info.json").read_text())}
+    assert recorded["info"]["dims"] == 16 and recorded["info"]["algorithm"] == "fasttext"
+    assert without["vectors"] is None
 
 
 def test_pretrain_seed_shares_one_pretraining_run_across_seeds(imdb_corpus, tiny_trial_params, tmp_path):

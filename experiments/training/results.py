@@ -16,6 +16,9 @@ Schema (version 1)::
       "seed": 0,
       "meta": {"study": ..., "search": ..., "trial_number": ...},   # provenance (`lmao trial --meta k=v`)
       "corpus": {"dir": "corpus/imdb-1k", "manifest": {...}},     # what `lmao data` wrote for this corpus
+      "vectors": null | {"source": "corpus/vectors-imdb-100k",    # the static vectors the trial read (input
+                         "fingerprint": "sha256:...",              # feature or pretraining target): content
+                         "info": {...}},                           # hash, and vectors-info.json (how made)
       "metric": "accuracy" | "ents_f",          # what dev_score means
       "pretraining": {
         "objective": null | "vectors" | "characters" | "trigram",   # null = baseline
@@ -135,7 +138,8 @@ def no_pretraining() -> Dict[str, Any]:
 
 def new_results(*, experiment: str, task: str, metric: str, params: Mapping[str, Any],
                 config_overrides: Optional[Mapping[str, Any]] = None, meta: Optional[Mapping[str, str]] = None,
-                corpus: Optional[Mapping[str, Any]] = None, final: bool = False) -> Dict[str, Any]:
+                corpus: Optional[Mapping[str, Any]] = None, vectors: Optional[Mapping[str, Any]] = None,
+                final: bool = False) -> Dict[str, Any]:
     """A trial's record as it starts: ``status: running``, no epochs yet."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -148,6 +152,7 @@ def new_results(*, experiment: str, task: str, metric: str, params: Mapping[str,
         "seed": params["seed"],
         "meta": dict(meta or {}),
         "corpus": dict(corpus) if corpus is not None else None,
+        "vectors": dict(vectors) if vectors is not None else None,
         "metric": metric,
         "pretraining": no_pretraining(),
         "epochs": [],

@@ -193,6 +193,7 @@ def run_trial(
     command passes :func:`experiments.polyaxon.make_tracker`.
     """
     from .finetune import METRICS, evaluate_saved, finetune
+    from .vectors import vectors_record
 
     experiment_dir, out_dir = Path(experiment_dir), Path(out_dir)
     experiment = load_experiment(experiment_dir)
@@ -222,7 +223,8 @@ def run_trial(
     started = time.perf_counter()
     results = result_file.new_results(
         experiment=experiment["name"], task=task, metric=METRICS[task], params=params,
-        config_overrides=config_overrides, meta=meta, corpus=corpus_info(corpus_dir, pretrain_dir), final=final)
+        config_overrides=config_overrides, meta=meta, corpus=corpus_info(corpus_dir, pretrain_dir),
+        vectors=vectors_record(vectors) if vectors is not None else None, final=final)
 
     def save() -> None:
         results["wall_seconds"] = round(time.perf_counter() - started, 3)

@@ -9,6 +9,7 @@ Vectors are keyed by the exact token text (ORTH), as spaCy's pretraining objecti
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -209,6 +210,20 @@ def package_fingerprint(name: str) -> str:
     from spacy.util import get_package_version
 
     return f"{name}=={get_package_version(name)} vocab-sha256:{path_fingerprint(package_data_path(name) / 'vocab')}"
+
+
+def vectors_record(source: Union[Path, str]) -> Dict[str, object]:
+    """What a trial records of the vectors table it read: where from, the content hash the pretraining cache
+    key also uses, and how it was made (``vectors-info.json``). A path names a table, not its content: a
+    table rebuilt at the same path (fastText with several workers is not bit-reproducible) gets another
+    fingerprint, so results that name one path but read different tables can be told apart."""
+    name = pipeline_package(str(source))
+    if name:
+        return {"source": name, "fingerprint": package_fingerprint(name), "info": None}
+    path = Path(source)
+    info_path = path / "vectors-info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
+    return {"source": str(path), "fingerprint": "sha256:" + path_fingerprint(path), "info": info}
 
 
 def load_vectors_pipeline(source: Union[str, Path]):
