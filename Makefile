@@ -24,6 +24,7 @@ help:
 	@echo "make campaign-imdb / campaign-ner - the protocol-scale campaigns (hours; resumable)"
 	@echo "make campaign-frontier - accuracy by model size: pruned tables, with/without LMAO (hours; resumable)"
 	@echo "make stock-check - spacy train on spaCy's stock textcat config (the frontier's anchor), 3 seeds"
+	@echo "make stock-ensemble-screen - spaCy's stock accuracy textcat config, 5 epochs on a dev slice, 1 seed (about 30 min on 2 cores)"
 	@echo "make sweep  - small local IMDB-1k random search (Optuna; minutes on 2 cores), report in runs/report/sweep"
 	@echo "make dashboard - Polyaxon's local UI/API on http://127.0.0.1:$(DASHBOARD_PORT) (haupt sandbox)"
 	@echo "make polyaxonfiles - regenerate the polyaxonfiles from the experiments' sweep.yml"
@@ -194,6 +195,13 @@ recipe-levers: $(CORPUS)/imdb-1k-dev2k/.done $(CORPUS)/vectors-imdb-100k/.done $
 	$(LMAO) campaign lmao-imdb-1k/before-recipe.yml
 	$(MAKE) recipe-tables
 
+# spaCy's stock accuracy textcat config (frontier.yml's stock-ensemble) screened where 2 CPU cores allow:
+# 5 epochs on the same dev slice, 1 seed, beside the stock bag of words (lmao-imdb-1k/README.md).
+.PHONY: stock-ensemble-screen
+stock-ensemble-screen: $(CORPUS)/imdb-1k-dev2k/.done
+	$(LMAO) campaign lmao-imdb-1k/stock-ensemble-screen.yml
+	$(MAKE) recipe-tables
+
 # The recipe studies' tables (lmao-imdb-1k/README.md, ontonotes-ner/README.md), from the committed raw results (also run by
 # `make report`): each lever's curve, and the baseline before the recipe beside the campaign's baseline.
 .PHONY: recipe-tables
@@ -201,6 +209,8 @@ recipe-tables: venv
 	$(LMAO) campaign lmao-imdb-1k/levers.yml --summary --markdown --readme lmao-imdb-1k/README.md --block levers
 	$(LMAO) campaign lmao-imdb-1k/before-recipe.yml --also lmao-imdb-1k/campaign.yml --only old-defaults \
 		--only baseline --summary --markdown --readme lmao-imdb-1k/README.md --block before-after
+	$(LMAO) campaign lmao-imdb-1k/stock-ensemble-screen.yml --summary --markdown --readme lmao-imdb-1k/README.md \
+		--block stock-ensemble-screen
 	$(LMAO) campaign ontonotes-ner/levers-wnut17.yml --summary --markdown --readme ontonotes-ner/README.md --block levers
 	$(LMAO) campaign ontonotes-ner/levers-uner-ewt.yml --summary --markdown --readme ontonotes-ner/README.md \
 		--block levers-uner-ewt

@@ -169,7 +169,7 @@ def test_committed_recipe_tables_regenerate_byte_identically(tmp_path):
     assert dry.returncode == 0, dry.stderr
     commands = [shlex.split(c) for c in dry.stdout.replace("\\\n", " ").splitlines() if c.startswith("lmao ")]
     readmes = {args[args.index("--readme") + 1] for args in commands}
-    assert readmes == {"lmao-imdb-1k/README.md", "ontonotes-ner/README.md"} and len(commands) == 5
+    assert readmes == {"lmao-imdb-1k/README.md", "ontonotes-ner/README.md"} and len(commands) == 6
     for readme in readmes:
         (tmp_path / readme).parent.mkdir(parents=True)
         (tmp_path / readme).write_bytes((REPO / readme).read_bytes())
