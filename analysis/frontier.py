@@ -135,6 +135,7 @@ STOCK_MODELS: Dict[str, Dict[str, Any]] = {
     "accuracy": {"textcat_arch": "ensemble", "bow_ngram_size": 1, "bow_rows": 262144, "width": 256, "depth": 8},
 }
 STOCK_ACCURACY_ROWS = [5000, 1000, 2500, 2500]
+ROWS_OVERRIDE = "components.tok2vec.model.embed.rows"  # hash rows per attribute (NORM, PREFIX, SUFFIX, SHAPE)
 
 
 def stock_config(params: Dict[str, Any], overrides: Dict[str, Any]) -> str:
@@ -148,7 +149,7 @@ def stock_config(params: Dict[str, Any], overrides: Dict[str, Any]) -> str:
         return ""
     for name, model in STOCK_MODELS.items():
         if all(params.get(k) == v for k, v in model.items()):
-            if name == "accuracy" and overrides.get("components.tok2vec.model.embed.rows") != STOCK_ACCURACY_ROWS:
+            if name == "accuracy" and overrides.get(ROWS_OVERRIDE) != STOCK_ACCURACY_ROWS:
                 continue
             return name
     return ""
@@ -180,14 +181,16 @@ def model_label(row: pd.Series) -> str:
     if arch == "bow":
         label = bow_label(params)
     else:
+        rows = overrides.get(ROWS_OVERRIDE)
+        rows = "/".join(str(r) for r in rows) if isinstance(rows, list) else params.get("embed_rows")
         label = f"{vectors_label(params)}; width {params.get('width')}, depth {params.get('depth')}, " \
-                f"embed rows {params.get('embed_rows')}"
+                f"embed rows {rows}"
         if arch == "ensemble":
             label = f"{bow_label(params)} + CNN ({label})"
     quickstart = overrides.get("training.optimizer.use_averages") is False and not params.get("pretrain_epochs") \
         and all(params.get(k) == v for k, v in STOCK_TRAINING.items())
     hidden = ("training.optimizer.use_averages",) if quickstart else ()
-    hidden += ("components.tok2vec.model.embed.rows",) if stock == "accuracy" else ()
+    hidden += (ROWS_OVERRIDE,) if arch != "bow" else ()  # in the label's "embed rows"
     shown = {k: v for k, v in overrides.items() if k not in hidden}
     if shown:
         label += "; " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))

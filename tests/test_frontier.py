@@ -344,3 +344,21 @@ def test_headline_says_plainly_when_pretrainings_gain_on_the_best_model_is_withi
     assert "Pretraining buys" not in ten
     assert ("Pretraining's +0.35 points on this model, against 83.42 ± 0.18 without it, are within seed noise "
             "(paired by seed, n=3, p = 0.4") in ten and "not below 0.05)." in ten
+
+
+def test_frontier_labels_name_the_rows_each_model_was_built_with():
+    """A model's label is what was trained: the stock accuracy config's per-attribute hash rows (a config
+    override), not the ``embed_rows`` param the override replaced; the side-by-side speed file agrees."""
+    import pandas as pd
+
+    from analysis.speeds import design_models
+
+    designs = [REPO / "lmao-imdb-1k" / "campaign.yml", REPO / "lmao-imdb-1k" / "frontier.yml"]  # make frontier-speed's
+    labels = {m["setting"]: label for label, m in design_models(designs, Path("corpus/imdb-1k")).items()}
+    assert labels["stock-ensemble"] == ("anchor: spaCy's stock textcat config `-o accuracy` (bag of words "
+                                        "(unigrams, 262,144 rows) + CNN (no static vectors; width 256, depth 8, "
+                                        "embed rows 5000/1000/2500/2500))")
+    assert labels["v10k-d50-w64-r4000"].endswith("width 64, depth 4, embed rows 4000")
+    speeds = pd.read_csv(REPO / "analysis" / "results" / "frontier-speed.csv")
+    for row in speeds.itertuples():
+        assert labels.get(row.setting, row.model) == row.model, row.setting
