@@ -23,6 +23,8 @@ def test_new_results_then_epochs_keep_the_best(tmp_path):
     for epoch, score in ((1, 0.6), (2, 0.8), (3, 0.7)):
         results.add_epoch(data, {"epoch": epoch, "dev_score": score})
     assert (data["best_epoch"], data["best_dev_score"]) == (2, 0.8)
+    results.add_epoch(data, {"epoch": 4, "dev_score": 0.8})  # a tie: the later epoch, as model-best
+    assert (data["best_epoch"], data["best_dev_score"]) == (4, 0.8)
     results.finish(data, "completed")
     results.save(tmp_path, data)
     on_disk = json.loads((tmp_path / RESULTS_FILE).read_text())

@@ -37,7 +37,7 @@ def check_common_fields(results: dict, *, task: str, metric: str) -> None:
     assert results["schema_version"] == 1
     assert len(results["epochs"]) == results["params"]["max_epochs"]
     assert [row["epoch"] for row in results["epochs"]] == list(range(1, results["params"]["max_epochs"] + 1))
-    best = max(results["epochs"], key=lambda r: r["dev_score"])
+    best = max(results["epochs"], key=lambda r: (r["dev_score"], r["epoch"]))  # a tie: the later epoch
     assert results["best_dev_score"] == best["dev_score"] and results["best_epoch"] == best["epoch"]
     for row in results["epochs"]:
         assert row["train_loss"] > 0 and row["seconds"] > 0 and 0 <= row["dev_score"] <= 1

@@ -176,9 +176,11 @@ def new_results(*, experiment: str, task: str, metric: str, params: Mapping[str,
 
 
 def add_epoch(results: Dict[str, Any], row: Mapping[str, Any]) -> None:
-    """Append one fine-tuning epoch and keep ``best_epoch`` / ``best_dev_score`` in step."""
+    """Append one fine-tuning epoch and keep ``best_epoch`` / ``best_dev_score`` in step.
+
+    A tie goes to the later epoch, as ``model-best`` does (spaCy's ``score == max(results)``)."""
     results["epochs"].append(dict(row))
-    best = max(results["epochs"], key=lambda r: r["dev_score"])
+    best = max(results["epochs"], key=lambda r: (r["dev_score"], r["epoch"]))
     results["best_epoch"], results["best_dev_score"] = best["epoch"], best["dev_score"]
 
 
