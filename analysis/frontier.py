@@ -566,10 +566,11 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
             for c, xi, yi in zip(cells_d, x, y):
                 if c.anchor:
                     by_spacy = c.model == STOCK_CHECK_MODEL
-                    ax.annotate(f"stock -o {c.anchor} ({'spacy train' if by_spacy else 'lmao trial'})", (xi, yi),
-                                textcoords="offset points", xytext=(5, 4 if by_spacy else -10), fontsize=7,
+                    seeds = f", n={c.n}" if c.n < FULL_SEEDS else ""  # in the label: two texts would overlap
+                    ax.annotate(f"stock -o {c.anchor} ({'spacy train' if by_spacy else 'lmao trial'}{seeds})",
+                                (xi, yi), textcoords="offset points", xytext=(5, 4 if by_spacy else -10), fontsize=7,
                                 color=colour[device])
-                if c.n < FULL_SEEDS:
+                elif c.n < FULL_SEEDS:
                     ax.annotate(f"n={c.n}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7,
                                 color="#555555")
             front = pareto_front(x, y, smaller)
@@ -598,7 +599,8 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
         ax.set_ylabel("best dev accuracy (%), mean ± std over seeds")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
+            # "best" weighs points, not labels: on the size axis it covered the anchors' labels at the bottom right
+            ax.legend(fontsize=7, loc="lower left" if attr == "size_mb" else "best")
     fig.suptitle("IMDB-1k: accuracy against model size and speed (triangles: LMAO-pretrained; squares: spaCy's "
                  "stock configs;\nstars and dashed line: sizes and scores from elsewhere, not measured here; "
                  "n<3: fewer seeds)")
