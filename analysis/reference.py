@@ -1,4 +1,4 @@
-"""The original experiments' numbers (from the protocol, ``../shared/PROTOCOL.md``), printed beside ours.
+"""The original experiments' numbers (from the protocol, ``docs/protocol.md``), printed beside ours.
 
 Copied here rather than parsed so a fresh clone without the shared folder still prints them. Scores in
 percent, as the original reported them.
@@ -35,7 +35,7 @@ NER: Dict[str, Dict[str, float]] = {
 }
 NER_EPOCHS = [1, 2, 5, 10]
 SOURCE_NOTE = ("Columns marked *original* are the original LMAO experiments' numbers as given in the "
-               "protocol (`../shared/PROTOCOL.md`), not produced here.")
+               "protocol (`docs/protocol.md`), not produced here.")
 
 # Points on the frontier plot's size axis that were not measured here (annotations, never data): the
 # original's best models, whose 300-d GloVe table (en_vectors_web_lg, about 1.1M rows) alone is

@@ -532,7 +532,7 @@ def ner_table(trials: pd.DataFrame, epochs: pd.DataFrame, name: str, experiment:
             lines.append("- **Corpus not recorded**: these results carry no corpus manifest, so nothing shows "
                          "they used OntoNotes; the *original* columns compare only if they did.")
     elif experiment == reference.NER_REFERENCE_EXPERIMENT:
-        lines.append(f"- The original's OntoNotes numbers (`../shared/PROTOCOL.md`) are not shown: these runs used "
+        lines.append(f"- The original's OntoNotes numbers (`docs/protocol.md`) are not shown: these runs used "
                      f"{corpus}, a different corpus (other entity types and text), so their scores are not "
                      "comparable.")
     return Table(name, experiment, task, f"{experiment} ({task})", "\n".join(lines) + "\n",

@@ -756,7 +756,7 @@ def test_ner_table_on_another_corpus_prints_no_ontonotes_numbers(tmp_path):
     assert md_rows(md)["header"] == ["epoch", "baseline", "50M words (vectors)", "50M words (trigram)"]
     assert "78.3" not in md and "85.5" not in md and "original baseline" not in md
     assert list(md_rows(md))[1:4] == ["1", "2", "3"]  # no OntoNotes epochs 5 and 10 padded in
-    assert ("- The original's OntoNotes numbers (`../shared/PROTOCOL.md`) are not shown: these runs used "
+    assert ("- The original's OntoNotes numbers (`docs/protocol.md`) are not shown: these runs used "
             "`emerging.dev.conll + wnut17train.conll`, a different corpus (other entity types and text), so "
             "their scores are not comparable.") in md.splitlines()
     assert cell(md, "pretraining text", "50M words (vectors)") == "train+dev text; 4,403 docs, 83k words"
