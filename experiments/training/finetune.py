@@ -34,6 +34,7 @@ from ..common.progress import progress
 from ..data.docbins import read_examples
 from ..data.tokenized import available_cores
 from ..storage.fileio import atomic_path
+from .results import is_new_best
 
 METRICS = {"textcat": "accuracy", "ner": "ents_f"}
 INIT_CORPUS = "lmao_init_train"  # the corpora section init_pipeline reads for initialisation
@@ -314,10 +315,9 @@ def finetune(
             # Evaluate and save with the averaged parameters when the optimizer keeps them (spaCy does).
             with averaged():
                 evaluation = evaluate(nlp, dev, task, batch_size=nlp.batch_size, processes=processes)
-                # spaCy's `score == max(results)`: a tie with the best so far is the new best.
                 if best["score"] is None or evaluation.score > best["score"]:
                     first_best_epoch = epoch
-                if best["score"] is None or evaluation.score >= best["score"]:
+                if is_new_best(evaluation.score, best["score"]):
                     best = {"epoch": epoch, "score": evaluation.score,
                             "words_per_second": evaluation.words_per_second}
                     save(best_dir)

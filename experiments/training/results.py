@@ -175,13 +175,18 @@ def new_results(*, experiment: str, task: str, metric: str, params: Mapping[str,
     }
 
 
-def add_epoch(results: Dict[str, Any], row: Mapping[str, Any]) -> None:
-    """Append one fine-tuning epoch and keep ``best_epoch`` / ``best_dev_score`` in step.
+def is_new_best(score: float, best_score: Optional[float]) -> bool:
+    """Whether an evaluation becomes the best so far: spaCy's ``model-best`` rule (``score ==
+    max(results)``), so a tie goes to the later evaluation. The one owner of that rule: fine-tuning saves
+    ``model-best`` by it and :func:`add_epoch` records ``best_epoch`` by it, so the two always agree."""
+    return best_score is None or score >= best_score
 
-    A tie goes to the later epoch, as ``model-best`` does (spaCy's ``score == max(results)``)."""
+
+def add_epoch(results: Dict[str, Any], row: Mapping[str, Any]) -> None:
+    """Append one fine-tuning epoch and keep ``best_epoch`` / ``best_dev_score`` in step (:func:`is_new_best`)."""
     results["epochs"].append(dict(row))
-    best = max(results["epochs"], key=lambda r: (r["dev_score"], r["epoch"]))
-    results["best_epoch"], results["best_dev_score"] = best["epoch"], best["dev_score"]
+    if is_new_best(row["dev_score"], results["best_dev_score"]):
+        results["best_epoch"], results["best_dev_score"] = row["epoch"], row["dev_score"]
 
 
 def finish(results: Dict[str, Any], status: str, error: Optional[str] = None) -> None:
