@@ -6,8 +6,9 @@ import only the ones before it, see its ``__init__``; ``tests/test_imports.py`` 
 - ``experiments.data``: corpora in, tokenized DocBins out (IMDB, CoNLL/IOB, CoNLL-2012, .spacy, Prodigy).
 - ``experiments.training``: one trial: params, config, objectives, pretraining, vectors, fine-tuning, results.
 - ``experiments.sweeps``: many trials: search spaces, the Optuna sweep, campaigns.
-- The Polyaxon/Kubernetes modules (``polyaxon_agent``, ``polyaxon_tuner``, ``polyaxonfile``, ``tracking``,
-  ``k8s_checks``, ``k8s_manifests``): may import all of the above.
+- ``experiments.polyaxon``: everything that touches Polyaxon or Kubernetes (agent, tuner, polyaxonfiles,
+  tracking, the cluster manifests and their checks; the private Polyaxon names it uses are in its
+  ``boundary`` table): may import all of the above.
 - ``experiments.cli`` (with ``cli_sweep``): the experiments' commands (``python -m experiments``); the full
   ``lmao`` command line is ``lmao.cli``. Nothing in ``experiments`` imports ``analysis`` or ``lmao``.
 """

@@ -111,9 +111,8 @@ def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_
         raise InputError(target, "no cluster operation runs this file (experiments/polyaxon/k8s_manifests.py OPERATIONS)")
     from typer.main import get_command
 
-    from .cli import app  # the commands `python -m experiments` has, for the entry-point check
-
-    problems = check_all(compiled, set(get_command(app).commands))  # type: ignore[attr-defined]
+    # The pods run `python -m experiments`: their entry point is checked against that app's commands.
+    problems = check_all(compiled, set(get_command(_ENTRY_POINT_APP).commands))  # type: ignore[attr-defined]
     text = manifests_yaml(compiled)
     if out:
         write_text(out, text)
@@ -125,7 +124,13 @@ def k8s_objects(experiment_dir: Path, search: str, out: Optional[Path], project_
                + (f"; objects in {out}" if out else ""), err=not out)
 
 
+_ENTRY_POINT_APP = typer.Typer()  # replaced by register(): the app `python -m experiments` runs
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``sweep`` and ``polyaxonfile`` to the ``lmao`` app."""
+    """Add ``sweep`` and ``polyaxonfile`` to ``app``, the experiments' app (``python -m experiments``; the
+    ``lmao`` app includes it); ``--k8s`` checks the pods' entry point against its commands."""
+    global _ENTRY_POINT_APP
+    _ENTRY_POINT_APP = app
     app.command("sweep", context_settings=OVERRIDES)(sweep)
     app.command("polyaxonfile")(polyaxonfile)

@@ -372,15 +372,14 @@ def make_tracker(experiment: str, params: Mapping[str, Any], out_dir: Path):
 
 
 # Runs of a project that hold no trial by design: Polyaxon's pipelines (a matrix, the TPE tuner's batches,
-# a DAG, a schedule; polyaxon 2.18.0 V1RunKind.has_pipeline) and our TPE tuner job (tuner.py, tagged TUNER_TAG).
+# a DAG, a schedule; polyaxon 2.18.0 V1RunKind.has_pipeline) and our TPE tuner job (tuner.py tags it TUNER_TAG).
 PIPELINE_KINDS = ("dag", "matrix", "schedule", "tuner")
+TUNER_TAG = "tuner"
 
 
 def not_a_trial(run: Any) -> Optional[str]:
     """What a listed Polyaxon run (``V1Run``) is when it holds no trial result ("matrix", "tuner", ...); None for
     a run that may (a trial)."""
-    from .tuner import TUNER_TAG
-
     kind = getattr(run, "kind", None)
     kind = str(getattr(kind, "value", kind) or "")
     if kind in PIPELINE_KINDS:

@@ -51,6 +51,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..common.errors import InputError
 from .retry import is_spurious_405, status_of
+from .tracking import RUNS_COLUMNS, TUNER_TAG  # the tuner run's tag: tracking.not_a_trial reads no trial from it
 
 OWNER = "default"  # Polyaxon CE has a single organisation
 STUDY_FILE = "optuna.sqlite3"
@@ -66,7 +67,6 @@ TUNER_CPU = "500m"
 TUNER_MEMORY = "1Gi"
 # The NetworkPolicy of terraform-gke lets pods with this label reach Polyaxon's API (trials have none).
 TUNER_LABEL = {"lmao/role": "tuner"}
-TUNER_TAG = "tuner"  # the tuner run's tag (tracking.not_a_trial: the report reads no trial from it)
 
 
 def _now() -> str:
@@ -726,8 +726,6 @@ def trials_page_url(host: str, project: str, tuner_uuid: str, owner: str = OWNER
     UI reads the query and the columns from the page URL's ``search`` (see tracking.runs_page_url)."""
     import base64
     import urllib.parse
-
-    from .tracking import RUNS_COLUMNS
 
     columns = ["name", "status", "pipeline", *(c for c in RUNS_COLUMNS if c != "name")]
     spec = {"query": f"name:%-tpe-{tuner_uuid[:8]}-b%, kind:job", "columns": ",".join(columns),
