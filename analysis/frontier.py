@@ -505,6 +505,7 @@ def markdown(items: Sequence[Cell]) -> str:
 # The size axis: logarithmic from 1 MB to 2 GB, so the original's 1.3 GB table-sized models and a
 # DistilBERT classifier sit on the axis of the few-MB models (analysis.reference.SIZE_REFERENCES).
 SIZE_AXIS_MB = 2000.0
+CORNER_LABEL_MB = 5.0  # anchors this small are labelled in the size panel's top-left corner
 
 
 def size_tick(mb: float, _pos: Any = None) -> str:
@@ -563,13 +564,22 @@ def plot(items: Sequence[Cell], path: Path) -> Optional[Path]:
                     ax.errorbar(x[mask], y[mask], yerr=err, xerr=xerr, fmt=marker, color=colour[device],
                                 mfc=colour[device] if pretrained else "white", capsize=2, markersize=6,
                                 label=f"{device.upper()}: {name}")
-            for c, xi, yi in zip(cells_d, x, y):
+            cornered = 0  # small anchors' labels stacked in the size panel's top-left corner
+            for c, xi, yi in sorted(zip(cells_d, x, y), key=lambda t: -t[2]):
                 if c.anchor:
                     by_spacy = c.model == STOCK_CHECK_MODEL
                     seeds = f", n={c.n}" if c.n < FULL_SEEDS else ""  # in the label: two texts would overlap
-                    ax.annotate(f"stock -o {c.anchor} ({'spacy train' if by_spacy else 'lmao trial'}{seeds})",
-                                (xi, yi), textcoords="offset points", xytext=(5, 4 if by_spacy else -10), fontsize=7,
-                                color=colour[device])
+                    text = f"stock -o {c.anchor} ({'spacy train' if by_spacy else 'lmao trial'}{seeds})"
+                    if attr == "size_mb" and c.size_mb <= CORNER_LABEL_MB:
+                        # Beside the point the label would run over the 6-10 MB models; a thin line leads to it.
+                        ax.annotate(text, (xi, yi), xytext=(0.015, 0.95 - 0.05 * cornered), textcoords="axes fraction",
+                                    va="top", fontsize=7, color=colour[device],
+                                    arrowprops=dict(arrowstyle="-", color=colour[device], lw=0.5, alpha=0.6,
+                                                    shrinkA=1, shrinkB=4))
+                        cornered += 1
+                    else:
+                        ax.annotate(text, (xi, yi), textcoords="offset points",
+                                    xytext=(5, 4 if by_spacy else -10), fontsize=7, color=colour[device])
                 elif c.n < FULL_SEEDS:
                     ax.annotate(f"n={c.n}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7,
                                 color="#555555")
