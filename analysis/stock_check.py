@@ -5,7 +5,8 @@ For each seed: ``spacy init config -p textcat -o efficiency`` (the quickstart's 
 user writes it), ``spacy train`` on the corpus' train and dev DocBins with ``--system.seed``, then
 ``model-best`` scored on the dev DocBin with the trials' own scorer (accuracy, and spaCy's cats_score).
 Each seed writes ``OUT/seed-N/results.json`` (written whole, then renamed): the config's text and hash,
-spaCy's version, the steps and epochs spaCy trained, the wall time, the scores. The test split is never
+spaCy's version, the steps and epochs spaCy trained, each of its dev evaluations (epoch, step, score: where
+its best checkpoint came from), the wall time, the scores. The test split is never
 read.
 
     python -m analysis.stock_check corpus/imdb-1k analysis/imdb-1k-stock/spacy-train-efficiency --seed 0
@@ -38,14 +39,21 @@ def stock_config(optimize: str) -> str:
     return config.to_str()
 
 
-def train_steps(log: str) -> Dict[str, int]:
-    """The last epoch and step of ``spacy train``'s console table (``E  #  LOSS ...`` rows)."""
-    last: List[str] = []
+def train_evaluations(log: str) -> List[Dict[str, Any]]:
+    """Every row of ``spacy train``'s console table (``E  #  LOSS ...  SCORE``): the 0-based epoch, the step
+    and spaCy's weighted dev score (0-1) of each evaluation, in order."""
+    rows = []
     for line in log.splitlines():
         fields = line.split()
         if len(fields) > 2 and fields[0].isdigit() and fields[1].isdigit():
-            last = fields
-    return {"epochs": int(last[0]), "steps": int(last[1])} if last else {}
+            rows.append({"epoch": int(fields[0]), "step": int(fields[1]), "score": float(fields[-1])})
+    return rows
+
+
+def train_steps(log: str) -> Dict[str, int]:
+    """The last epoch and step of ``spacy train``'s console table."""
+    rows = train_evaluations(log)
+    return {"epochs": rows[-1]["epoch"], "steps": rows[-1]["step"]} if rows else {}
 
 
 def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "efficiency",
@@ -79,7 +87,7 @@ def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "effi
         "spacy_version": spacy.__version__, "seed": seed, "corpus_dir": str(corpus_dir),
         "config_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "config": text,
         "overrides": list(overrides),
-        **train_steps(run.stdout), "wall_seconds": round(wall, 1), "model_size_bytes": size,
+        **train_steps(run.stdout), "evaluations": train_evaluations(run.stdout), "wall_seconds": round(wall, 1), "model_size_bytes": size,
         "dev_accuracy": dev.score, "dev_cats_score": float(dev.scores.get("cats_score") or 0.0),
         "spacy_best_cats_score": meta.get("performance", {}).get("cats_score"),
     }

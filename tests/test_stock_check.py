@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from analysis.stock_check import check_seed, stock_config, train_steps
+from analysis.stock_check import check_seed, stock_config, train_evaluations, train_steps
 
 
 def test_train_steps_reads_spacys_console_table():
@@ -16,6 +16,7 @@ def test_train_steps_reads_spacys_console_table():
           "  2     400  12.0  80.1  0.80\n"
     assert train_steps(log) == {"epochs": 2, "steps": 400}
     assert train_steps("no table") == {}
+    assert train_evaluations(log) == [{"epoch": 0, "step": 0, "score": 0.33}, {"epoch": 2, "step": 400, "score": 0.80}]
 
 
 @pytest.mark.slow
@@ -26,6 +27,9 @@ def test_stock_check_trains_spacys_config_and_scores_as_spacy_does(imdb_corpus, 
     assert written == found
     assert found["config_sha256"] == hashlib.sha256(stock_config("efficiency").encode()).hexdigest()
     assert "spacy.TextCatBOW.v3" in found["config"] and found["steps"] == 300
+    assert [e["step"] for e in found["evaluations"]] == [0, 100, 200, 300]  # every eval_frequency steps
+    # spaCy's model-best is its best evaluation: its SCORE column (2 decimals) is the best cats_score
+    assert max(e["score"] for e in found["evaluations"]) == pytest.approx(found["spacy_best_cats_score"], abs=0.006)
     # our scorer on model-best gives spaCy's own best cats_score: the same metric, recomputed on fresh docs
     assert found["dev_cats_score"] == pytest.approx(found["spacy_best_cats_score"], abs=1e-6)
     assert 0.4 <= found["dev_accuracy"] <= 1.0
