@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import typer
 
@@ -95,6 +95,40 @@ def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "effi
     return results
 
 
+def at_step_overrides(step: int) -> List[str]:
+    """``spacy train`` stopped right after its evaluation at 0-based step ``step``, that is after ``step + 1``
+    updates (spaCy evaluates when ``step % eval_frequency == 0``, then stops once ``step >= max_steps``);
+    patience off, so it cannot stop sooner."""
+    return ["--training.eval_frequency", str(step), "--training.max_steps", str(step), "--training.patience", "0"]
+
+
+def check_at_trial_epochs(corpus_dir: Path, out: Path, trial_results: Path,
+                          optimize: str = "efficiency") -> List[Dict[str, Any]]:
+    """Score ``spacy train`` on the stock config where each epoch of a trial of the same model and seed
+    ended (its ``results.json`` records each epoch's cumulative updates as ``steps``): one run per epoch,
+    ``out/seed-N/step-S/results.json``. Where the trial made the same updates, the two scores are equal;
+    a trial picks its best from these points, ``spacy train`` from one every ``eval_frequency`` steps."""
+    from experiments.training.results import read
+
+    trial = read(trial_results)
+    if trial is None:
+        raise InputError(trial_results, "no trial result file here (results.json, or its folder)")
+    epochs = [e for e in trial.get("epochs", []) if e.get("steps")]
+    if not epochs:
+        raise InputError(trial_results, "no epoch records its `steps` (written by trials since the step count "
+                                        "was added): run the trial again")
+    rows = []
+    for e in epochs:
+        step = int(e["steps"]) - 1
+        target = out / f"seed-{trial['seed']}" / f"step-{step}"
+        done = target / "results.json"
+        found = json.loads(done.read_text(encoding="utf-8")) if done.is_file() else \
+            check_seed(corpus_dir, target, int(trial["seed"]), optimize, at_step_overrides(step))
+        rows.append({"epoch": e["epoch"], "updates": step + 1, "trial_dev_accuracy": e["dev_score"],
+                     "spacy_train_dev_accuracy": found["dev_accuracy"]})
+    return rows
+
+
 app = new_app(help="spacy train on spaCy's stock textcat config, scored like the trials.")
 
 
@@ -104,7 +138,16 @@ def main(
     out: Path = typer.Argument(..., help="folder for seed-N/results.json"),
     seed: List[int] = typer.Option([0, 1, 2], "--seed", help="seeds (repeatable)"),
     optimize: str = typer.Option("efficiency", help="the quickstart's -o: efficiency (BOW) or accuracy"),
+    at_epochs_of: Optional[Path] = typer.Option(
+        None, "--at-epochs-of", help="instead: a trial's results.json (the stock model, its seed): stop "
+        "spacy train where each of the trial's epochs ended and score it there, beside the trial's score"),
 ) -> None:
+    if at_epochs_of is not None:
+        for row in check_at_trial_epochs(corpus, out, at_epochs_of, optimize):
+            same = "equal" if row["trial_dev_accuracy"] == row["spacy_train_dev_accuracy"] else "DIFFERENT"
+            typer.echo(f"epoch {row['epoch']} ({row['updates']} updates): trial {row['trial_dev_accuracy']:.4f}, "
+                       f"spacy train {row['spacy_train_dev_accuracy']:.4f}: {same}")
+        return
     for s in seed:
         target = out / f"seed-{s}"
         if (target / "results.json").is_file():

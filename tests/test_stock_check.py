@@ -34,3 +34,26 @@ def test_stock_check_trains_spacys_config_and_scores_as_spacy_does(imdb_corpus, 
     assert found["dev_cats_score"] == pytest.approx(found["spacy_best_cats_score"], abs=1e-6)
     assert 0.4 <= found["dev_accuracy"] <= 1.0
     assert 2e6 < found["model_size_bytes"] < 5e6  # 262,144 rows x 2 labels of float32, and the vocab
+
+
+@pytest.mark.slow
+def test_a_stock_bow_trial_makes_spacy_trains_updates(imdb_corpus, tiny_trial_params, tmp_path):
+    """The frontier's stock-bow setting is the stock efficiency config trained by a trial: stopped where
+    each of the trial's epochs ended, `spacy train` on the stock config scores exactly what the trial
+    scored there. So the two anchors differ only in where the best model is picked from."""
+    from pathlib import Path
+
+    from analysis.stock_check import at_step_overrides, check_at_trial_epochs
+    from experiments.training.trial import run_trial
+
+    params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 2, "patience": 0, "seed": 0,
+              "textcat_arch": "bow", "static_vectors_input": False, "pretrain_epochs": 0,
+              "batch_schedule": "words", "batch_start": 100, "batch_stop": 1000}
+    params.pop("learn_rate")  # the experiment's default, 0.001, is the stock config's
+    trial = run_trial(Path("lmao-imdb-1k"), tmp_path / "trial", params,
+                      config_overrides={"training.optimizer.use_averages": False})
+    assert trial["status"] == "completed" and [e["steps"] > 0 for e in trial["epochs"]] == [True, True]
+    rows = check_at_trial_epochs(imdb_corpus, tmp_path / "spacy", tmp_path / "trial" / "results.json")
+    assert [r["updates"] for r in rows] == [e["steps"] for e in trial["epochs"]]
+    assert [r["spacy_train_dev_accuracy"] for r in rows] == [e["dev_score"] for e in trial["epochs"]]
+    assert at_step_overrides(9)[-2:] == ["--training.patience", "0"]
