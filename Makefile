@@ -171,11 +171,8 @@ stock-check: $(CORPUS)/imdb-1k/.done
 # on the stock config stopped where each of those epochs ended and scored there (the same scores).
 .PHONY: stock-align
 stock-align: $(CORPUS)/imdb-1k/.done
-	$(LMAO) trial lmao-imdb-1k --out runs/stock-bow-2-epochs -P seed=0 -P max_epochs=2 -P textcat_arch=bow \
-		-P static_vectors_input=false -P pretrain_epochs=0 -P batch_schedule=words -P batch_start=100 \
-		-P batch_stop=1000 --training.optimizer.use_averages false
 	$(BIN)/python -m analysis.stock_check $(CORPUS)/imdb-1k analysis/imdb-1k-stock/spacy-train-at-trial-epochs \
-		--at-epochs-of runs/stock-bow-2-epochs/results.json
+		--align-with lmao-imdb-1k/frontier.yml:stock-bow --seed 0 --epochs 2
 
 # The frontier's table, Pareto plot and README headline from the committed raw results (also run by
 # `make report`): the 34 MB campaign and the frontier campaign.

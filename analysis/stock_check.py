@@ -50,10 +50,14 @@ def train_evaluations(log: str) -> List[Dict[str, Any]]:
     return rows
 
 
+def last_step(evaluations: Sequence[Dict[str, Any]]) -> Dict[str, int]:
+    """The epoch and step of the last evaluation (what spacy train trained)."""
+    return {"epochs": evaluations[-1]["epoch"], "steps": evaluations[-1]["step"]} if evaluations else {}
+
+
 def train_steps(log: str) -> Dict[str, int]:
     """The last epoch and step of ``spacy train``'s console table."""
-    rows = train_evaluations(log)
-    return {"epochs": rows[-1]["epoch"], "steps": rows[-1]["step"]} if rows else {}
+    return last_step(train_evaluations(log))
 
 
 def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "efficiency",
@@ -82,12 +86,13 @@ def check_seed(corpus_dir: Path, out_dir: Path, seed: int, optimize: str = "effi
         dev = evaluate_saved(model_best, corpus_dir / "dev.spacy", "textcat", batch_size=128, processes=1)
         meta = json.loads((model_best / "meta.json").read_text(encoding="utf-8"))
         size = sum(p.stat().st_size for p in model_best.rglob("*") if p.is_file())
+    evaluations = train_evaluations(run.stdout)
     results = {
         "what": f"spacy train on `spacy init config -p textcat -o {optimize}`",
         "spacy_version": spacy.__version__, "seed": seed, "corpus_dir": str(corpus_dir),
         "config_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "config": text,
         "overrides": list(overrides),
-        **train_steps(run.stdout), "evaluations": train_evaluations(run.stdout), "wall_seconds": round(wall, 1), "model_size_bytes": size,
+        **last_step(evaluations), "evaluations": evaluations, "wall_seconds": round(wall, 1), "model_size_bytes": size,
         "dev_accuracy": dev.score, "dev_cats_score": float(dev.scores.get("cats_score") or 0.0),
         "spacy_best_cats_score": meta.get("performance", {}).get("cats_score"),
     }
@@ -129,6 +134,22 @@ def check_at_trial_epochs(corpus_dir: Path, out: Path, trial_results: Path,
     return rows
 
 
+def run_setting_trial(design_path: Path, setting: str, seed: int, corpus_dir: Path, out: Path, epochs: int) -> Path:
+    """Train one setting of a campaign design as the campaign would (its params, overrides and the
+    campaign's trial command), but for ``epochs`` epochs, on ``corpus_dir``, into ``out``."""
+    from experiments.sweeps.campaign import PlannedTrial, Setting, load_design, trial_command
+
+    design = load_design(design_path)
+    found = [s for s in design.settings if s.name == setting]
+    if not found:
+        names = ", ".join(s.name for s in design.settings)
+        raise InputError(design_path, f"no setting {setting!r} (settings: {names})")
+    shortened = Setting(setting, {**found[0].params, "max_epochs": epochs, "corpus_dir": str(corpus_dir)},
+                        found[0].overrides)
+    subprocess.run(trial_command(design, PlannedTrial(shortened, seed, out), cache=None, extra=()), check=True)
+    return out / "results.json"
+
+
 app = new_app(help="spacy train on spaCy's stock textcat config, scored like the trials.")
 
 
@@ -138,15 +159,22 @@ def main(
     out: Path = typer.Argument(..., help="folder for seed-N/results.json"),
     seed: List[int] = typer.Option([0, 1, 2], "--seed", help="seeds (repeatable)"),
     optimize: str = typer.Option("efficiency", help="the quickstart's -o: efficiency (BOW) or accuracy"),
-    at_epochs_of: Optional[Path] = typer.Option(
-        None, "--at-epochs-of", help="instead: a trial's results.json (the stock model, its seed): stop "
-        "spacy train where each of the trial's epochs ended and score it there, beside the trial's score"),
+    align_with: Optional[str] = typer.Option(
+        None, "--align-with", help="instead: DESIGN.yml:SETTING, a campaign setting that trains the stock model: "
+        "train it for --epochs epochs per seed (OUT/seed-N/trial), then stop spacy train where each of its epochs "
+        "ended (OUT/seed-N/step-S) and score it there, beside the trial's score"),
+    epochs: int = typer.Option(2, "--epochs", help="with --align-with: the trial's epochs"),
 ) -> None:
-    if at_epochs_of is not None:
-        for row in check_at_trial_epochs(corpus, out, at_epochs_of, optimize):
-            same = "equal" if row["trial_dev_accuracy"] == row["spacy_train_dev_accuracy"] else "DIFFERENT"
-            typer.echo(f"epoch {row['epoch']} ({row['updates']} updates): trial {row['trial_dev_accuracy']:.4f}, "
-                       f"spacy train {row['spacy_train_dev_accuracy']:.4f}: {same}")
+    if align_with is not None:
+        design, _, setting = align_with.rpartition(":")
+        if not design:
+            raise InputError("--align-with", f"expected DESIGN.yml:SETTING, got {align_with!r}")
+        for s in seed:
+            trial = run_setting_trial(Path(design), setting, s, corpus, out / f"seed-{s}" / "trial", epochs)
+            for row in check_at_trial_epochs(corpus, out, trial, optimize):
+                same = "equal" if row["trial_dev_accuracy"] == row["spacy_train_dev_accuracy"] else "DIFFERENT"
+                typer.echo(f"seed {s}, epoch {row['epoch']} ({row['updates']} updates): trial "
+                           f"{row['trial_dev_accuracy']:.4f}, spacy train {row['spacy_train_dev_accuracy']:.4f}: {same}")
         return
     for s in seed:
         target = out / f"seed-{s}"

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
-from analysis.stock_check import check_seed, stock_config, train_evaluations, train_steps
+from analysis.stock_check import (at_step_overrides, check_at_trial_epochs, check_seed, run_setting_trial,
+                                  stock_config, train_evaluations, train_steps)
+from experiments.common.errors import InputError
 
 
 def test_train_steps_reads_spacys_console_table():
@@ -37,23 +40,21 @@ def test_stock_check_trains_spacys_config_and_scores_as_spacy_does(imdb_corpus, 
 
 
 @pytest.mark.slow
-def test_a_stock_bow_trial_makes_spacy_trains_updates(imdb_corpus, tiny_trial_params, tmp_path):
+def test_a_stock_bow_trial_makes_spacy_trains_updates(imdb_corpus, tmp_path):
     """The frontier's stock-bow setting is the stock efficiency config trained by a trial: stopped where
     each of the trial's epochs ended, `spacy train` on the stock config scores exactly what the trial
     scored there. So the two anchors differ only in where the best model is picked from."""
-    from pathlib import Path
-
-    from analysis.stock_check import at_step_overrides, check_at_trial_epochs
-    from experiments.training.trial import run_trial
-
-    params = {**tiny_trial_params, "corpus_dir": str(imdb_corpus), "max_epochs": 2, "patience": 0, "seed": 0,
-              "textcat_arch": "bow", "static_vectors_input": False, "pretrain_epochs": 0,
-              "batch_schedule": "words", "batch_start": 100, "batch_stop": 1000}
-    params.pop("learn_rate")  # the experiment's default, 0.001, is the stock config's
-    trial = run_trial(Path("lmao-imdb-1k"), tmp_path / "trial", params,
-                      config_overrides={"training.optimizer.use_averages": False})
+    trial_file = run_setting_trial(Path("lmao-imdb-1k/frontier.yml"), "stock-bow", 0, imdb_corpus,
+                                   tmp_path / "trial", epochs=2)
+    trial = json.loads(trial_file.read_text())
     assert trial["status"] == "completed" and [e["steps"] > 0 for e in trial["epochs"]] == [True, True]
-    rows = check_at_trial_epochs(imdb_corpus, tmp_path / "spacy", tmp_path / "trial" / "results.json")
+    assert trial["meta"]["setting"] == "stock-bow" and trial["params"]["textcat_arch"] == "bow"
+    rows = check_at_trial_epochs(imdb_corpus, tmp_path / "spacy", trial_file)
     assert [r["updates"] for r in rows] == [e["steps"] for e in trial["epochs"]]
     assert [r["spacy_train_dev_accuracy"] for r in rows] == [e["dev_score"] for e in trial["epochs"]]
     assert at_step_overrides(9)[-2:] == ["--training.patience", "0"]
+
+
+def test_align_with_names_a_missing_setting(imdb_corpus, tmp_path):
+    with pytest.raises(InputError, match="no setting 'stock-nope'"):
+        run_setting_trial(Path("lmao-imdb-1k/frontier.yml"), "stock-nope", 0, imdb_corpus, tmp_path, epochs=2)
